@@ -1,0 +1,119 @@
+// Package pipeline is the one place that holds the tile path of DESIGN
+// section 3: it finds the open source, looks tiles up in the tile cache,
+// coalesces misses, reads or synthesises tiles, applies edges and styles,
+// encodes, and assembles regions, thumbnails and DeepZoom tiles.
+package pipeline
+
+import (
+	"context"
+)
+
+// Locator identifies an image to open: a file under a slide root, or the
+// synthetic test source with its parameters.
+type Locator struct {
+	// ID is stable across restarts (the item id, or "test").
+	ID string
+	// Path is the absolute file path, empty for the test source.
+	Path string
+	// Version changes whenever the file changes (size and mtime); it is part
+	// of every cache key.
+	Version string
+	// TestParams holds the test source's query parameters (spec 1.14) when
+	// Path is empty.
+	TestParams map[string]string
+}
+
+// EncodeOptions are the encoding parameters of image routes (spec 4).
+type EncodeOptions struct {
+	// Encoding is JPEG, PNG, WEBP, TIFF or JFIF (case-sensitive, as
+	// large_image). Empty means the source's default.
+	Encoding        string
+	JPEGQuality     int    // 0–100, default 95
+	JPEGSubsampling int    // 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+	TIFFCompression string // raw (default), none, lzw, deflate, jpeg, …
+}
+
+// TileRequest asks for one tile.
+type TileRequest struct {
+	Z, X, Y, Frame int
+	Encode         EncodeOptions
+	// Edge is "" (full-size tiles), "crop", or a colour such as "#rrggbb".
+	Edge string
+	// Style is the raw JSON style string, "" for none.
+	Style string
+}
+
+// RegionRequest asks for a region (spec 1.5 and 2.8); nil pointers mean
+// "not given".
+type RegionRequest struct {
+	Left, Top, Right, Bottom  *float64
+	RegionWidth, RegionHeight *float64
+	Units, UnitsWH            string
+	Width, Height             *int
+	Fill                      string
+	Magnification, MMX, MMY   *float64
+	Exact                     bool
+	Frame                     int
+	Encode                    EncodeOptions
+	Style                     string
+	Resample                  string
+}
+
+// ThumbnailRequest asks for a thumbnail (spec 1.4); zero Width/Height mean
+// "not given".
+type ThumbnailRequest struct {
+	Width, Height int
+	Fill          string
+	Frame         int
+	Encode        EncodeOptions
+	Style         string
+}
+
+// DZIRequest asks for a DeepZoom tile (spec 1.9).
+type DZIRequest struct {
+	Level, X, Y       int
+	TileSize, Overlap int
+	Encode            EncodeOptions
+	Style             string
+	Frame             int
+}
+
+// AssociatedRequest asks for an associated image (spec 1.11).
+type AssociatedRequest struct {
+	Key           string
+	Width, Height int
+	Encode        EncodeOptions
+}
+
+// Result is encoded image bytes ready to send.
+type Result struct {
+	Data []byte
+	MIME string
+	// CacheStatus is the X-Tile-Cache value: hit-memory, hit-memcached,
+	// hit-disk, miss or coalesced ("" where no cache is involved).
+	CacheStatus string
+}
+
+// Service is what the HTTP layer calls. Errors are *tilesource.Error (or
+// wrap one) with the spec's statuses and messages.
+type Service interface {
+	// Metadata returns the JSON object of GET tiles (spec 1.2).
+	Metadata(ctx context.Context, loc Locator) (map[string]any, error)
+	// InternalMetadata returns the JSON object of tiles/internal_metadata.
+	InternalMetadata(ctx context.Context, loc Locator) (map[string]any, error)
+	Tile(ctx context.Context, loc Locator, req TileRequest) (*Result, error)
+	Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error)
+	Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequest) (*Result, error)
+	// DZIInfo returns the full-resolution size for dzi.dzi.
+	DZIInfo(ctx context.Context, loc Locator) (sizeX, sizeY int, err error)
+	DZITile(ctx context.Context, loc Locator, req DZIRequest) (*Result, error)
+	// AssociatedNames lists associated image keys, sorted.
+	AssociatedNames(ctx context.Context, loc Locator) ([]string, error)
+	// Associated returns the image, or nil, nil for an unknown key.
+	Associated(ctx context.Context, loc Locator, req AssociatedRequest) (*Result, error)
+	// AssociatedMetadata returns {sizeX, sizeY, mode, …}, or an empty map
+	// for an unknown key.
+	AssociatedMetadata(ctx context.Context, loc Locator, key string) (map[string]any, error)
+	// CanOpen reports whether a reader claims the file (used by import).
+	CanOpen(ctx context.Context, path string) (sourceName string, err error)
+}

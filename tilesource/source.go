@@ -1,0 +1,152 @@
+// Package tilesource defines what an opened image is (the Source interface),
+// its metadata in large_image's model, and the shared geometry helpers. Each
+// format family lives in a sub-package; detection is in tilesource/detect and
+// the tile pipeline (synthesis, styles, encodings, caching) in
+// tilesource/pipeline.
+package tilesource
+
+import (
+	"context"
+	"math"
+
+	"github.com/tileserver/tileserver/encode"
+)
+
+// Info is a source's metadata in large_image's model (spec 1.2 and 2).
+// Levels are numbered as large_image: 0 is the lowest resolution and
+// Levels-1 is full resolution; level z is downsampled by 2^(Levels-1-z).
+type Info struct {
+	SizeX, SizeY          int
+	TileWidth, TileHeight int
+	Levels                int
+	// Stored[z] is true when level z is stored in the file; other levels are
+	// synthesised by the pipeline. len(Stored) == Levels.
+	Stored []bool
+	// Magnification, MMX and MMY describe full resolution; nil when unknown.
+	Magnification *float64
+	MMX, MMY      *float64
+	// Format and Bands describe the decoded samples of every level.
+	Format encode.Format
+	Bands  int
+	// Frames holds the raw per-frame axis indices (keys such as "IndexC",
+	// "IndexZ", "IndexT", "IndexXY", or "Index" for generic frames) and any
+	// source-specific keys; nil or one entry means a single frame. The
+	// metadata route adds Frame/Index/IndexRange/… with FrameMetadata.
+	Frames []map[string]any
+	// Channels are channel names when the source knows them.
+	Channels []string
+	// Extra fields merged into the metadata JSON (e.g. the test source's
+	// "bands").
+	Extra map[string]any
+	// ICCProfile is the embedded ICC profile, if any.
+	ICCProfile []byte
+	// SourceName is large_image's name for the reader ("tiff", "openslide",
+	// "ometiff", "vips", "test", …).
+	SourceName string
+}
+
+// FrameCount returns the number of frames (at least 1).
+func (in *Info) FrameCount() int {
+	if len(in.Frames) > 1 {
+		return len(in.Frames)
+	}
+	return 1
+}
+
+// LevelsFor returns large_image's level count for an image and tile size:
+// ceil(log2(max(sizeX/tw, sizeY/th))) + 1, at least 1.
+func LevelsFor(sizeX, sizeY, tw, th int) int {
+	r := math.Max(float64(sizeX)/float64(tw), float64(sizeY)/float64(th))
+	if r <= 1 {
+		return 1
+	}
+	return int(math.Ceil(math.Log2(r))) + 1
+}
+
+// LevelSize returns the pixel size of level z (int(size·2^(z-levels+1))),
+// at least 1.
+func (in *Info) LevelSize(z int) (int, int) {
+	s := math.Ldexp(1, z-(in.Levels-1))
+	w, h := int(float64(in.SizeX)*s), int(float64(in.SizeY)*s)
+	return max(w, 1), max(h, 1)
+}
+
+// TileCount returns the number of tile columns and rows of level z.
+func (in *Info) TileCount(z int) (int, int) {
+	s := math.Ldexp(1, z-(in.Levels-1))
+	cols := int(math.Ceil(float64(in.SizeX) * s / float64(in.TileWidth)))
+	rows := int(math.Ceil(float64(in.SizeY) * s / float64(in.TileHeight)))
+	return max(cols, 1), max(rows, 1)
+}
+
+// CheckTile validates z, x, y and frame in large_image's order and with its
+// messages (spec 2.1).
+func (in *Info) CheckTile(z, x, y, frame int) error {
+	if z < 0 || z >= in.Levels {
+		return ErrZRange
+	}
+	step := 1 << (in.Levels - 1 - z)
+	if x < 0 || x*in.TileWidth*step >= in.SizeX {
+		return ErrXRange
+	}
+	if y < 0 || y*in.TileHeight*step >= in.SizeY {
+		return ErrYRange
+	}
+	if frame < 0 || frame >= in.FrameCount() {
+		return ErrFrameRange
+	}
+	return nil
+}
+
+// Tile is one stored tile as a reader returns it: either encoded bytes that
+// may be served as they are (Encoded, labelled with Encoding such as "JPEG"),
+// or decoded pixels, or both. Decode turns Encoded into pixels on demand.
+type Tile struct {
+	Encoded  []byte
+	Encoding string
+	Pixels   *encode.Image
+	// Decode, when set, decodes Encoded; the pipeline calls it only when it
+	// needs pixels.
+	Decode func() (*encode.Image, error)
+}
+
+// Image returns the tile's pixels, decoding them if needed.
+func (t *Tile) Image() (*encode.Image, error) {
+	if t.Pixels == nil && t.Decode != nil {
+		img, err := t.Decode()
+		if err != nil {
+			return nil, err
+		}
+		t.Pixels = img
+	}
+	if t.Pixels == nil {
+		return nil, Errorf(500, "tile has no pixels")
+	}
+	return t.Pixels, nil
+}
+
+// Source is an opened image. Implementations are safe for concurrent use.
+type Source interface {
+	// Info returns the metadata; it does not change while the source is open.
+	Info() *Info
+	// ReadTile returns the stored tile (x, y) of level z and frame. It returns
+	// an error wrapping ErrLevelNotStored when Info().Stored[z] is false.
+	// The tile is full-size (TileWidth×TileHeight) except where the reader
+	// can only produce the part inside the image; the pipeline pads it.
+	// Coordinates are already range-checked by the caller.
+	ReadTile(ctx context.Context, frame, z, x, y int) (*Tile, error)
+	// AssociatedNames lists associated images (label, macro, thumbnail…),
+	// sorted.
+	AssociatedNames() []string
+	// Associated returns an associated image's pixels, or nil, nil when
+	// there is no image with that name.
+	Associated(name string) (*encode.Image, error)
+	// InternalMetadata returns source-specific metadata for the
+	// internal_metadata route (without the "tilesource" key).
+	InternalMetadata() map[string]any
+	// MemoryEstimate is the approximate resident memory the open source
+	// holds (buffers, caches, decoder state), in bytes.
+	MemoryEstimate() int64
+	// Close releases files and decoders.
+	Close() error
+}
