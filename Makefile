@@ -1,0 +1,58 @@
+# The two commands a user needs: `make run` and `make test`.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ADDR ?= 127.0.0.1:8080
+DATA ?= ./data
+SLIDES ?= $(DATA)/slides
+SHARED ?= ../shared
+
+.PHONY: all deps build run demo test vet lint unit race fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(GO) build -o bin/tileserver ./cmd/tileserver
+
+# Seed the slides folder with a few real demo slides when the shared test
+# images are beside the repository; the synthetic test image is always there.
+demo:
+	@mkdir -p $(SLIDES)
+	@if [ -d $(SHARED)/testdata ] && [ -z "$$(ls -A $(SLIDES))" ]; then \
+		mkdir -p $(SLIDES)/demo; \
+		for f in libvips/CMU-1-Small-Region.svs openslide-python/boxes.tiff large_image/yb10kx5k.zstd.tiff \
+			libvips/multi-channel-z-series.ome.tif libvips/Bretagne2_4.j2k libvips/world.jp2; do \
+			cp $(SHARED)/testdata/$$f $(SLIDES)/demo/; done; \
+		echo "demo slides copied to $(SLIDES)/demo"; fi
+
+run: build demo
+	./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+race:
+	$(GO) test -count=1 -race ./tilecache/... ./tilesource/pipeline/...
+
+# A short fuzz run of each parser (the seed corpus lives in testdata/).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 15s ./tilesource/tiff/
+
+test: deps vet lint unit race fuzz
+
+bench: build
+	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/... | tee out/bench.txt
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,84 @@
+package suite
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/tileserver/tileserver/bench/plots"
+	"github.com/tileserver/tileserver/bench/stats"
+)
+
+var sectionTitles = []struct{ key, title, doc string }{
+	{"modes", "Cache configurations", "Each configuration on a fresh server: *cold* is the first replay of the multi-user trace " +
+		"(every tile requested for the first time by the server), *warm* replays the same trace again, looped for the run's duration. " +
+		"Think time is 0: this measures the server, not the users."},
+	{"policies", "Eviction policies at a small budget", "In-process tier only, with a budget far smaller than the working set, " +
+		"twice the users and views of the other runs; the hit rate tells which policy keeps the tiles viewers come back to."},
+	{"viewport", "Time to a complete viewport", "Several users at the pace of real people (the trace's think times), " +
+		"in-process cache: the time from a user's action to the last sharp tile of the view."},
+	{"twin", "Full pyramid vs every other level", "The same trace, cold, on the full pyramid and on its twin that stores only " +
+		"every other level (like Aperio SVS); the twin's missing levels are synthesised from the next sharper level."},
+	{"peers", "Peers", "The same warm trace against this server (in-process cache) and each peer; ratios are against the first row."},
+}
+
+// writeReport writes report.md, results.json and the plots.
+func (s *suiteRun) writeReport() (string, error) {
+	var all []stats.Record
+	for _, r := range s.results {
+		all = append(all, r.Record)
+	}
+	if err := stats.SaveRecords(filepath.Join(s.cfg.Out, "results.json"), all); err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Tile server benchmark\n\n")
+	fmt.Fprintf(&b, "Run %s on %s/%s with %d CPUs. Server: `%s`. Slide: `slide.tif` (%d px square unless --slide was given, "+
+		"256 px JPEG tiles, BigTIFF). %d users × %d views, seed %d, 1920×1080 viewport, warm runs of %s. "+
+		"Raw data: `results.json`; server logs: `logs/`.\n\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), s.cfg.Server, s.cfg.Size,
+		s.cfg.Users, s.cfg.Views, s.cfg.Seed, s.cfg.Duration)
+	for _, sec := range sectionTitles {
+		recs := s.section(sec.key)
+		if len(recs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "## %s\n\n%s\n\n", sec.title, sec.doc)
+		var ss []stats.Summary
+		var series []plots.Series
+		for _, r := range recs {
+			ss = append(ss, r.Summary)
+			series = append(series, plots.Series{Name: r.Summary.Name, Run: r.Run})
+		}
+		if err := stats.SummaryTable(ss).Markdown(&b); err != nil {
+			return "", err
+		}
+		if t := stats.ServerTable(ss); len(t.Rows) > 0 {
+			b.WriteString("\nServer cache statistics, change over each run:\n\n")
+			_ = t.Markdown(&b)
+		}
+		if len(ss) > 1 {
+			b.WriteString("\nRatios against the first row:\n\n")
+			_ = stats.RatioTable(ss).Markdown(&b)
+		}
+		for _, x := range ss {
+			if x.FirstError != "" {
+				fmt.Fprintf(&b, "\n%s: %d errors, first: `%s`\n", x.Name, x.Errors, x.FirstError)
+			}
+		}
+		files, err := plots.All(s.cfg.Out, sec.key+"-", series)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString("\n")
+		for _, f := range files {
+			fmt.Fprintf(&b, "![%s](%s)\n", filepath.Base(f), filepath.Base(f))
+		}
+		b.WriteString("\n")
+	}
+	path := filepath.Join(s.cfg.Out, "report.md")
+	return path, os.WriteFile(path, b.Bytes(), 0o644)
+}

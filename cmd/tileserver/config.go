@@ -1,0 +1,224 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// settings are the command's options after merging flags, environment,
+// the YAML file and defaults (in that order of precedence).
+type settings struct {
+	Addr             string
+	Data             string
+	Slides           string
+	AdminToken       string
+	ConfigFile       string
+	Cache            string
+	Memcached        []string
+	CacheMemoryBytes int64
+	CachePolicy      string
+	MaxAge           int
+	LogLevel         string
+}
+
+// option is one setting: its flag name (also the YAML key, and the
+// environment variable TILESERVER_<NAME> with dashes as underscores), its
+// default and usage.
+type option struct {
+	name, def, usage string
+}
+
+var options = []option{
+	{"addr", "127.0.0.1:8080", "listen address host:port"},
+	{"data", "./data", "data directory (item database)"},
+	{"slides", "./data/slides", "slide root directory mirrored as folders and items"},
+	{"admin-token", "", "token required by admin routes (Girder-Token header or ?token=); empty disables them"},
+	{"config", "", "YAML file whose keys are these flag names"},
+	{"cache", "", "tile cache tiers: none, memory, memcached or memory+memcached (default memory, memory+memcached when --memcached is set)"},
+	{"memcached", "", "memcached servers host:port,host:port,…"},
+	{"cache-memory-bytes", "0", "in-process tile cache budget in bytes (suffixes K, M, G, T; 0 = from total memory)"},
+	{"cache-policy", "tinylfu", "in-process eviction policy: tinylfu or lru"},
+	{"max-age", "3600", "Cache-Control max-age of image responses, seconds"},
+	{"log-level", "info", "log level: debug, info, warn or error"},
+}
+
+func envName(name string) string {
+	return "TILESERVER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// loadSettings merges the sources of configuration: flag > environment >
+// YAML file > default.
+func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (settings, error) {
+	fs := flag.NewFlagSet("tileserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flagVals := map[string]*string{}
+	for _, o := range options {
+		flagVals[o.name] = fs.String(o.name, o.def, o.usage+" (env "+envName(o.name)+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tileserver [flags]\n\n"+
+			"Serves the Girder large_image tile API for the slides under --slides.\n"+
+			"Every flag can also be set as an environment variable TILESERVER_<FLAG>\n"+
+			"(upper case, dashes as underscores) or as a key of the --config YAML file;\n"+
+			"a flag wins over the environment, which wins over the file.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return settings{}, err
+	}
+	if fs.NArg() > 0 {
+		return settings{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	vals := map[string]string{}
+	for _, o := range options {
+		vals[o.name] = o.def
+	}
+	cfgPath, _ := lookupEnv(envName("config"))
+	if set["config"] {
+		cfgPath = *flagVals["config"]
+	}
+	if cfgPath != "" {
+		file, err := readYAML(cfgPath)
+		if err != nil {
+			return settings{}, err
+		}
+		for k, v := range file {
+			vals[k] = v
+		}
+	}
+	for _, o := range options {
+		if v, ok := lookupEnv(envName(o.name)); ok {
+			vals[o.name] = v
+		}
+		if set[o.name] {
+			vals[o.name] = *flagVals[o.name]
+		}
+	}
+	vals["config"] = cfgPath
+	return parseSettings(vals)
+}
+
+// readYAML reads a flat YAML mapping of option names to scalars (a list is
+// allowed for memcached).
+func readYAML(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	known := map[string]bool{}
+	for _, o := range options {
+		known[o.name] = true
+	}
+	out := map[string]string{}
+	var unknown []string
+	for k, v := range raw {
+		if !known[k] || k == "config" {
+			unknown = append(unknown, k)
+			continue
+		}
+		switch t := v.(type) {
+		case nil:
+			out[k] = ""
+		case []any:
+			parts := make([]string, len(t))
+			for i, p := range t {
+				parts[i] = fmt.Sprint(p)
+			}
+			out[k] = strings.Join(parts, ",")
+		case map[string]any:
+			return nil, fmt.Errorf("config %s: key %q must be a scalar", path, k)
+		default:
+			out[k] = fmt.Sprint(t)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("config %s: unknown keys %s", path, strings.Join(unknown, ", "))
+	}
+	return out, nil
+}
+
+func parseSettings(v map[string]string) (settings, error) {
+	s := settings{
+		Addr: v["addr"], Data: v["data"], Slides: v["slides"], AdminToken: v["admin-token"],
+		ConfigFile: v["config"], Cache: v["cache"], CachePolicy: v["cache-policy"], LogLevel: v["log-level"],
+	}
+	for _, m := range strings.Split(v["memcached"], ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			s.Memcached = append(s.Memcached, m)
+		}
+	}
+	if s.Cache == "" {
+		s.Cache = "memory"
+		if len(s.Memcached) > 0 {
+			s.Cache = "memory+memcached"
+		}
+	}
+	switch s.Cache {
+	case "none", "memory":
+	case "memcached", "memory+memcached":
+		if len(s.Memcached) == 0 {
+			return s, fmt.Errorf("--cache %s needs --memcached", s.Cache)
+		}
+	default:
+		return s, fmt.Errorf("--cache: unknown mode %q (none, memory, memcached, memory+memcached)", s.Cache)
+	}
+	var err error
+	if s.CacheMemoryBytes, err = parseBytes(v["cache-memory-bytes"]); err != nil {
+		return s, fmt.Errorf("--cache-memory-bytes: %w", err)
+	}
+	if s.MaxAge, err = strconv.Atoi(strings.TrimSpace(v["max-age"])); err != nil || s.MaxAge < 0 {
+		return s, fmt.Errorf("--max-age: %q is not a number of seconds", v["max-age"])
+	}
+	if s.Addr == "" || s.Data == "" || s.Slides == "" {
+		return s, errors.New("--addr, --data and --slides must not be empty")
+	}
+	return s, nil
+}
+
+// parseBytes reads a byte count with an optional binary suffix (K, M, G, T,
+// optionally followed by "iB" or "B").
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	u := strings.ToUpper(s)
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "IB"), "B")
+	mult := int64(1)
+	if n := len(u); n > 0 {
+		switch u[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			u = u[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(u), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a byte count", s)
+	}
+	return n * mult, nil
+}

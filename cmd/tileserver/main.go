@@ -1,0 +1,131 @@
+// Command tileserver serves the Girder large_image tile API for a directory
+// of slides: it mirrors the slide root into an embedded item store and
+// answers tile, thumbnail, region and DeepZoom requests through the tile
+// pipeline and its caches.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tileserver/tileserver/girder"
+	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/pipeline"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tileserver:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the server and blocks until ctx is cancelled, then shuts down
+// gracefully.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, err := loadSettings(args, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	for _, d := range []string{cfg.Data, cfg.Slides} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(cfg.Data, cfg.Slides)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	tcfg := tilecache.DefaultConfig()
+	tcfg.Mode = cfg.Cache
+	tcfg.Policy = cfg.CachePolicy
+	tcfg.MemoryBytes = cfg.CacheMemoryBytes
+	tcfg.MemcachedServers = cfg.Memcached
+	tcfg.Logger = log
+	tiles, err := tilecache.New(tcfg)
+	if err != nil {
+		return err
+	}
+	defer tiles.Close()
+	sources := tilecache.NewSources(tilecache.DefaultSourcesConfig())
+	defer sources.Close()
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := tilecache.Register(reg, tiles, sources); err != nil {
+		return err
+	}
+	srv := girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log}, pl, st,
+		girder.WithCacheAdmin(girder.TileCacheAdmin{Tiles: tiles, Sources: sources}),
+		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// The import runs beside the server so a large slide tree does not
+	// delay the first requests; items appear as the scan commits.
+	importDone := make(chan struct{})
+	go func() {
+		defer close(importDone)
+		log.Info("import: scanning", "slides", cfg.Slides)
+		if _, err := srv.Import(ctx, ""); err != nil && ctx.Err() == nil {
+			log.Error("import failed", "err", err)
+		}
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "tileserver listening on http://%s/\n", ln.Addr())
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = hs.Shutdown(shutCtx)
+	<-importDone
+	return err
+}

@@ -1,0 +1,208 @@
+package girder
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/pipeline"
+)
+
+// params reads typed query parameters with Girder's coercion rules (spec
+// 1.0): a value that does not convert is a 400 naming the parameter.
+type params struct {
+	q   url.Values
+	err error
+}
+
+func newParams(c echo.Context) *params { return &params{q: c.QueryParams()} }
+
+func typeError(name string) *tilesource.Error {
+	return tilesource.BadRequest("%q parameter is an incorrect type.", name)
+}
+
+func (p *params) has(name string) bool {
+	_, ok := p.q[name]
+	return ok
+}
+
+func (p *params) str(name string) string { return p.q.Get(name) }
+
+// intPtr returns nil when absent.
+func (p *params) intPtr(name string) *int {
+	if !p.has(name) {
+		return nil
+	}
+	v, err := parseInt(p.q.Get(name))
+	if err != nil {
+		p.fail(typeError(name))
+		return nil
+	}
+	return &v
+}
+
+func (p *params) int(name string, def int) int {
+	if v := p.intPtr(name); v != nil {
+		return *v
+	}
+	return def
+}
+
+func (p *params) floatPtr(name string) *float64 {
+	if !p.has(name) {
+		return nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(p.q.Get(name)), 64)
+	if err != nil {
+		p.fail(typeError(name))
+		return nil
+	}
+	return &v
+}
+
+// bool is Girder's boolean coercion: true iff the value is true/on/yes/1.
+func (p *params) bool(name string) bool {
+	switch strings.ToLower(p.q.Get(name)) {
+	case "true", "on", "yes", "1":
+		return true
+	}
+	return false
+}
+
+// boolOrInt validates a boolOrInt parameter (resample) and returns it as
+// given.
+func (p *params) boolOrInt(name string) string {
+	v := p.q.Get(name)
+	if !p.has(name) {
+		return ""
+	}
+	switch strings.ToLower(v) {
+	case "true", "false", "on", "off", "yes", "no":
+		return strings.ToLower(v)
+	}
+	if _, err := parseInt(v); err != nil {
+		p.fail(typeError(name))
+	}
+	return v
+}
+
+func (p *params) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// parseInt converts like Python's int(): surrounding space and a sign are
+// allowed, fractions are not.
+func parseInt(s string) (int, error) {
+	return strconv.Atoi(strings.TrimSpace(s))
+}
+
+// encodeOptions reads the encoder parameters shared by image routes.
+func (p *params) encodeOptions(r *http.Request, safariSwitch bool) pipeline.EncodeOptions {
+	o := pipeline.EncodeOptions{
+		Encoding:        p.str("encoding"),
+		JPEGQuality:     p.int("jpegQuality", 95),
+		JPEGSubsampling: p.int("jpegSubsampling", 0),
+		TIFFCompression: p.str("tiffCompression"),
+	}
+	if safariSwitch {
+		o.Encoding = adjustEncoding(o.Encoding, r.UserAgent())
+	}
+	return o
+}
+
+// adjustEncoding is large_image's Safari/iOS JFIF switch (spec 1.0): those
+// browsers get JFIF instead of JPEG because they mis-handle Adobe-marked
+// JPEGs.
+func adjustEncoding(encoding, userAgent string) string {
+	if encoding != "" && encoding != "JPEG" {
+		return encoding
+	}
+	if isSafari(userAgent) {
+		return "JFIF"
+	}
+	return encoding
+}
+
+// isSafari matches large_image's test: ipad/ipod/iphone anywhere, or
+// "safari" with no "chrome" or "android" before it.
+func isSafari(ua string) bool {
+	ua = strings.ToLower(ua)
+	if strings.Contains(ua, "ipad") || strings.Contains(ua, "ipod") || strings.Contains(ua, "iphone") {
+		return true
+	}
+	i := strings.Index(ua, "safari")
+	if i < 0 {
+		return false
+	}
+	before := ua[:i]
+	return !strings.Contains(before, "chrome") && !strings.Contains(before, "android")
+}
+
+var objectIDRe = regexp.MustCompile(`^[0-9a-fA-F]{24}$`)
+
+// checkObjectID validates a Girder id.
+func checkObjectID(id string) error {
+	if !objectIDRe.MatchString(id) {
+		return &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid ObjectId: " + id, Type: "validation", Field: "id"}
+	}
+	return nil
+}
+
+// etag is the md5 over route, item, version, path arguments and the sorted
+// query parameters (the token is not part of the resource).
+func etag(route, itemID, version string, pathArgs []string, q url.Values) string {
+	h := md5.New()
+	w := func(s string) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	w(route)
+	w(itemID)
+	w(version)
+	for _, a := range pathArgs {
+		w(a)
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		if k != "token" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		w(k)
+		for _, v := range q[k] {
+			w(v)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkETag applies large_image's conditional-request rules before any image
+// work: it sets ETag and Cache-Control, answers 412 for a failed If-Match and
+// reports whether the response is a 304.
+func (s *Server) checkETag(c echo.Context, tag string) (done bool, err error) {
+	h := c.Response().Header()
+	quoted := `"` + tag + `"`
+	h.Set("ETag", quoted)
+	req := c.Request()
+	if im := req.Header.Get("If-Match"); im != "" && strings.TrimSpace(im) != "*" && !strings.Contains(im, tag) {
+		return true, &tilesource.Error{Status: http.StatusPreconditionFailed,
+			Message: "If-Match failed: " + im + " does not match " + quoted}
+	}
+	if inm := req.Header.Get("If-None-Match"); inm != "" && (strings.TrimSpace(inm) == "*" || strings.Contains(inm, tag)) {
+		return true, c.NoContent(http.StatusNotModified)
+	}
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(s.cfg.MaxAge))
+	return false, nil
+}

@@ -1,0 +1,240 @@
+// Package girder is the Girder-compatible HTTP API (spec section 1): the
+// large_image tile routes, the folder/item/file resources a viewer needs to
+// find images, ETag and cache headers, error mapping and the admin routes.
+// Handlers parse parameters, call the pipeline.Service and translate errors;
+// they do no image work themselves.
+package girder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/pipeline"
+)
+
+// Config configures the HTTP API.
+type Config struct {
+	// MaxAge is the max-age of Cache-Control on cacheable image routes, in
+	// seconds; 0 means large_image's 3600.
+	MaxAge int `yaml:"max-age"`
+	// AdminToken is the token admin routes require (Girder-Token header or
+	// ?token=). Empty disables admin routes.
+	AdminToken string `yaml:"admin-token"`
+	// Logger receives error and import logs; nil means slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// CacheAdmin is what the cache routes call; the command wires the tile and
+// source caches to it. Nil disables those routes.
+type CacheAdmin interface {
+	// Info returns large_image's cache info object (spec 1.15).
+	Info(ctx context.Context) map[string]any
+	// Clear empties every cache.
+	Clear(ctx context.Context) error
+}
+
+// SourceLister is optionally implemented by the Service to describe the
+// readers for GET large_image/sources.
+type SourceLister interface {
+	Sources() map[string]any
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg   Config
+	svc   pipeline.Service
+	store *store.Store
+	log   *slog.Logger
+	echo  *echo.Echo
+	cache CacheAdmin
+	extra []func(e *echo.Echo)
+}
+
+// Option adds optional parts to the server.
+type Option func(*Server)
+
+// WithCacheAdmin enables GET large_image/cache and PUT large_image/cache/clear.
+func WithCacheAdmin(c CacheAdmin) Option { return func(s *Server) { s.cache = c } }
+
+// WithHandler mounts an extra handler (such as Prometheus' /metrics) at an
+// exact path.
+func WithHandler(path string, h http.Handler) Option {
+	return func(s *Server) {
+		s.extra = append(s.extra, func(e *echo.Echo) { e.GET(path, echo.WrapHandler(h)) })
+	}
+}
+
+// New builds the server over a pipeline and an item store.
+func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Server {
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = 3600
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, svc: svc, store: st, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.recoverJSON)
+	s.routes(e)
+	for _, f := range s.extra {
+		f(e)
+	}
+	s.echo = e
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Import re-scans the slide root (or sub, a directory below it) into the
+// item store, checking each file with the Service.
+func (s *Server) Import(ctx context.Context, sub string) (store.ImportStats, error) {
+	return s.store.Import(ctx, store.ImportOptions{Sub: sub, CanOpen: s.svc.CanOpen, Logger: s.log})
+}
+
+func (s *Server) routes(e *echo.Echo) {
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	g := e.Group("/api/v1")
+
+	g.GET("/collection", s.listCollections)
+	g.GET("/collection/:id", s.getCollection)
+	g.GET("/folder", s.listFolders)
+	g.GET("/folder/:id", s.getFolder)
+	g.GET("/item", s.listItems)
+	g.GET("/item/:id", s.getItem)
+	g.GET("/item/:id/files", s.itemFiles)
+	g.GET("/file/:id", s.getFile)
+	g.GET("/file/:id/download", s.downloadFile)
+	g.HEAD("/file/:id/download", s.downloadFile)
+
+	g.GET("/item/test/tiles", s.testMetadata)
+	g.GET("/item/test/tiles/zxy/:z/:x/:y", s.testTile)
+
+	g.GET("/item/:id/tiles", s.metadata)
+	g.GET("/item/:id/tiles/zxy/:z/:x/:y", s.tileZXY)
+	g.GET("/item/:id/tiles/fzxy/:frame/:z/:x/:y", s.tileFZXY)
+	g.GET("/item/:id/tiles/thumbnail", s.thumbnail)
+	g.GET("/item/:id/tiles/region", s.region)
+	g.GET("/item/:id/tiles/dzi.dzi", s.dziInfo)
+	g.GET("/item/:id/tiles/dzi_files/:level/:name", s.dziTile)
+	g.GET("/item/:id/tiles/internal_metadata", s.internalMetadata)
+	g.GET("/item/:id/tiles/images", s.associatedList)
+	g.GET("/item/:id/tiles/images/:key", s.associatedImage)
+	g.GET("/item/:id/tiles/images/:key/metadata", s.associatedMetadata)
+
+	g.GET("/large_image/sources", s.sources)
+	g.PUT("/large_image/import", s.importRoute, s.requireAdmin)
+	g.POST("/large_image/import", s.importRoute, s.requireAdmin)
+	if s.cache != nil {
+		g.GET("/large_image/cache", s.cacheInfo, s.requireAdmin)
+		g.PUT("/large_image/cache/clear", s.cacheClear, s.requireAdmin)
+	}
+}
+
+// apiError is Girder's JSON error body.
+type apiError struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Field   string `json:"field,omitempty"`
+}
+
+// handleError renders every error as Girder's JSON body. Only
+// *tilesource.Error and echo's routing errors carry public messages; any
+// other error is logged and answered with a generic 500.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body := s.errorBody(err, c)
+	if status != http.StatusNotModified {
+		// Headers set before the failure describe a response that was
+		// never produced; an error must not be cached as the image.
+		h := c.Response().Header()
+		h.Del("ETag")
+		h.Del("Cache-Control")
+		h.Del("Content-Disposition")
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, body)
+	}
+	if err != nil {
+		s.log.Debug("writing error response", "err", err)
+	}
+}
+
+func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
+	var te *tilesource.Error
+	if errors.As(err, &te) {
+		typ := te.Type
+		if typ == "" {
+			typ = "rest"
+		}
+		status := te.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		if status >= 500 && te.Cause != nil {
+			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		}
+		return status, apiError{Message: te.Message, Type: typ, Field: te.Field}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		switch he.Code {
+		case http.StatusNotFound:
+			msg = fmt.Sprintf("No matching route for \"%s %s\"", c.Request().Method, c.Request().URL.Path)
+		case http.StatusMethodNotAllowed:
+			msg = fmt.Sprintf("No matching route for \"%s %s\"", c.Request().Method, c.Request().URL.Path)
+		}
+		if he.Code >= 500 {
+			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			msg = "Internal server error"
+			return he.Code, apiError{Message: msg, Type: "internal"}
+		}
+		return he.Code, apiError{Message: msg, Type: "rest"}
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		return 499, apiError{Message: "Request canceled", Type: "rest"}
+	}
+	s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	return http.StatusInternalServerError, apiError{Message: "Internal server error", Type: "internal"}
+}
+
+// recoverJSON turns a panic into a logged 500 with a JSON body, so no stack
+// trace reaches the client and the server keeps serving.
+func (s *Server) recoverJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic in handler", "method", c.Request().Method, "path", c.Request().URL.Path,
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = errors.New("panic")
+			}
+		}()
+		return next(c)
+	}
+}

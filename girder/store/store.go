@@ -1,0 +1,380 @@
+// Package store is the embedded item store of the Girder API: folders, items
+// and files mirrored from a slide directory, kept in a bbolt database in the
+// data directory. Ids are derived from slide-root-relative paths, so they
+// stay the same across restarts and re-imports.
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names.
+var (
+	bucketFolders = []byte("folders")
+	bucketItems   = []byte("items")
+	bucketFiles   = []byte("files")
+)
+
+// DBName is the database file name inside the data directory.
+const DBName = "tileserver.db"
+
+// Folder mirrors one directory of the slide root.
+type Folder struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// ParentID is the parent folder's id, or CollectionID for the root.
+	ParentID string `json:"parentId"`
+	// ParentType is "folder" or "collection".
+	ParentType string `json:"parentType"`
+	// Path is the slash-separated path relative to the slide root ("" for
+	// the root folder).
+	Path        string    `json:"path"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+	Description string    `json:"description"`
+	// Size is the total size of the items below the folder.
+	Size int64 `json:"size"`
+}
+
+// Item is one readable image file.
+type Item struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	FolderID    string    `json:"folderId"`
+	Path        string    `json:"path"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+	Size        int64     `json:"size"`
+	Description string    `json:"description"`
+	FileID      string    `json:"fileId"`
+	SourceName  string    `json:"sourceName"`
+	// Version is the file's size and modification time; it changes
+	// whenever the file does.
+	Version string `json:"version"`
+}
+
+// File is the one file of an item.
+type File struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	ItemID   string    `json:"itemId"`
+	Path     string    `json:"path"`
+	Size     int64     `json:"size"`
+	MimeType string    `json:"mimeType"`
+	Created  time.Time `json:"created"`
+}
+
+// CollectionID is the parentId of the root folder: the slide root plays the
+// part of a Girder collection.
+var CollectionID = ID("collection", "")
+
+// ID derives a stable 24-hex id from a record kind and a slide-root-relative
+// path.
+func ID(kind, rel string) string {
+	sum := sha256.Sum256([]byte(kind + "\x00" + rel))
+	return hex.EncodeToString(sum[:12])
+}
+
+// Version returns the version string of a file's size and modification time.
+func Version(fi os.FileInfo) string {
+	return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
+}
+
+// Store is the item store. Reads are served from memory; bbolt is the
+// durable copy. Safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	root string // real (symlink-free) absolute slide root
+
+	mu      sync.RWMutex
+	folders map[string]*Folder
+	items   map[string]*Item
+	files   map[string]*File
+
+	importMu sync.Mutex
+}
+
+// Open opens (creating if needed) the database in dataDir for the slide root.
+// The slide root must exist.
+func Open(dataDir, slideRoot string) (*Store, error) {
+	abs, err := filepath.Abs(slideRoot)
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("slide root: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dataDir, DBName), 0o644, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open item store: %w", err)
+	}
+	s := &Store{db: db, root: real}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Root returns the real absolute path of the slide root.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) load() error {
+	s.folders = map[string]*Folder{}
+	s.items = map[string]*Item{}
+	s.files = map[string]*File{}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketFolders, bucketItems, bucketFiles} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if err := loadBucket(tx, bucketFolders, s.folders); err != nil {
+			return err
+		}
+		if err := loadBucket(tx, bucketItems, s.items); err != nil {
+			return err
+		}
+		return loadBucket(tx, bucketFiles, s.files)
+	})
+}
+
+func loadBucket[T any](tx *bolt.Tx, name []byte, into map[string]*T) error {
+	return tx.Bucket(name).ForEach(func(k, v []byte) error {
+		rec := new(T)
+		if err := json.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("item store: corrupt record %s/%s: %w", name, k, err)
+		}
+		into[string(k)] = rec
+		return nil
+	})
+}
+
+func put(tx *bolt.Tx, bucket []byte, id string, rec any) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).Put([]byte(id), v)
+}
+
+// Folder returns a folder by id.
+func (s *Store) Folder(id string) (Folder, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f, ok := s.folders[id]
+	if !ok {
+		return Folder{}, false
+	}
+	return *f, true
+}
+
+// Item returns an item by id.
+func (s *Store) Item(id string) (Item, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	it, ok := s.items[id]
+	if !ok {
+		return Item{}, false
+	}
+	return *it, true
+}
+
+// File returns a file by id.
+func (s *Store) File(id string) (File, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f, ok := s.files[id]
+	if !ok {
+		return File{}, false
+	}
+	return *f, true
+}
+
+// Folders returns the folders whose parent is parentID with the given parent
+// type, sorted by name.
+func (s *Store) Folders(parentType, parentID string) []Folder {
+	s.mu.RLock()
+	var out []Folder
+	for _, f := range s.folders {
+		if f.ParentID == parentID && f.ParentType == parentType {
+			out = append(out, *f)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ItemQuery selects items: FolderID restricts to a folder, Text to names
+// containing it (case-insensitive), Name to an exact name.
+type ItemQuery struct {
+	FolderID, Text, Name string
+}
+
+// Items returns the items matching q, sorted by name then id.
+func (s *Store) Items(q ItemQuery) []Item {
+	text := strings.ToLower(q.Text)
+	s.mu.RLock()
+	var out []Item
+	for _, it := range s.items {
+		if q.FolderID != "" && it.FolderID != q.FolderID {
+			continue
+		}
+		if q.Name != "" && it.Name != q.Name {
+			continue
+		}
+		if text != "" && !strings.Contains(strings.ToLower(it.Name), text) {
+			continue
+		}
+		out = append(out, *it)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// ItemFiles returns the files of an item.
+func (s *Store) ItemFiles(itemID string) []File {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	it, ok := s.items[itemID]
+	if !ok {
+		return nil
+	}
+	if f, ok := s.files[it.FileID]; ok {
+		return []File{*f}
+	}
+	return nil
+}
+
+// ErrOutsideRoot is returned for a path that resolves outside the slide
+// root.
+var ErrOutsideRoot = errors.New("path escapes the slide root")
+
+// Resolve turns a slide-root-relative path into a real absolute path,
+// following symlinks and rejecting anything that leaves the root or is not a
+// regular file. It returns the file's info too.
+func (s *Store) Resolve(rel string) (string, os.FileInfo, error) {
+	if rel == "" || !filepath.IsLocal(filepath.FromSlash(rel)) {
+		return "", nil, ErrOutsideRoot
+	}
+	p := filepath.Join(s.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", nil, err
+	}
+	// The directories below the root were checked when the tree was walked
+	// (the walk does not follow directory symlinks); only a file that is
+	// itself a link needs resolving on every access.
+	if fi.Mode().IsRegular() {
+		return p, fi, nil
+	}
+	real, err := s.within(p)
+	if err != nil {
+		return "", nil, err
+	}
+	fi, err = os.Stat(real)
+	if err != nil {
+		return "", nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", nil, fmt.Errorf("%s: not a regular file", rel)
+	}
+	return real, fi, nil
+}
+
+// within resolves p and checks that it stays inside the root.
+func (s *Store) within(p string) (string, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	r, err := filepath.Rel(s.root, real)
+	if err != nil || !filepath.IsLocal(r) {
+		return "", ErrOutsideRoot
+	}
+	return real, nil
+}
+
+// Refresh checks an item against its file: when the file's size or
+// modification time changed it stores the new version and returns the
+// updated item. It returns the item, the real file path and an error when the
+// file is gone or escapes the root.
+func (s *Store) Refresh(it Item) (Item, string, error) {
+	real, fi, err := s.Resolve(it.Path)
+	if err != nil {
+		return it, "", err
+	}
+	v := Version(fi)
+	if v == it.Version {
+		return it, real, nil
+	}
+	s.mu.Lock()
+	cur, ok := s.items[it.ID]
+	if !ok {
+		s.mu.Unlock()
+		return it, "", os.ErrNotExist
+	}
+	n := *cur
+	n.Version, n.Size, n.Updated = v, fi.Size(), fi.ModTime().UTC()
+	var nf *File
+	if f, ok := s.files[n.FileID]; ok {
+		c := *f
+		c.Size = fi.Size()
+		nf = &c
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := put(tx, bucketItems, n.ID, &n); err != nil {
+			return err
+		}
+		if nf != nil {
+			return put(tx, bucketFiles, nf.ID, nf)
+		}
+		return nil
+	})
+	if err == nil {
+		s.items[n.ID] = &n
+		if nf != nil {
+			s.files[nf.ID] = nf
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return it, "", err
+	}
+	return n, real, nil
+}
+
+// AllFolders returns every folder, sorted by name.
+func (s *Store) AllFolders() []Folder {
+	s.mu.RLock()
+	out := make([]Folder, 0, len(s.folders))
+	for _, f := range s.folders {
+		out = append(out, *f)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

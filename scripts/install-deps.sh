@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the server, its tests and benchmarks need,
+# only when something is missing. Go modules come through `go mod download`.
+set -euo pipefail
+
+pkgs=(pkg-config gcc libvips-dev libvips-tools libopenslide-dev openslide-tools libtiff-tools memcached curl)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing: ${missing[*]}"
+	sudo_cmd=""
+	[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+	$sudo_cmd apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then export PATH=$PATH:/usr/local/go/bin; else
+		echo "Go is required (https://go.dev/dl); Debian's golang package is too old" >&2; exit 1
+	fi
+fi
+go mod download

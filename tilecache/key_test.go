@@ -1,0 +1,72 @@
+package tilecache
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestKeyDependsOnEveryPart(t *testing.T) {
+	base := []string{"file:slide.svs", "v=123456:1700000000", "z=3", "x=4", "y=5", "frame=0", "JPEG", "q=95", "ss=0", `{"min":0}`}
+	k := Key(base...)
+	if len(k) != 32 {
+		t.Fatalf("key %q has length %d, want 32", k, len(k))
+	}
+	if !memcachedSafe(k) {
+		t.Fatalf("key %q is not memcached-safe", k)
+	}
+	if k != Key(base...) {
+		t.Fatal("Key is not deterministic")
+	}
+	seen := map[string]int{k: -1}
+	for i := range base {
+		parts := append([]string(nil), base...)
+		parts[i] += "'"
+		k2 := Key(parts...)
+		if j, dup := seen[k2]; dup {
+			t.Fatalf("changing part %d gives the same key as %d", i, j)
+		}
+		seen[k2] = i
+	}
+}
+
+func TestKeyChangedVersionGivesNewKeys(t *testing.T) {
+	for z := range 4 {
+		old := Key("item1", "size=1000,mtime=1", "z", string(rune('0'+z)))
+		upd := Key("item1", "size=1000,mtime=2", "z", string(rune('0'+z)))
+		if old == upd {
+			t.Fatalf("z=%d: same key for two versions", z)
+		}
+	}
+}
+
+func TestKeyPartsAreLengthPrefixed(t *testing.T) {
+	if Key("ab", "c") == Key("a", "bc") {
+		t.Fatal(`Key("ab","c") == Key("a","bc")`)
+	}
+	if Key("a", "") == Key("a") {
+		t.Fatal(`Key("a","") == Key("a")`)
+	}
+	long := strings.Repeat("x", 1000)
+	if Key(long) == Key(long+"x") || Key(long, "a") == Key(long+"a") {
+		t.Fatal("long parts collide")
+	}
+}
+
+func TestMemcachedKeyForUnsafeKeys(t *testing.T) {
+	for _, k := range []string{"has space", strings.Repeat("k", 300), "ctl\x01", ""} {
+		mk := mcKey(k)
+		if !memcachedSafe(mk) {
+			t.Errorf("mcKey(%q) = %q is not memcached-safe", k, mk)
+		}
+	}
+	if mcKey("plain-key") != "plain-key" {
+		t.Error("a safe key must be used as is")
+	}
+}
+
+func BenchmarkKey(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		Key("item/64f0a1b2c3d4e5f607182930", "v=123456789:1700000000000", "3", "4", "5", "0", "JPEG", "95", "0", "raw", "", `{"bands":[{"palette":"#f00"}]}`)
+	}
+}

@@ -1,0 +1,253 @@
+package tilecache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Tiered is the tile cache: an optional in-process tier in front of an
+// optional memcached tier, with identical concurrent misses coalesced into
+// one production. It implements Tiles and is safe for concurrent use.
+type Tiered struct {
+	cfg   Config
+	mem   memTier // nil when the mode has no memory tier
+	mc    *mcTier // nil when the mode has no memcached tier
+	group singleflight.Group
+
+	memHits, memMisses atomic.Uint64
+	produced           atomic.Uint64
+	produceErrors      atomic.Uint64
+	coalesced          atomic.Uint64
+	// entered counts callers that have joined the coalescing group; tests
+	// use it to know that every concurrent caller is waiting.
+	entered atomic.Int64
+}
+
+var _ Tiles = (*Tiered)(nil)
+
+// New builds the tile cache described by cfg (zero fields take their
+// defaults). It does not contact memcached: an unreachable server only
+// makes every lookup a miss.
+func New(cfg Config) (*Tiered, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	t := &Tiered{cfg: cfg}
+	if cfg.usesMemory() {
+		if cfg.Policy == PolicyLRU {
+			t.mem = newLRUTier(cfg.MemoryBytes)
+		} else if t.mem, err = newOtterTier(cfg.MemoryBytes); err != nil {
+			return nil, fmt.Errorf("tilecache: memory tier: %w", err)
+		}
+	}
+	if cfg.usesMemcached() {
+		if t.mc, err = newMCTier(cfg); err != nil {
+			if t.mem != nil {
+				t.mem.close()
+			}
+			return nil, fmt.Errorf("tilecache: memcached tier: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (t *Tiered) Config() Config { return t.cfg }
+
+// GetOrProduce implements Tiles. The returned slice is shared with the
+// cache and other callers: it must not be modified. Errors come only from
+// produce (or ctx); cache failures are misses.
+func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error) {
+	if t.mem != nil {
+		if v, ok := t.mem.get(key); ok {
+			t.memHits.Add(1)
+			return v, StatusHitMemory, nil
+		}
+		t.memMisses.Add(1)
+	}
+	for attempt := 0; ; attempt++ {
+		val, status, err, leader := t.coalesce(ctx, key, produce)
+		// A joined caller whose leader was cancelled retries on its own
+		// behalf rather than failing with someone else's cancellation.
+		if err != nil && !leader && attempt == 0 && ctx.Err() == nil &&
+			(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		return val, status, err
+	}
+}
+
+type flightResult struct {
+	val    []byte
+	status string
+}
+
+func (t *Tiered) coalesce(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error, bool) {
+	leader := false
+	ch := t.group.DoChan(key, func() (any, error) {
+		leader = true
+		return t.fill(key, produce)
+	})
+	t.entered.Add(1)
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, StatusMiss, r.Err, leader
+		}
+		fr := r.Val.(flightResult)
+		if !leader {
+			t.coalesced.Add(1)
+			return fr.val, StatusCoalesced, nil, false
+		}
+		return fr.val, fr.status, nil, true
+	case <-ctx.Done():
+		return nil, StatusMiss, ctx.Err(), leader
+	}
+}
+
+// fill runs once per key for all concurrent callers: memory again (a
+// previous flight may have just filled it), then memcached, then produce.
+func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err error) {
+	if t.mem != nil {
+		if v, ok := t.mem.get(key); ok {
+			// The leader's miss turned out to be a hit after all.
+			t.memMisses.Add(^uint64(0))
+			t.memHits.Add(1)
+			return flightResult{v, StatusHitMemory}, nil
+		}
+	}
+	if t.mc != nil {
+		if v, ok := t.mc.get(key); ok {
+			if t.mem != nil {
+				t.mem.set(key, v)
+			}
+			return flightResult{v, StatusHitMemcached}, nil
+		}
+	}
+	defer func() {
+		// DoChan cannot recover a producer's panic; turn it into an error
+		// so one bad tile cannot take the server down.
+		if p := recover(); p != nil {
+			t.produceErrors.Add(1)
+			err = fmt.Errorf("tilecache: producing %s panicked: %v", key, p)
+		}
+	}()
+	v, err := produce()
+	if err != nil {
+		t.produceErrors.Add(1)
+		return nil, err
+	}
+	t.produced.Add(1)
+	if t.mem != nil {
+		t.mem.set(key, v)
+	}
+	if t.mc != nil {
+		t.mc.setAsync(key, v)
+	}
+	return flightResult{v, StatusMiss}, nil
+}
+
+// Clear empties the in-process tier. memcached is flushed only when
+// includeMemcached is set, because flush_all empties whole servers that
+// other replicas (and other applications) share.
+func (t *Tiered) Clear(ctx context.Context, includeMemcached bool) error {
+	if t.mem != nil {
+		t.mem.clear()
+	}
+	if includeMemcached && t.mc != nil {
+		done := make(chan error, 1)
+		go func() { done <- t.mc.flush() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("tilecache: memcached flush_all: %w", err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close stops the memcached writers (queued writes are dropped) and
+// releases connections. The cache must not be used afterwards.
+func (t *Tiered) Close() {
+	if t.mc != nil {
+		t.mc.close()
+	}
+	if t.mem != nil {
+		t.mem.close()
+	}
+}
+
+// TierStats are one tier's counters. Sizes are bytes.
+type TierStats struct {
+	Enabled   bool   `json:"enabled"`
+	MaxSize   uint64 `json:"maxsize"`
+	Used      uint64 `json:"used"`
+	Items     uint64 `json:"items"`
+	Hits      uint64 `json:"hits"`
+	Misses    uint64 `json:"misses"`
+	Evictions uint64 `json:"evictions"`
+	// Errors counts failed memcached operations (each served as a miss).
+	Errors uint64 `json:"errors"`
+	// Dropped counts memcached writes dropped because the queue was full.
+	Dropped uint64 `json:"dropped"`
+	// Skipped counts values too large for memcached's item limit.
+	Skipped uint64 `json:"skipped"`
+	// Writes counts values stored in memcached.
+	Writes uint64 `json:"writes"`
+}
+
+// Stats is a snapshot of the tile cache counters. memcached's sizes are
+// not included (they need a network round trip): see ServerStats.
+type Stats struct {
+	Memory    TierStats `json:"memory"`
+	Memcached TierStats `json:"memcached"`
+	// Produced counts productions (misses in every tier).
+	Produced uint64 `json:"produced"`
+	// ProduceErrors counts productions that failed.
+	ProduceErrors uint64 `json:"produce_errors"`
+	// Coalesced counts callers that waited for another caller's flight.
+	Coalesced uint64 `json:"coalesced"`
+}
+
+// Stats returns the current counters.
+func (t *Tiered) Stats() Stats {
+	s := Stats{
+		Produced:      t.produced.Load(),
+		ProduceErrors: t.produceErrors.Load(),
+		Coalesced:     t.coalesced.Load(),
+	}
+	if t.mem != nil {
+		used, items, ev := t.mem.usage()
+		s.Memory = TierStats{
+			Enabled: true, MaxSize: uint64(t.cfg.MemoryBytes), Used: used, Items: items,
+			Hits: t.memHits.Load(), Misses: t.memMisses.Load(), Evictions: ev,
+		}
+	}
+	if t.mc != nil {
+		s.Memcached = TierStats{
+			Enabled: true, Hits: t.mc.hits.Load(), Misses: t.mc.misses.Load(),
+			Errors: t.mc.errors.Load(), Dropped: t.mc.dropped.Load(),
+			Skipped: t.mc.skipped.Load(), Writes: t.mc.writes.Load(),
+		}
+	}
+	return s
+}
+
+// ServerStats asks each memcached server for its own statistics (for
+// large_image's tileCache fields: maxsize = sum of LimitMaxBytes, used =
+// sum of Bytes, items = sum of CurrItems). It returns nil without a
+// memcached tier; unreachable servers have Err set.
+func (t *Tiered) ServerStats(ctx context.Context) []ServerStat {
+	if t.mc == nil {
+		return nil
+	}
+	return t.mc.serverStats(ctx)
+}

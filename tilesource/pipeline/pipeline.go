@@ -1,0 +1,248 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/detect"
+	"github.com/tileserver/tileserver/tilesource/testsource"
+)
+
+// Config wires the pipeline to its caches.
+type Config struct {
+	// Tiles caches encoded tiles, thumbnails and unstyled raw-pixel tiles;
+	// nil disables tile caching.
+	Tiles tilecache.Tiles
+	// Sources caches open sources; nil uses a tilecache.SourceCache with
+	// its default budget.
+	Sources tilecache.Sources
+	// Open opens a file; nil means detect.Open. Tests and tools may swap
+	// it.
+	Open func(path string) (tilesource.Source, error)
+}
+
+// Pipeline implements Service.
+type Pipeline struct {
+	tiles   tilecache.Tiles
+	sources tilecache.Sources
+	open    func(path string) (tilesource.Source, error)
+}
+
+var _ Service = (*Pipeline)(nil)
+
+// New returns a pipeline over cfg's caches.
+func New(cfg Config) (*Pipeline, error) {
+	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open}
+	if p.sources == nil {
+		p.sources = tilecache.NewSources(tilecache.DefaultSourcesConfig())
+	}
+	if p.open == nil {
+		p.open = detect.Open
+	}
+	return p, nil
+}
+
+// identity is the part of every cache key that names the image: the item
+// id and version for files, the canonical parameters for the test source
+// (whose id is the same for every parameter set).
+func identity(loc Locator) string {
+	if loc.Path == "" {
+		return "test?" + testParamsKey(loc.TestParams)
+	}
+	return loc.ID + "\x00" + loc.Version
+}
+
+// testParamsKey is the sorted, source-defining subset of the test source's
+// parameters, so that per-request parameters (frame, encoding, …) share one
+// open source.
+func testParamsKey(params map[string]string) string {
+	var parts []string
+	for _, k := range testsource.Params {
+		if v, ok := params[k]; ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "&")
+}
+
+// acquire returns the open source for loc; release must be called when the
+// caller is done with it.
+func (p *Pipeline) acquire(ctx context.Context, loc Locator) (tilesource.Source, func(), error) {
+	key := "file:" + loc.Path + "\x00" + loc.Version
+	open := func() (tilecache.Resource, error) { return p.open(loc.Path) }
+	if loc.Path == "" {
+		key = "test:" + testParamsKey(loc.TestParams)
+		open = func() (tilecache.Resource, error) { return testsource.New(loc.TestParams) }
+	}
+	res, release, err := p.sources.Acquire(ctx, key, open)
+	if err != nil {
+		return nil, nil, publicError(err)
+	}
+	src, ok := res.(tilesource.Source)
+	if !ok {
+		release()
+		return nil, nil, tilesource.Errorf(http.StatusInternalServerError, "Internal error")
+	}
+	return src, release, nil
+}
+
+// publicError makes sure every error leaving the pipeline is a
+// *tilesource.Error (or wraps one), keeping the original as the cause.
+func publicError(err error) error {
+	var te *tilesource.Error
+	if err == nil || errors.As(err, &te) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &tilesource.Error{Status: 499, Message: "Request cancelled", Cause: err}
+	}
+	return &tilesource.Error{Status: http.StatusInternalServerError, Message: "Internal I/O failure", Cause: err}
+}
+
+// withSource runs fn with the open source of loc.
+func (p *Pipeline) withSource(ctx context.Context, loc Locator, fn func(tilesource.Source) error) error {
+	src, release, err := p.acquire(ctx, loc)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return publicError(fn(src))
+}
+
+// Metadata returns the JSON object of GET tiles (spec 1.2).
+func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, error) {
+	var m map[string]any
+	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+		m = tilesource.FrameMetadata(src.Info())
+		return nil
+	})
+	return m, err
+}
+
+// InternalMetadata returns the source's own metadata plus "tilesource" and
+// "populatedLevels" (spec 1.10).
+func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[string]any, error) {
+	m := map[string]any{}
+	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+		for k, v := range src.InternalMetadata() {
+			m[k] = v
+		}
+		info := src.Info()
+		m["tilesource"] = info.SourceName
+		n := 0
+		for _, s := range info.Stored {
+			if s {
+				n++
+			}
+		}
+		m["populatedLevels"] = n
+		return nil
+	})
+	return m, err
+}
+
+// DZIInfo returns the full-resolution size for dzi.dzi.
+func (p *Pipeline) DZIInfo(ctx context.Context, loc Locator) (int, int, error) {
+	var w, h int
+	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+		w, h = src.Info().SizeX, src.Info().SizeY
+		return nil
+	})
+	return w, h, err
+}
+
+// AssociatedNames lists associated image keys, sorted.
+func (p *Pipeline) AssociatedNames(ctx context.Context, loc Locator) ([]string, error) {
+	var names []string
+	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+		names = append([]string{}, src.AssociatedNames()...)
+		sort.Strings(names)
+		return nil
+	})
+	return names, err
+}
+
+// Associated returns an associated image scaled into the requested box
+// (spec 1.11), or nil, nil for an unknown key.
+func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRequest) (*Result, error) {
+	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
+	if err != nil {
+		return nil, err
+	}
+	if req.Width < 0 || req.Height < 0 {
+		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 0.")
+	}
+	var img *encode.Image
+	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
+		img, err = src.Associated(req.Key)
+		return err
+	})
+	if err != nil || img == nil {
+		return nil, err
+	}
+	if req.Width > 0 || req.Height > 0 {
+		var mw, mh *int
+		if req.Width > 0 {
+			mw = &req.Width
+		}
+		if req.Height > 0 {
+			mh = &req.Height
+		}
+		w, h := calculateWidthHeight(mw, mh, img.Width, img.Height)
+		if img, err = resizeImage(img, w, h, ""); err != nil {
+			return nil, publicError(err)
+		}
+	}
+	opt := encodeOptions(enc, req.Encode)
+	data, err := encode.Encode(img, opt)
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return &Result{Data: data, MIME: mime}, nil
+}
+
+// AssociatedMetadata returns {sizeX, sizeY, mode} of an associated image,
+// or an empty map for an unknown key.
+func (p *Pipeline) AssociatedMetadata(ctx context.Context, loc Locator, key string) (map[string]any, error) {
+	m := map[string]any{}
+	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+		img, err := src.Associated(key)
+		if err != nil || img == nil {
+			return err
+		}
+		m["sizeX"], m["sizeY"], m["mode"] = img.Width, img.Height, pilMode(img.Bands)
+		return nil
+	})
+	return m, err
+}
+
+// pilMode is the PIL mode name of an image with n bands.
+func pilMode(n int) string {
+	switch n {
+	case 1:
+		return "L"
+	case 2:
+		return "LA"
+	case 4:
+		return "RGBA"
+	}
+	return "RGB"
+}
+
+// CanOpen reports whether a reader claims the file (used by import).
+func (p *Pipeline) CanOpen(ctx context.Context, path string) (string, error) {
+	src, err := p.open(path)
+	if err != nil {
+		return "", publicError(err)
+	}
+	name := src.Info().SourceName
+	src.Close()
+	return name, nil
+}

@@ -1,0 +1,736 @@
+package pipeline
+
+// Regions, thumbnails and DeepZoom tiles: all are large_image's getRegion
+// (spec 2.8) assembled from unstyled tiles read through readRaw, so they
+// share the raw-tile cache with the tile routes.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource"
+)
+
+// maxRegionPixels bounds the pixels a region may assemble or output, so a
+// request cannot exhaust memory.
+const maxRegionPixels = 1 << 26
+
+// Region returns an encoded region (spec 1.5 and 2.8). A zero-area result is
+// an empty body.
+func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error) {
+	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parseStyle(req.Style, http.StatusBadRequest); err != nil {
+		return nil, err
+	}
+	rr, err := newRegionParams(req)
+	if err != nil {
+		return nil, err
+	}
+	var img *encode.Image
+	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
+		img, err = p.region(ctx, loc, src, rr, enc)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return encodeResult(img, enc, req.Encode, mime, "")
+}
+
+// Thumbnail returns the whole image scaled into a box (spec 1.4 and 2.9),
+// cached in the tile cache.
+func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequest) (*Result, error) {
+	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
+	if err != nil {
+		return nil, err
+	}
+	style, err := parseStyle(req.Style, http.StatusBadRequest)
+	if err != nil {
+		return nil, err
+	}
+	if (req.Width != 0 && req.Width < 2) || (req.Height != 0 && req.Height < 2) {
+		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 2.")
+	}
+	w, h := req.Width, req.Height
+	if w == 0 && h == 0 {
+		w, h = 256, 256
+	}
+	rr := regionParams{frame: req.Frame}
+	if w != 0 {
+		rr.maxW = &w
+	}
+	if h != 0 {
+		rr.maxH = &h
+	}
+	if rr.fill, err = parseFill(req.Fill); err != nil {
+		return nil, err
+	}
+	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
+		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
+	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
+		var img *encode.Image
+		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+			var err error
+			img, err = p.region(ctx, loc, src, rr, enc)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		res, err := encodeResult(img, enc, req.Encode, mime, "")
+		if err != nil {
+			return nil, err
+		}
+		return res.Data, nil
+	})
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
+}
+
+// DZITile returns a DeepZoom tile (spec 1.9).
+func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*Result, error) {
+	ts, ov := req.TileSize, req.Overlap
+	if ts == 0 {
+		ts = 256
+	}
+	if ts < 1 || ts&(ts-1) != 0 {
+		return nil, tilesource.BadRequest("Invalid tilesize")
+	}
+	if ov < 0 {
+		return nil, tilesource.BadRequest("Invalid overlap")
+	}
+	enc := req.Encode.Encoding
+	if enc == "" {
+		enc = "JPEG"
+	}
+	if enc != "JPEG" && enc != "PNG" {
+		return nil, tilesource.BadRequest("Only JPEG and PNG encodings are supported")
+	}
+	mime, _ := encode.MIME(enc)
+	style, err := parseStyle(req.Style, http.StatusBadRequest)
+	if err != nil {
+		return nil, err
+	}
+	sizeX, sizeY, err := p.DZIInfo(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	maxLevel := int(math.Ceil(math.Log2(float64(max(sizeX, sizeY)))))
+	if req.Level < 1 || req.Level > maxLevel {
+		return nil, tilesource.BadRequest("level must be between 1 and the image scale")
+	}
+	f := 1 << (maxLevel - req.Level)
+	left, top := (req.X*ts-ov)*f, (req.Y*ts-ov)*f
+	right, bottom := ((req.X+1)*ts+ov)*f, ((req.Y+1)*ts+ov)*f
+	w, h := ts+2*ov, ts+2*ov
+	if left < 0 {
+		w += left / f // truncates toward zero, as Python's int()
+		left = 0
+	}
+	if top < 0 {
+		h += top / f
+		top = 0
+	}
+	if left >= sizeX {
+		return nil, tilesource.BadRequest("x is outside layer")
+	}
+	if top >= sizeY {
+		return nil, tilesource.BadRequest("y is outside layer")
+	}
+	if right > sizeX {
+		right = sizeX
+		w = (right - left + f - 1) / f
+	}
+	if bottom > sizeY {
+		bottom = sizeY
+		h = (bottom - top + f - 1) / f
+	}
+	fl, ft, fr, fb := float64(left), float64(top), float64(right), float64(bottom)
+	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame}
+	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
+		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
+		encodingKey(enc, req.Encode), style.key)
+	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
+		var img *encode.Image
+		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+			var err error
+			img, err = p.region(ctx, loc, src, rr, enc)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		res, err := encodeResult(img, enc, req.Encode, mime, "")
+		if err != nil {
+			return nil, err
+		}
+		return res.Data, nil
+	})
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
+}
+
+// valueEncoding is encodingFor with the "Value Error: " prefix that the
+// region-like routes use.
+func valueEncoding(loc Locator, enc string) (string, string, error) {
+	e, mime, err := encodingFor(loc, enc)
+	if err != nil {
+		return "", "", tilesource.BadRequest("Value Error: %s", err.(*tilesource.Error).Message)
+	}
+	return e, mime, nil
+}
+
+// encodeResult encodes img; nil (an empty region) becomes an empty body.
+func encodeResult(img *encode.Image, enc string, o EncodeOptions, mime, status string) (*Result, error) {
+	if img == nil || img.Width == 0 || img.Height == 0 {
+		return &Result{Data: []byte{}, MIME: mime, CacheStatus: status}, nil
+	}
+	data, err := encode.Encode(img, encodeOptions(enc, o))
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
+}
+
+// regionParams is a validated region request in the units the algorithm
+// uses.
+type regionParams struct {
+	left, top, right, bottom *float64
+	regionW, regionH         *float64
+	units, unitsWH           string
+	unitsWHGiven             bool
+	maxW, maxH               *int
+	fill                     fillSpec
+	magnification, mmX, mmY  *float64
+	exact                    bool
+	frame                    int
+	kernel                   encode.Kernel
+	nearest, resampleGiven   bool
+}
+
+func newRegionParams(req RegionRequest) (regionParams, error) {
+	rr := regionParams{
+		left: req.Left, top: req.Top, right: req.Right, bottom: req.Bottom,
+		regionW: req.RegionWidth, regionH: req.RegionHeight,
+		maxW: req.Width, maxH: req.Height,
+		magnification: req.Magnification, mmX: req.MMX, mmY: req.MMY,
+		exact: req.Exact, frame: req.Frame,
+	}
+	if (rr.maxW != nil && *rr.maxW < 0) || (rr.maxH != nil && *rr.maxH < 0) {
+		return rr, tilesource.BadRequest("Value Error: Invalid output width or height.  Minimum value is 0.")
+	}
+	var err error
+	if rr.units, err = canonicalUnits(req.Units); err != nil {
+		return rr, err
+	}
+	rr.unitsWH = rr.units
+	if req.UnitsWH != "" {
+		rr.unitsWHGiven = true
+		if rr.unitsWH, err = canonicalUnits(req.UnitsWH); err != nil {
+			return rr, err
+		}
+	}
+	if req.Fill != "" && rr.maxW != nil && rr.maxH != nil {
+		if rr.fill, err = parseFill(req.Fill); err != nil {
+			return rr, err
+		}
+	} else if req.Fill != "" {
+		if _, err = parseFill(req.Fill); err != nil {
+			return rr, err
+		}
+	}
+	switch strings.ToLower(req.Resample) {
+	case "", "true", "false", "on", "off", "yes", "no", "1":
+	case "0":
+		rr.nearest = true
+	case "2":
+		rr.kernel, rr.resampleGiven = encode.Linear, true
+	case "3":
+		rr.kernel, rr.resampleGiven = encode.Cubic, true
+	default:
+		return rr, tilesource.BadRequest(`"resample" parameter is an incorrect type.`)
+	}
+	return rr, nil
+}
+
+// canonicalUnits maps unit aliases to large_image's names (spec 2.10).
+func canonicalUnits(u string) (string, error) {
+	switch strings.ToLower(u) {
+	case "", "base", "base_pixel", "base_pixels":
+		return "base_pixels", nil
+	case "pixel", "pixels", "mag_pixel", "mag_pixels", "magnification_pixel", "magnification_pixels":
+		return "mag_pixels", nil
+	case "fraction":
+		return "fraction", nil
+	case "nm", "nanometer", "nanometers":
+		return "nm", nil
+	case "um", "μm", "micrometer", "micrometers", "micron", "microns":
+		return "um", nil
+	case "mm", "millimeter", "millimeters":
+		return "mm", nil
+	case "m", "meter", "meters":
+		return "m", nil
+	case "km", "kilometer", "kilometers":
+		return "km", nil
+	}
+	return "", tilesource.BadRequest("Value Error: Invalid units '%s'", u)
+}
+
+// unitsPerMM converts a length unit to millimetres.
+var unitsPerMM = map[string]float64{"nm": 1e6, "um": 1e3, "mm": 1, "m": 1e-3, "km": 1e-6}
+
+// unitScale returns the factor from units to base pixels along one axis.
+func unitScale(info *tilesource.Info, units string, xAxis bool, magScale *float64) (float64, error) {
+	switch units {
+	case "", "base_pixels":
+		return 1, nil
+	case "fraction":
+		if xAxis {
+			return float64(info.SizeX), nil
+		}
+		return float64(info.SizeY), nil
+	case "mag_pixels":
+		if magScale == nil {
+			return 0, tilesource.BadRequest("Value Error: No magnification to use for units")
+		}
+		return *magScale, nil
+	}
+	mm := info.MMX
+	if !xAxis {
+		mm = info.MMY
+	}
+	if mm == nil || *mm <= 0 {
+		return 0, tilesource.BadRequest("Value Error: No mm_x or mm_y to use for units")
+	}
+	return 1 / unitsPerMM[units] / *mm, nil
+}
+
+// levelForMagnification is getLevelForMagnification with rounding None:
+// a fractional level, or ok=false when exact is asked and not met.
+func levelForMagnification(info *tilesource.Info, mag, mmX, mmY *float64, exact bool) (float64, bool) {
+	maxLevel := float64(info.Levels - 1)
+	var ratios []float64
+	round4 := func(v float64) float64 { return math.RoundToEven(v*1e4) / 1e4 }
+	if mag != nil && info.Magnification != nil && *mag > 0 && *info.Magnification > 0 {
+		ratios = append(ratios, round4(math.Log2(*mag / *info.Magnification)))
+	}
+	if mmX != nil && info.MMX != nil && *mmX > 0 {
+		ratios = append(ratios, round4(math.Log2(*info.MMX / *mmX)))
+	}
+	if mmY != nil && info.MMY != nil && *mmY > 0 {
+		ratios = append(ratios, round4(math.Log2(*info.MMY / *mmY)))
+	}
+	if len(ratios) == 0 {
+		return maxLevel, true
+	}
+	if exact {
+		for _, r := range ratios {
+			if r != math.Trunc(r) || r != ratios[0] {
+				return 0, false
+			}
+		}
+	}
+	sum := 0.0
+	for _, r := range ratios {
+		sum += r
+	}
+	level := maxLevel + round4(sum/float64(len(ratios)))
+	if exact && (level < 0 || level > maxLevel) {
+		return 0, false
+	}
+	return level, true
+}
+
+// calculateWidthHeight is large_image's _calculateWidthHeight (spec 2.8
+// step 4): the output size that fits rW×rH into the max box, aspect kept.
+func calculateWidthHeight(maxW, maxH *int, rW, rH int) (int, int) {
+	var mw, mh *float64
+	if maxW != nil {
+		v := float64(*maxW)
+		mw = &v
+	}
+	if maxH != nil {
+		v := float64(*maxH)
+		mh = &v
+	}
+	return calcWH(mw, mh, float64(rW), float64(rH))
+}
+
+func calcWH(maxW, maxH *float64, rW, rH float64) (int, int) {
+	if rW <= 0 || rH <= 0 || (maxW == nil && maxH == nil) {
+		return 0, 0
+	}
+	var mw, mh float64
+	switch {
+	case maxW == nil:
+		mh = *maxH
+		mw = 16 * mh
+	case maxH == nil:
+		mw = *maxW
+		mh = 16 * mw
+	default:
+		mw, mh = *maxW, *maxH
+	}
+	sw := max(1, clampInt(rW*mh/rH))
+	sh := max(1, clampInt(rH*mw/rW))
+	if float64(sw) == mw || (mw*rH > mh*rW && float64(sh) != mh) {
+		return sw, clampInt(mh)
+	}
+	return clampInt(mw), sh
+}
+
+// preferredLevel is getPreferredLevel: the nearest stored level at or above
+// level, then at most two levels of synthesis below it.
+func preferredLevel(info *tilesource.Info, level int) int {
+	level = min(max(level, 0), info.Levels-1)
+	requested := level
+	for level < info.Levels-1 && !info.Stored[level] {
+		level++
+	}
+	for level-requested >= maxSkippedLevels {
+		level -= maxSkippedLevels
+	}
+	return level
+}
+
+// region runs large_image's getRegion (spec 2.8) and returns the pixels, or
+// nil for an empty result.
+func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string) (*encode.Image, error) {
+	info := src.Info()
+	if rr.frame < 0 || rr.frame >= info.FrameCount() {
+		return nil, tilesource.BadRequest("Frame does not exist")
+	}
+	full := info.Levels - 1
+
+	// 1. Output scale from a magnification when no size is given.
+	var magScale *float64
+	var magLevel float64
+	byMag := rr.maxW == nil && rr.maxH == nil &&
+		(rr.magnification != nil || rr.mmX != nil || rr.mmY != nil)
+	if byMag {
+		l, ok := levelForMagnification(info, rr.magnification, rr.mmX, rr.mmY, rr.exact)
+		if !ok {
+			return nil, nil
+		}
+		magLevel = l
+		s := math.Exp2(float64(full) - l)
+		magScale = &s
+	}
+
+	// 2. Region bounds in base pixels.
+	conv := func(v *float64, units string, xAxis bool) (*float64, error) {
+		if v == nil {
+			return nil, nil
+		}
+		s, err := unitScale(info, units, xAxis, magScale)
+		if err != nil {
+			return nil, err
+		}
+		r := *v * s
+		return &r, nil
+	}
+	var vals [6]*float64
+	var err error
+	for i, c := range []struct {
+		v     *float64
+		units string
+		x     bool
+	}{{rr.left, rr.units, true}, {rr.top, rr.units, false}, {rr.right, rr.units, true},
+		{rr.bottom, rr.units, false}, {rr.regionW, rr.unitsWH, true}, {rr.regionH, rr.unitsWH, false}} {
+		if vals[i], err = conv(c.v, c.units, c.x); err != nil {
+			return nil, err
+		}
+	}
+	left, top, right, bottom, width, height := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+	for i, size := range []int{info.SizeX, info.SizeY, info.SizeX, info.SizeY} {
+		if vals[i] != nil && *vals[i] < 0 {
+			*vals[i] += float64(size)
+		}
+	}
+	if rr.unitsWHGiven {
+		if width != nil && left != nil {
+			right = nil
+		}
+		if height != nil && top != nil {
+			bottom = nil
+		}
+	}
+	x0, x1 := bounds(left, right, width, info.SizeX)
+	y0, y1 := bounds(top, bottom, height, info.SizeY)
+	rW, rH := x1-x0, y1-y0
+
+	// 3 and 4. Output size.
+	var outW, outH int
+	switch {
+	case rr.maxW != nil || rr.maxH != nil:
+		outW, outH = calculateWidthHeight(rr.maxW, rr.maxH, rW, rH)
+	case magScale != nil && *magScale != 1:
+		mw, mh := float64(rW) / *magScale, float64(rH) / *magScale
+		outW, outH = calcWH(&mw, &mh, float64(rW), float64(rH))
+	default:
+		outW, outH = rW, rH
+	}
+	if outW <= 0 || outH <= 0 || rW <= 0 || rH <= 0 {
+		return nil, nil
+	}
+	if int64(outW)*int64(outH) > maxRegionPixels {
+		return nil, tilesource.BadRequest("Value Error: The requested output is too large.")
+	}
+
+	// 5. Level: the lowest with at least the needed resolution.
+	level := full
+	if outW != rW || outH != rH {
+		ratio := math.Min(float64(outW)/float64(rW), float64(outH)/float64(rH))
+		l := full + int(math.Ceil(math.RoundToEven(math.Log2(ratio)*1e4)/1e4))
+		level = preferredLevel(info, max(0, l))
+	}
+	if byMag && rr.exact && float64(level) != magLevel {
+		return nil, nil
+	}
+	if level < full {
+		f := float64(int(1) << (full - level))
+		x0 = int(float64(x0) / f)
+		x1 = max(int(float64(x1)/f), x0+1)
+		y0 = int(float64(y0) / f)
+		y1 = max(int(float64(y1)/f), y0+1)
+	}
+	if int64(x1-x0)*int64(y1-y0) > maxRegionPixels {
+		return nil, tilesource.BadRequest("Value Error: The requested region is too large.")
+	}
+
+	// 6. Assembly from unstyled tiles of the level.
+	img, err := p.assemble(ctx, loc, src, rr.frame, level, x0, y0, x1, y1)
+	if err != nil {
+		return nil, err
+	}
+
+	// 7. Final scaling.
+	resized := false
+	if img.Width != outW || img.Height != outH {
+		if img, err = scaleRegion(img, outW, outH, rr); err != nil {
+			return nil, err
+		}
+		resized = true
+	}
+
+	// 8 and 9. Letterbox, and the mode large_image converts to when it
+	// resized or letterboxed.
+	if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
+		img = letterbox(img, *rr.maxW, *rr.maxH, rr.fill, enc)
+		resized = true
+	}
+	if resized {
+		img = toMode(img, enc == "PNG" || enc == "TIFF")
+	}
+	return img, nil
+}
+
+// bounds resolves one axis of the region: defaults, rounding (Python's
+// round half to even) and clamping to [0, size].
+func bounds(lo, hi, length *float64, size int) (int, int) {
+	var l, r float64
+	switch {
+	case lo != nil:
+		l = *lo
+	case hi != nil && length != nil:
+		l = *hi - *length
+	}
+	switch {
+	case hi != nil:
+		r = *hi
+	case length != nil:
+		r = l + *length
+	default:
+		r = float64(size)
+	}
+	il := min(max(clampInt(math.RoundToEven(l)), 0), size)
+	ir := min(max(clampInt(math.RoundToEven(r)), il), size)
+	return il, ir
+}
+
+// assemble pastes the tiles of level z covering [x0, x1)×[y0, y1) (level
+// pixels) into one image.
+func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x0, y0, x1, y1 int) (*encode.Image, error) {
+	info := src.Info()
+	tw, th := info.TileWidth, info.TileHeight
+	out := encode.NewImage(x1-x0, y1-y0, info.Bands, info.Format)
+	cols, rows := info.TileCount(z)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for ty := y0 / th; ty <= (y1-1)/th && ty < rows; ty++ {
+		for tx := x0 / tw; tx <= (x1-1)/tw && tx < cols; tx++ {
+			g.Go(func() error {
+				t, err := p.readRaw(gctx, loc, src, frame, z, tx, ty)
+				if err != nil {
+					return err
+				}
+				paste(out, t, tx*tw-x0, ty*th-y0)
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scaleRegion scales the assembled region to the output size (spec 2.8
+// step 7).
+func scaleRegion(img *encode.Image, w, h int, rr regionParams) (*encode.Image, error) {
+	if rr.nearest || (img.Format == encode.Uint16 && img.Bands == 1) {
+		return nearestResize(img, w, h), nil
+	}
+	return resizeImage(encode.To8Bit(img), w, h, kernelName(rr))
+}
+
+func kernelName(rr regionParams) string {
+	if !rr.resampleGiven {
+		return ""
+	}
+	switch rr.kernel {
+	case encode.Linear:
+		return "linear"
+	case encode.Cubic:
+		return "cubic"
+	}
+	return ""
+}
+
+// resizeImage scales with LANCZOS when shrinking and BICUBIC when
+// enlarging unless a kernel is named.
+func resizeImage(img *encode.Image, w, h int, kernel string) (*encode.Image, error) {
+	k := encode.Lanczos3
+	if w > img.Width || h > img.Height {
+		k = encode.Cubic
+	}
+	switch kernel {
+	case "linear":
+		k = encode.Linear
+	case "cubic":
+		k = encode.Cubic
+	}
+	return encode.Resize(img, w, h, k)
+}
+
+// nearestResize samples col int(i·W/w), row int(j·H/h).
+func nearestResize(img *encode.Image, w, h int) *encode.Image {
+	out := encode.NewImage(w, h, img.Bands, img.Format)
+	ps := img.PixelSize()
+	for j := range h {
+		sy := int(int64(j) * int64(img.Height) / int64(h))
+		for i := range w {
+			sx := int(int64(i) * int64(img.Width) / int64(w))
+			so := sy*img.Stride() + sx*ps
+			copy(out.Pix[(j*w+i)*ps:], img.Pix[so:so+ps])
+		}
+	}
+	return out
+}
+
+// fillSpec is a parsed fill parameter.
+type fillSpec struct {
+	set    bool
+	corner bool
+	color  rgba
+}
+
+func (f fillSpec) key() string {
+	if !f.set {
+		return ""
+	}
+	return fmt.Sprintf("%t:%02x%02x%02x%02x", f.corner, f.color.r, f.color.g, f.color.b, f.color.a)
+}
+
+// parseFill reads fill: a colour, "corner:<colour>", or "none".
+func parseFill(s string) (fillSpec, error) {
+	if s == "" || strings.EqualFold(s, "none") {
+		return fillSpec{}, nil
+	}
+	f := fillSpec{set: true}
+	if rest, ok := strings.CutPrefix(strings.ToLower(s), "corner:"); ok {
+		f.corner = true
+		s = rest
+	}
+	// PIL's single-letter primaries.
+	switch strings.ToUpper(s) {
+	case "R":
+		s = "#ff0000"
+	case "G":
+		s = "#00ff00"
+	case "B":
+		s = "#0000ff"
+	case "GREEN":
+		s = "#00ff00"
+	}
+	c, err := parseColor(s)
+	if err != nil {
+		return fillSpec{}, err
+	}
+	f.color = c
+	return f, nil
+}
+
+// letterbox pads img to at least w×h with the fill colour, centred or at
+// the top left for corner fills.
+func letterbox(img *encode.Image, w, h int, f fillSpec, enc string) *encode.Image {
+	img = toMode(img, enc == "PNG" || enc == "TIFF")
+	cw, ch := max(w, img.Width), max(h, img.Height)
+	out := encode.Pad(encode.NewImage(0, 0, img.Bands, img.Format), cw, ch, f.color.bands(img.Bands))
+	x, y := 0, 0
+	if !f.corner {
+		x, y = (cw-img.Width)/2, (ch-img.Height)/2
+	}
+	paste(out, img, x, y)
+	return out
+}
+
+// toMode converts to 8-bit RGBA (alpha true) or RGB, as large_image does
+// for resized regions.
+func toMode(img *encode.Image, alpha bool) *encode.Image {
+	img = encode.To8Bit(img)
+	want := 3
+	if alpha {
+		want = 4
+	}
+	if img.Bands == want {
+		return img
+	}
+	out := encode.NewImage(img.Width, img.Height, want, encode.Uint8)
+	n := img.Width * img.Height
+	for i := range n {
+		s := img.Pix[i*img.Bands : (i+1)*img.Bands]
+		d := out.Pix[i*want : (i+1)*want]
+		switch len(s) {
+		case 1, 2:
+			d[0], d[1], d[2] = s[0], s[0], s[0]
+		default:
+			d[0], d[1], d[2] = s[0], s[1], s[2]
+		}
+		if want == 4 {
+			d[3] = 255
+			if len(s) == 2 {
+				d[3] = s[1]
+			} else if len(s) >= 4 {
+				d[3] = s[3]
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,195 @@
+package tiff
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tileserver/tileserver/encode"
+)
+
+// TIFF compression codes this package handles.
+const (
+	compNone      = 1
+	compLZW       = 5
+	compOJPEG     = 6
+	compJPEG      = 7
+	compDeflate   = 8
+	compPackBits  = 32773
+	compDeflateZ  = 32946
+	compJP2KYCbCr = 33003
+	compJP2K      = 33004
+	compJP2KRGB   = 33005
+	compJP2KLossy = 34712
+	compZstd      = 50000
+	compWebP      = 50001
+)
+
+// supportedCompression lists the codes libvips' TIFF loader can decode.
+var supportedCompression = map[int]bool{
+	compNone: true, compLZW: true, compOJPEG: true, compJPEG: true, compDeflate: true,
+	compPackBits: true, compDeflateZ: true, compJP2KYCbCr: true, compJP2K: true,
+	compJP2KRGB: true, compJP2KLossy: true, compZstd: true, compWebP: true,
+}
+
+// Photometric interpretations.
+const (
+	photoMinIsWhite = 0
+	photoMinIsBlack = 1
+	photoRGB        = 2
+	photoPalette    = 3
+	photoSeparated  = 5
+	photoYCbCr      = 6
+)
+
+// Caps on sizes derived from header values.
+const (
+	maxDimension  = 1 << 24   // pixels per side
+	maxChunkBytes = 256 << 20 // one stored tile or strip
+	maxChunks     = 1 << 24   // tiles or strips per directory
+	maxDecoded    = 512 << 20 // bytes of one decoded strip or associated image
+)
+
+// dir is an image directory with the fields needed to read it.
+type dir struct {
+	ifd           *IFD
+	page          int // index in the main chain, -1 for a SubIFD
+	w, h          int
+	tiled         bool
+	tw, th        int // tile size; for strips, width × RowsPerStrip
+	across, down  int // chunks per plane horizontally and vertically
+	offsets       []uint64
+	counts        []uint64
+	compression   int
+	photometric   int
+	planar        int
+	spp           int
+	bps           int
+	sampleFormat  int
+	jpegTables    []byte
+	subfile       uint64
+	desc          string
+	format        encode.Format
+	bands         int
+	passthrough   bool // JPEG tiles that can be served as they are
+	chunksPerTile int  // 1 for chunky data, spp for planar
+}
+
+// newDir validates a directory's geometry and layout. Errors here describe
+// the problem for a public message.
+func newDir(d *IFD, page int) (*dir, error) {
+	w, h := d.Uint(tagImageWidth, 0), d.Uint(tagImageLength, 0)
+	if w == 0 || w > maxDimension {
+		return nil, fmt.Errorf("invalid image width %d", w)
+	}
+	if h == 0 || h > maxDimension {
+		return nil, fmt.Errorf("invalid image height %d", h)
+	}
+	r := &dir{ifd: d, page: page, w: int(w), h: int(h)}
+	r.compression = int(d.Uint(tagCompression, 1))
+	r.photometric = int(d.Uint(tagPhotometric, photoMinIsBlack))
+	r.planar = int(d.Uint(tagPlanarConfig, 1))
+	r.spp = int(d.Uint(tagSamplesPerPixel, 1))
+	if r.spp < 1 || r.spp > 64 {
+		return nil, fmt.Errorf("invalid samples per pixel %d", r.spp)
+	}
+	bps := d.Uints(tagBitsPerSample)
+	r.bps = 1
+	if len(bps) > 0 {
+		r.bps = int(min(bps[0], 1024))
+	}
+	for _, b := range bps {
+		if int(b) != r.bps {
+			return nil, fmt.Errorf("mixed bits per sample")
+		}
+	}
+	r.sampleFormat = int(d.Uint(tagSampleFormat, 1))
+	r.subfile = d.Uint(tagNewSubfileType, 0)
+	r.desc = d.String(tagImageDescription)
+	r.jpegTables = d.Bytes(tagJPEGTables)
+	var err error
+	if r.format, err = sampleFormat(r.bps, r.sampleFormat); err != nil {
+		return nil, err
+	}
+	r.bands = r.spp
+	switch r.photometric {
+	case photoPalette:
+		r.bands = 3
+	case photoYCbCr:
+		if r.spp >= 3 {
+			r.bands = r.spp
+		}
+	}
+	if d.Entries[tagTileWidth] != nil || d.Entries[tagTileOffsets] != nil {
+		r.tiled = true
+		r.tw, r.th = int(d.Uint(tagTileWidth, 0)), int(d.Uint(tagTileLength, 0))
+		if r.tw <= 0 || r.th <= 0 || r.tw > 1<<16 || r.th > 1<<16 {
+			return nil, fmt.Errorf("invalid tile size %dx%d", r.tw, r.th)
+		}
+		r.offsets, r.counts = d.Uints(tagTileOffsets), d.Uints(tagTileByteCounts)
+	} else {
+		r.tw = r.w
+		rps := d.Uint(tagRowsPerStrip, h)
+		if rps == 0 || rps > h {
+			rps = h
+		}
+		r.th = int(rps)
+		r.offsets, r.counts = d.Uints(tagStripOffsets), d.Uints(tagStripByteCounts)
+	}
+	r.across = (r.w + r.tw - 1) / r.tw
+	r.down = (r.h + r.th - 1) / r.th
+	r.chunksPerTile = 1
+	if r.planar == 2 {
+		r.chunksPerTile = r.spp
+	}
+	need := r.across * r.down * r.chunksPerTile
+	if need > maxChunks {
+		return nil, fmt.Errorf("too many tiles")
+	}
+	if len(r.offsets) < need || len(r.counts) < need {
+		return nil, fmt.Errorf("missing tile or strip offsets")
+	}
+	r.passthrough = r.tiled && r.compression == compJPEG && r.bps == 8 &&
+		(r.spp == 1 || r.spp == 3) && r.planar == 1 &&
+		(r.photometric == photoRGB || r.photometric == photoYCbCr || r.photometric == photoMinIsBlack)
+	return r, nil
+}
+
+// sampleFormat maps BitsPerSample and SampleFormat to a pixel format.
+func sampleFormat(bps, sf int) (encode.Format, error) {
+	switch {
+	case bps <= 8:
+		if sf == 2 && bps == 8 {
+			return encode.Int8, nil
+		}
+		return encode.Uint8, nil
+	case bps == 16 && sf == 2:
+		return encode.Int16, nil
+	case bps == 16 && sf != 3:
+		return encode.Uint16, nil
+	case bps == 32 && sf == 3:
+		return encode.Float32, nil
+	case bps == 32 && sf == 2:
+		return encode.Int32, nil
+	case bps == 32:
+		return encode.Uint32, nil
+	case bps == 64 && sf == 3:
+		return encode.Float64, nil
+	}
+	return 0, fmt.Errorf("unsupported sample format %d with %d bits per sample", sf, bps)
+}
+
+// chunkIndex returns the index of chunk (tile or strip) col,row of plane p.
+func (d *dir) chunkIndex(col, row, p int) int {
+	return p*d.across*d.down + row*d.across + col
+}
+
+// isLabel and isMacro recognise associated images by description.
+// Long descriptions (OME XML, Aperio main image) are not names, so only
+// short ones count.
+func (d *dir) isLabel() bool {
+	return len(d.desc) < 256 && strings.Contains(strings.ToLower(d.desc), "label")
+}
+
+func (d *dir) isMacro() bool {
+	return len(d.desc) < 256 && strings.Contains(strings.ToLower(d.desc), "macro")
+}

@@ -1,0 +1,581 @@
+package tiff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
+)
+
+// virtualTile is the tile size served for stripped (untiled) images.
+const virtualTile = 256
+
+// maxPageFallback is the largest file whose pages may be decoded whole when
+// a chunk cannot be expressed as a mini-TIFF.
+const maxPageFallback = 64 << 20
+
+// Source serves a TIFF file. It is safe for concurrent use.
+type Source struct {
+	r     io.ReaderAt
+	c     io.Closer
+	name  string // base name, for messages
+	tf    *File
+	info  tilesource.Info
+	frame [][]*dir // frame → level → directory (nil: not stored)
+	assoc map[string]*dir
+	meta  map[string]any
+
+	strips *stripCache
+
+	pageMu sync.Mutex
+	pages  map[int]*encode.Image // whole decoded pages (fallback path)
+}
+
+// Open opens path as a TIFF source. Files that are not TIFF, and Aperio
+// JPEG 2000 slides (which must go to OpenSlide), give an error wrapping
+// tilesource.ErrNotRecognized.
+func Open(path string) (tilesource.Source, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, &tilesource.Error{Status: http.StatusNotFound, Message: "File not found", Cause: err}
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, &tilesource.Error{Status: http.StatusInternalServerError, Message: "Internal I/O failure", Cause: err}
+	}
+	s, err := newSource(fh, st.Size(), filepath.Base(path))
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	s.c = fh
+	return s, nil
+}
+
+// openError returns the public error for a TIFF file this reader cannot
+// serve: the file's base name and the problem.
+func openError(name string, cause error) error {
+	return &tilesource.Error{Status: http.StatusBadRequest, Message: name + ": " + cause.Error()}
+}
+
+// newSource parses r and works out levels, frames and associated images.
+func newSource(r io.ReaderAt, size int64, name string) (*Source, error) {
+	tf, err := Parse(r, size)
+	if err != nil {
+		if errors.Is(err, errNotTIFF) {
+			return nil, fmt.Errorf("%s: %w", name, tilesource.ErrNotRecognized)
+		}
+		return nil, openError(name, fmt.Errorf("invalid TIFF: %w", err))
+	}
+	s := &Source{r: r, name: name, tf: tf, assoc: map[string]*dir{}, pages: map[int]*encode.Image{}}
+	s.strips = newStripCache(64 << 20)
+	first := tf.IFDs[0]
+	desc := first.String(tagImageDescription)
+	aperio := strings.HasPrefix(desc, "Aperio")
+
+	// Aperio JPEG 2000 decodes with wrong colours through libvips: leave it
+	// to OpenSlide.
+	if aperio {
+		bad := false
+		tf.walk(func(d *IFD, _ int, _ *IFD) {
+			c := d.Uint(tagCompression, 1)
+			bad = bad || c == compJP2KYCbCr || c == compJP2KRGB
+		})
+		if bad {
+			return nil, fmt.Errorf("%s: Aperio JPEG 2000: %w", name, tilesource.ErrNotRecognized)
+		}
+	}
+	if strings.Contains(desc, "<OME") {
+		ok, err := s.setupOME(desc)
+		if err != nil {
+			return nil, openError(name, err)
+		}
+		if ok {
+			return s, s.finish(aperio)
+		}
+	}
+	if err := s.setupPyramid(aperio); err != nil {
+		return nil, openError(name, err)
+	}
+	return s, s.finish(aperio)
+}
+
+// setupPyramid finds the full-resolution image, its levels and the
+// associated images of a non-OME file.
+func (s *Source) setupPyramid(aperio bool) error {
+	var all []*dir
+	var firstErr error
+	s.tf.walk(func(d *IFD, idx int, _ *IFD) {
+		dd, err := newDir(d, idx)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return
+		}
+		all = append(all, dd)
+	})
+	// The full-resolution image: the largest tiled directory that is not a
+	// label or macro, or the largest directory when none is tiled.
+	var main *dir
+	for _, tiledOnly := range []bool{true, false} {
+		for _, d := range all {
+			if (tiledOnly && !d.tiled) || d.isLabel() || d.isMacro() {
+				continue
+			}
+			if aperio && (d.subfile == 1 || d.subfile == 9) && d.page > 0 {
+				continue
+			}
+			if main == nil || d.w*d.h > main.w*main.h {
+				main = d
+			}
+		}
+		if main != nil {
+			break
+		}
+	}
+	if main == nil {
+		if firstErr == nil {
+			firstErr = errors.New("no usable image")
+		}
+		return firstErr
+	}
+	if err := checkDecodable(main); err != nil {
+		return err
+	}
+	levels := s.levelsFor(main, all)
+	s.frame = [][]*dir{levels}
+	s.setInfo(main, len(levels))
+
+	used := map[*dir]bool{}
+	for _, l := range levels {
+		used[l] = l != nil
+	}
+	for _, d := range all {
+		if used[d] || d.page < 0 || checkDecodable(d) != nil {
+			continue
+		}
+		var key string
+		switch {
+		case d.isLabel() || (aperio && d.subfile == 1):
+			key = "label"
+		case d.isMacro() || d.subfile == 9:
+			key = "macro"
+		case aperio && !d.tiled && main.page >= 0 && d.page == main.page+1:
+			key = "thumbnail"
+		}
+		if key != "" && s.assoc[key] == nil {
+			s.assoc[key] = d
+		}
+	}
+	return nil
+}
+
+// checkDecodable rejects layouts that neither the mini-TIFF path nor
+// libvips can decode, so that the failure is reported when the file is
+// opened rather than on every tile.
+func checkDecodable(d *dir) error {
+	if !supportedCompression[d.compression] {
+		return fmt.Errorf("unsupported TIFF compression %d", d.compression)
+	}
+	if d.compression == compOJPEG && d.ifd.Uint(tagJPEGIFOffset, 0) == 0 {
+		return errors.New("unsupported old-style JPEG (compression 6) without an embedded JPEG stream")
+	}
+	if d.photometric == photoYCbCr && d.compression != compJPEG && d.compression != compOJPEG {
+		if ss := d.ifd.Uints(tagYCbCrSubsampling); len(ss) == 2 && (ss[0] != 1 || ss[1] != 1) {
+			return fmt.Errorf("unsupported subsampled YCbCr with compression %d", d.compression)
+		}
+	}
+	return nil
+}
+
+// levelsFor returns the directories of every level of main's pyramid
+// (index = large_image level; nil where not stored) chosen from cands.
+func (s *Source) levelsFor(main *dir, cands []*dir) []*dir {
+	tw, th := main.tw, main.th
+	if !main.tiled {
+		tw, th = virtualTile, virtualTile
+	}
+	n := tilesource.LevelsFor(main.w, main.h, tw, th)
+	levels := make([]*dir, n)
+	levels[n-1] = main
+	for _, d := range cands {
+		if d == main || d.tiled != main.tiled || d.spp != main.spp || d.bps != main.bps ||
+			d.sampleFormat != main.sampleFormat || d.isLabel() || d.isMacro() {
+			continue
+		}
+		if d.tiled && (d.tw != main.tw || d.th != main.th) {
+			continue
+		}
+		for k := 1; k < n; k++ {
+			if matchesScale(main.w, d.w, k) && matchesScale(main.h, d.h, k) {
+				if levels[n-1-k] == nil {
+					levels[n-1-k] = d
+				}
+				break
+			}
+		}
+	}
+	return levels
+}
+
+// matchesScale reports whether v is full/2^k rounded down or up.
+func matchesScale(full, v, k int) bool {
+	f := full >> k
+	return v == f || v == (full+(1<<k)-1)>>k
+}
+
+// setInfo fills the metadata from the full-resolution directory.
+func (s *Source) setInfo(main *dir, levels int) {
+	in := &s.info
+	in.SizeX, in.SizeY = main.w, main.h
+	in.TileWidth, in.TileHeight = main.tw, main.th
+	if !main.tiled {
+		in.TileWidth, in.TileHeight = virtualTile, virtualTile
+	}
+	in.Levels = levels
+	in.Format = main.format
+	in.Bands = main.bands
+	in.SourceName = "tiff"
+	in.ICCProfile = main.ifd.Bytes(tagICCProfile)
+}
+
+// finish computes Stored, magnification and internal metadata.
+func (s *Source) finish(aperio bool) error {
+	in := &s.info
+	in.Stored = make([]bool, in.Levels)
+	populated := 0
+	for z := range in.Stored {
+		in.Stored[z] = s.frame[0][z] != nil
+		if in.Stored[z] {
+			populated++
+		}
+	}
+	main := s.frame[0][in.Levels-1]
+	meta := map[string]any{"populatedLevels": populated}
+	tags := map[string]any{}
+	for tag, key := range map[uint16]string{
+		tagImageDescription: "ImageDescription", tagSoftware: "Software", tagMake: "Make",
+		tagModel: "Model", tagDateTime: "DateTime",
+	} {
+		if v := main.ifd.String(tag); v != "" && (tag != tagImageDescription || len(v) < 1<<16) {
+			tags[key] = v
+		}
+	}
+	tags["Compression"] = main.compression
+	tags["Photometric"] = main.photometric
+	tags["BitsPerSample"] = main.bps
+	tags["SamplesPerPixel"] = main.spp
+	if o := main.ifd.Uint(tagOrientation, 0); o != 0 {
+		tags["Orientation"] = o
+	}
+	meta["tiff"] = tags
+	var mmx, mmy, mag float64
+	if aperio {
+		kv := parseAperio(main.desc)
+		meta["aperio"] = kv
+		if v, err := strconv.ParseFloat(kv["MPP"], 64); err == nil && v > 0 {
+			mmx, mmy = v/1000, v/1000
+		}
+		if v, err := strconv.ParseFloat(kv["AppMag"], 64); err == nil && v > 0 {
+			mag = v
+		}
+	}
+	if mmx == 0 && s.info.MMX != nil {
+		mmx, mmy = *s.info.MMX, *s.info.MMY
+	}
+	if mmx == 0 {
+		mmx, mmy = resolutionMM(main.ifd)
+	}
+	// large_image: magnification is the stored value or 0.01/mm_x, and null
+	// whenever mm_x is unknown (spec 2.2).
+	if mmx > 0 {
+		in.MMX, in.MMY = &mmx, &mmy
+		if mag == 0 {
+			mag = 0.01 / mmx
+		}
+		in.Magnification = &mag
+	} else {
+		in.MMX, in.MMY, in.Magnification = nil, nil, nil
+	}
+	s.meta = meta
+	return nil
+}
+
+// resolutionMM returns the pixel size in mm from the resolution tags, or
+// zeros when they are absent or use no absolute unit.
+func resolutionMM(d *IFD) (float64, float64) {
+	xr, yr := d.Float(tagXResolution, 0), d.Float(tagYResolution, 0)
+	if xr <= 0 || yr <= 0 {
+		return 0, 0
+	}
+	switch d.Uint(tagResolutionUnit, 2) {
+	case 2:
+		return 25.4 / xr, 25.4 / yr
+	case 3:
+		return 10 / xr, 10 / yr
+	}
+	return 0, 0
+}
+
+// parseAperio splits an Aperio description's "|key = value" fields.
+func parseAperio(desc string) map[string]string {
+	kv := map[string]string{}
+	parts := strings.Split(desc, "|")
+	if len(parts) > 0 {
+		kv["header"] = strings.TrimSpace(parts[0])
+	}
+	for _, p := range parts[1:] {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		kv[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return kv
+}
+
+// Info returns the metadata.
+func (s *Source) Info() *tilesource.Info { return &s.info }
+
+// ReadTile returns the stored tile (x, y) of level z of a frame.
+func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.Tile, error) {
+	if frame < 0 || frame >= len(s.frame) || z < 0 || z >= len(s.frame[frame]) {
+		return nil, tilesource.ErrZRange
+	}
+	d := s.frame[frame][z]
+	if d == nil {
+		return nil, fmt.Errorf("tiff level %d: %w", z, tilesource.ErrLevelNotStored)
+	}
+	if !d.tiled {
+		img, err := s.stripTile(d, x, y)
+		if err != nil {
+			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
+		}
+		return &tilesource.Tile{Pixels: img}, nil
+	}
+	if x < 0 || y < 0 || x >= d.across || y >= d.down {
+		return nil, tilesource.ErrXRange
+	}
+	chunks, err := s.readChunks(d, x, y)
+	if err != nil {
+		return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
+	}
+	if d.passthrough {
+		data := encode.SpliceJPEG(d.jpegTables, chunks[0], d.photometric == photoRGB)
+		return &tilesource.Tile{
+			Encoded:  data,
+			Encoding: "JPEG",
+			Decode: func() (*encode.Image, error) {
+				img, err := encode.Decode(data, "")
+				if err != nil {
+					return nil, ioError(fmt.Sprintf("cannot decode tile %d, %d", x, y), err)
+				}
+				return img, nil
+			},
+		}, nil
+	}
+	img, err := s.decodeChunks(d, d.tw, d.th, true, chunks, x*d.tw, y*d.th)
+	if err != nil {
+		return nil, ioError(fmt.Sprintf("cannot decode tile %d, %d", x, y), err)
+	}
+	return &tilesource.Tile{Pixels: img}, nil
+}
+
+// ioError wraps a read or decode failure as large_image's public error
+// (spec 2.6: "Internal I/O failure: ..."); the detail stays in the cause.
+func ioError(what string, err error) error {
+	var te *tilesource.Error
+	if errors.As(err, &te) {
+		return err
+	}
+	return &tilesource.Error{Status: http.StatusNotFound, Message: "Internal I/O failure: " + what, Cause: err}
+}
+
+// readChunks reads the stored bytes of chunk (col, row), one per plane.
+func (s *Source) readChunks(d *dir, col, row int) ([][]byte, error) {
+	out := make([][]byte, d.chunksPerTile)
+	for p := range out {
+		i := d.chunkIndex(col, row, p)
+		off, n := d.offsets[i], d.counts[i]
+		if n == 0 || off == 0 {
+			return nil, fmt.Errorf("tile %d,%d is missing", col, row)
+		}
+		if n > maxChunkBytes || off > uint64(s.tf.Size) || n > uint64(s.tf.Size)-off {
+			return nil, fmt.Errorf("tile %d,%d is outside the file", col, row)
+		}
+		b := make([]byte, n)
+		if _, err := s.readAt(b, int64(off)); err != nil {
+			return nil, fmt.Errorf("reading tile %d,%d: %w", col, row, err)
+		}
+		out[p] = b
+	}
+	return out, nil
+}
+
+func (s *Source) readAt(b []byte, off int64) (int, error) {
+	n, err := s.r.ReadAt(b, off)
+	if err == io.EOF && n == len(b) {
+		err = nil
+	}
+	return n, err
+}
+
+// decodeChunks decodes one stored chunk (all planes) of w×h pixels whose
+// top-left corner in the directory is (px, py).
+func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px, py int) (*encode.Image, error) {
+	if d.compression == compOJPEG {
+		return s.decodeFromPage(d, px, py, w, h)
+	}
+	if int64(w)*int64(h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
+		return nil, errors.New("tile too large to decode")
+	}
+	mini, err := buildMiniTIFF(d, s.tf.ByteOrder, w, h, w, h, tiled, chunks)
+	if err != nil {
+		return nil, err
+	}
+	img, err := encode.Decode(mini, "")
+	if err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	return img, nil
+}
+
+// decodeFromPage decodes a whole page through libvips (for layouts a
+// mini-TIFF cannot express, such as old-style JPEG) and crops the w×h area
+// at (x, y). Decoded pages are kept, so only small files qualify.
+func (s *Source) decodeFromPage(d *dir, x, y, w, h int) (*encode.Image, error) {
+	if s.tf.Size > maxPageFallback || d.page < 0 {
+		return nil, fmt.Errorf("compression %d is only supported in files under %d MB", d.compression, maxPageFallback>>20)
+	}
+	s.pageMu.Lock()
+	img := s.pages[d.page]
+	s.pageMu.Unlock()
+	if img == nil {
+		var err error
+		img, err = s.decodePage(d)
+		if err != nil {
+			return nil, err
+		}
+		s.pageMu.Lock()
+		s.pages[d.page] = img
+		s.pageMu.Unlock()
+	}
+	return encode.Crop(img, x, y, w, h), nil
+}
+
+// decodePage decodes directory d as a whole image.
+func (s *Source) decodePage(d *dir) (*encode.Image, error) {
+	// Old-style JPEG often embeds a complete JPEG stream (JPEGInterchangeFormat).
+	if d.compression == compOJPEG {
+		off, n := d.ifd.Uint(tagJPEGIFOffset, 0), d.ifd.Uint(tagJPEGIFOffset+1, 0)
+		if off > 0 && n > 0 && n <= maxChunkBytes && off+n <= uint64(s.tf.Size) {
+			b := make([]byte, n)
+			if _, err := s.readAt(b, int64(off)); err != nil {
+				return nil, err
+			}
+			if img, err := encode.Decode(b, ""); err == nil && img.Width == d.w && img.Height == d.h {
+				return img, nil
+			}
+		}
+	}
+	b := make([]byte, s.tf.Size)
+	if _, err := s.readAt(b, 0); err != nil {
+		return nil, err
+	}
+	img, err := encode.Decode(b, "page="+strconv.Itoa(d.page))
+	if err != nil {
+		return nil, fmt.Errorf("decoding page %d: %w", d.page, err)
+	}
+	return img, nil
+}
+
+// AssociatedNames lists the associated images, sorted.
+func (s *Source) AssociatedNames() []string {
+	names := make([]string, 0, len(s.assoc))
+	for k := range s.assoc {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Associated decodes an associated image; nil, nil when there is none.
+func (s *Source) Associated(name string) (*encode.Image, error) {
+	d := s.assoc[name]
+	if d == nil {
+		return nil, nil
+	}
+	if int64(d.w)*int64(d.h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
+		return nil, ioError("associated image too large", nil)
+	}
+	if d.compression == compOJPEG {
+		img, err := s.decodeFromPage(d, 0, 0, d.w, d.h)
+		if err != nil {
+			return nil, ioError("cannot decode "+name+" image", err)
+		}
+		return img, nil
+	}
+	// Every chunk of the directory goes into one mini-TIFF.
+	n := d.across * d.down * d.chunksPerTile
+	chunks := make([][]byte, n)
+	for i := range chunks {
+		off, c := d.offsets[i], d.counts[i]
+		if c > maxChunkBytes || off > uint64(s.tf.Size) || c > uint64(s.tf.Size)-off {
+			return nil, ioError(name+" image data outside the file", nil)
+		}
+		chunks[i] = make([]byte, c)
+		if _, err := s.readAt(chunks[i], int64(off)); err != nil {
+			return nil, ioError("cannot read "+name+" image", err)
+		}
+	}
+	mini, err := buildMiniTIFF(d, s.tf.ByteOrder, d.w, d.h, d.tw, d.th, d.tiled, chunks)
+	if err != nil {
+		return nil, ioError("cannot read "+name+" image", err)
+	}
+	img, err := encode.Decode(mini, "")
+	if err != nil {
+		return nil, ioError("cannot decode "+name+" image", err)
+	}
+	return img, nil
+}
+
+// InternalMetadata returns the TIFF tags that matter and populatedLevels.
+func (s *Source) InternalMetadata() map[string]any {
+	out := make(map[string]any, len(s.meta))
+	for k, v := range s.meta {
+		out[k] = v
+	}
+	return out
+}
+
+// MemoryEstimate counts parsed structures and caches.
+func (s *Source) MemoryEstimate() int64 {
+	n := int64(4096) + s.tf.loaded + int64(s.tf.count)*512
+	n += s.strips.bytes()
+	s.pageMu.Lock()
+	for _, p := range s.pages {
+		n += int64(len(p.Pix))
+	}
+	s.pageMu.Unlock()
+	return n
+}
+
+// Close closes the file.
+func (s *Source) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	return s.c.Close()
+}

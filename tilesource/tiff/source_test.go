@@ -1,0 +1,397 @@
+package tiff
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
+)
+
+const cmu = "libvips/CMU-1-Small-Region.svs"
+
+func TestCMUSmallRegion(t *testing.T) {
+	s := openT(t, cmu)
+	in := s.Info()
+	if in.SizeX != 2220 || in.SizeY != 2967 || in.TileWidth != 240 || in.TileHeight != 240 || in.Levels != 5 {
+		t.Fatalf("geometry %dx%d tile %dx%d levels %d", in.SizeX, in.SizeY, in.TileWidth, in.TileHeight, in.Levels)
+	}
+	if !slices.Equal(in.Stored, []bool{false, false, false, false, true}) {
+		t.Fatalf("stored %v", in.Stored)
+	}
+	if in.Magnification == nil || *in.Magnification != 20 || in.MMX == nil || *in.MMX != 0.000499 || *in.MMY != 0.000499 {
+		t.Fatalf("magnification %v mm %v", in.Magnification, in.MMX)
+	}
+	if in.Format != encode.Uint8 || in.Bands != 3 || in.SourceName != "tiff" || in.FrameCount() != 1 {
+		t.Fatalf("format %v bands %d source %q", in.Format, in.Bands, in.SourceName)
+	}
+	if got := s.AssociatedNames(); !slices.Equal(got, []string{"label", "macro", "thumbnail"}) {
+		t.Fatalf("associated %v", got)
+	}
+	for name, size := range map[string][2]int{"label": {387, 463}, "macro": {1280, 431}, "thumbnail": {574, 768}} {
+		img, err := s.Associated(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if img.Width != size[0] || img.Height != size[1] || img.Bands != 3 {
+			t.Fatalf("%s: %dx%d×%d, want %v", name, img.Width, img.Height, img.Bands, size)
+		}
+		// Compare with libvips' decode of the same directory (pages 1–3).
+		page := map[string]int{"thumbnail": 1, "label": 2, "macro": 3}[name]
+		if d := meanAbsDiff(t, img, pageImage(t, cmu, page), 0, 0); d > 1 {
+			t.Fatalf("%s differs from libvips by %.2f", name, d)
+		}
+	}
+	if img, err := s.Associated("nope"); img != nil || err != nil {
+		t.Fatalf("unknown associated image: %v %v", img, err)
+	}
+	if _, err := s.ReadTile(t.Context(), 0, 3, 0, 0); !errors.Is(err, tilesource.ErrLevelNotStored) {
+		t.Fatalf("level 3: %v", err)
+	}
+	meta := s.InternalMetadata()
+	if meta["populatedLevels"] != 1 {
+		t.Fatalf("populatedLevels %v", meta["populatedLevels"])
+	}
+	if ap, _ := meta["aperio"].(map[string]string); ap["AppMag"] != "20" || ap["MPP"] != "0.4990" {
+		t.Fatalf("aperio metadata %v", meta["aperio"])
+	}
+	if s.MemoryEstimate() <= 0 {
+		t.Fatal("no memory estimate")
+	}
+}
+
+// TestAperioColour checks that a passed-through Aperio tile decodes to the
+// colours libvips' TIFF loader produces, and that without the Adobe marker
+// it would not.
+func TestAperioColour(t *testing.T) {
+	s := openT(t, cmu)
+	// libvips' TIFF loader (from the file's bytes) decodes Aperio JPEG with
+	// the right colours; encode.OpenFile would pick OpenSlide for an .svs.
+	ref := pageImage(t, cmu, 0)
+	d := s.frame[0][4]
+	for _, xy := range [][2]int{{0, 0}, {4, 6}, {9, 12}} {
+		x, y := xy[0], xy[1]
+		tl, img := tileImage(t, s, 0, 4, x, y)
+		if tl.Encoding != "JPEG" || !bytes.HasPrefix(tl.Encoded, []byte{0xFF, 0xD8, 0xFF, 0xEE, 0, 14, 'A', 'd', 'o', 'b', 'e'}) {
+			t.Fatalf("tile %d,%d: encoding %q, starts % x", x, y, tl.Encoding, tl.Encoded[:16])
+		}
+		if img.Width != 240 || img.Height != 240 || img.Bands != 3 {
+			t.Fatalf("tile %d,%d decoded %dx%d×%d", x, y, img.Width, img.Height, img.Bands)
+		}
+		// Edge tiles are full-size as stored; compare the part in the image.
+		w, h := min(240, 2220-x*240), min(240, 2967-y*240)
+		want := encode.Crop(ref, x*240, y*240, w, h)
+		diff := meanAbsDiff(t, encode.Crop(img, 0, 0, w, h), want, 0, 0)
+		t.Logf("tile %d,%d: mean abs diff from libvips %.3f", x, y, diff)
+		if diff >= 3 {
+			t.Fatalf("tile %d,%d: mean abs diff %.2f from libvips", x, y, diff)
+		}
+		// The same tile spliced without the Adobe marker decodes as YCbCr.
+		raw, err := s.readChunks(d, x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, err := encode.Decode(encode.SpliceJPEG(d.jpegTables, raw[0], false), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff = meanAbsDiff(t, encode.Crop(bad, 0, 0, w, h), want, 0, 0)
+		t.Logf("tile %d,%d: without Adobe marker %.3f", x, y, diff)
+		if diff < 20 {
+			t.Fatalf("tile %d,%d without Adobe marker differs only by %.2f", x, y, diff)
+		}
+	}
+}
+
+// pixelCase is one tile compared with libvips' decode of its page.
+type pixelCase struct {
+	file           string
+	frame, z, x, y int
+	page           int // libvips page holding the level
+	tol            float64
+}
+
+func TestPixelsMatchLibvips(t *testing.T) {
+	cases := []pixelCase{
+		{"openslide-python/boxes.tiff", 0, 3, 0, 0, 0, 0},
+		{"openslide-python/boxes.tiff", 0, 3, 4, 3, 0, 0},
+		{"openslide-python/boxes.tiff", 0, 2, 1, 1, 1, 0},
+		{"openslide-python/boxes.tiff", 0, 1, 1, 0, 2, 0},
+		{"openslide-python/boxes.tiff", 0, 0, 0, 0, 3, 0},
+		{"openslide-python/openslide_small.svs", 0, 0, 0, 0, 0, 2},
+		{"large_image/yb10kx5k.zstd.tiff", 0, 4, 9, 4, 0, 0},
+		{"large_image/yb10kx5k.zstd.tiff", 0, 2, 1, 1, 2, 0},
+		{"large_image/yb10kx5k.zstd.tiff", 0, 0, 0, 0, 4, 0},
+		{"large_image/rgba_geotiff.tiff", 0, 1, 1, 1, 0, 0},
+		{"large_image/rgba_geotiff.tiff", 0, 0, 0, 0, 1, 0},
+		{"large_image/test_orient0.tif", 0, 2, 1, 2, 0, 2},
+		{"large_image/test_orient6.tif", 0, 1, 0, 1, 1, 2},
+		{"large_image/grey10kx5k.tif", 0, 6, 0, 0, 0, 0},
+		{"large_image/grey10kx5k.tif", 0, 6, 21, 13, 0, 0},
+		{"large_image/grey10kx5k.tif", 0, 6, 39, 19, 0, 0}, // edge: 16×136
+		{"large_image/global_dem.tif", 0, 1, 1, 0, 0, 0},
+		{"large_image/rgb_geotiff.tiff", 0, 0, 0, 0, 0, 0},
+		{"pathml/smalltif.tif", 0, 2, 1, 1, 0, 0},
+		{"pathml/smalltif.tif", 0, 2, 2, 1, 0, 0},
+		{"libvips/sample.tif", 0, 1, 1, 1, 0, 0},
+		{"libvips/1bit.tif", 0, 0, 0, 0, 0, 0},
+		{"libvips/4bit.tif", 0, 0, 0, 0, 0, 0},
+		{"libvips/multi-channel-z-series.ome.tif", 0, 1, 0, 0, 0, 0},
+		{"libvips/multi-channel-z-series.ome.tif", 1, 1, 1, 0, 5, 0},   // C=1, Z=0
+		{"libvips/multi-channel-z-series.ome.tif", 14, 1, 1, 0, 14, 0}, // C=2, Z=4
+		{"libvips/multi-channel-z-series.ome.tif", 7, 1, 0, 0, 7, 0},   // C=1, Z=2
+	}
+	for _, c := range cases {
+		s := openT(t, c.file)
+		in := s.Info()
+		_, img := tileImage(t, s, c.frame, c.z, c.x, c.y)
+		ref := pageImage(t, c.file, c.page)
+		lw, lh := in.LevelSize(c.z)
+		if ref.Width < lw || ref.Height < lh {
+			t.Fatalf("%s: page %d is %dx%d, level %d is %dx%d", c.file, c.page, ref.Width, ref.Height, c.z, lw, lh)
+		}
+		if img.Width < min(in.TileWidth, lw-c.x*in.TileWidth) || img.Height < min(in.TileHeight, lh-c.y*in.TileHeight) {
+			t.Fatalf("%s: tile %dx%d too small", c.file, img.Width, img.Height)
+		}
+		if d := meanAbsDiff(t, img, ref, c.x*in.TileWidth, c.y*in.TileHeight); d > c.tol {
+			t.Errorf("%s frame %d z %d tile %d,%d: mean abs diff %.3f", c.file, c.frame, c.z, c.x, c.y, d)
+		}
+	}
+}
+
+func TestFileFacts(t *testing.T) {
+	cases := []struct {
+		file               string
+		w, h, tw, th, lvls int
+		stored             []bool
+		format             encode.Format
+		bands              int
+		passthrough        bool
+	}{
+		{"openslide-python/boxes.tiff", 300, 250, 64, 64, 4, []bool{true, true, true, true}, encode.Uint8, 3, false},
+		{"openslide-python/openslide_small.svs", 16, 16, 64, 64, 1, []bool{true}, encode.Uint8, 3, true},
+		{"large_image/yb10kx5k.zstd.tiff", 10000, 5000, 1024, 1024, 5, []bool{true, true, true, true, true}, encode.Uint8, 3, false},
+		{"large_image/rgba_geotiff.tiff", 600, 600, 512, 512, 2, []bool{true, true}, encode.Uint8, 4, false},
+		{"large_image/small_la.tiff", 2, 1, 256, 256, 1, []bool{true}, encode.Uint8, 2, false},
+		{"large_image/test_orient3.tif", 120, 180, 64, 64, 3, []bool{true, true, true}, encode.Uint8, 1, true},
+		{"large_image/grey10kx5k.tif", 10000, 5000, 256, 256, 7, []bool{false, false, false, false, false, false, true}, encode.Uint8, 1, false},
+		{"pathml/smalltif.tif", 640, 480, 256, 256, 3, []bool{false, false, true}, encode.Uint16, 1, false},
+		{"libvips/sample.tif", 290, 442, 256, 256, 2, []bool{false, true}, encode.Uint16, 3, false},
+		{"libvips/ojpeg-strip.tif", 160, 160, 256, 256, 1, []bool{true}, encode.Uint8, 3, false},
+		{"libvips/multi-channel-z-series.ome.tif", 439, 167, 256, 256, 2, []bool{false, true}, encode.Int8, 1, false},
+	}
+	for _, c := range cases {
+		s := openT(t, c.file)
+		in := s.Info()
+		if in.SizeX != c.w || in.SizeY != c.h || in.TileWidth != c.tw || in.TileHeight != c.th || in.Levels != c.lvls {
+			t.Errorf("%s: %dx%d tile %dx%d levels %d", c.file, in.SizeX, in.SizeY, in.TileWidth, in.TileHeight, in.Levels)
+		}
+		if !slices.Equal(in.Stored, c.stored) || in.Format != c.format || in.Bands != c.bands {
+			t.Errorf("%s: stored %v format %s bands %d", c.file, in.Stored, in.Format.DType(), in.Bands)
+		}
+		tl, err := s.ReadTile(t.Context(), 0, c.lvls-1, 0, 0)
+		if err != nil {
+			if c.file == "large_image/small_la.tiff" {
+				continue // checked in TestSmallLA
+			}
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		if (tl.Encoding == "JPEG") != c.passthrough {
+			t.Errorf("%s: encoding %q", c.file, tl.Encoding)
+		}
+	}
+}
+
+func TestBoxesInfo(t *testing.T) {
+	s := openT(t, "openslide-python/boxes.tiff")
+	in := s.Info()
+	if len(in.ICCProfile) != 588 {
+		t.Fatalf("ICC profile %d bytes", len(in.ICCProfile))
+	}
+	// ResolutionUnit cm, 28.346 px/cm: mm = 10/res; magnification 0.01/mm.
+	if in.MMX == nil || *in.MMX < 0.35277 || *in.MMX > 0.35278 || in.Magnification == nil || *in.Magnification < 0.0283 || *in.Magnification > 0.0284 {
+		t.Fatalf("mm %v magnification %v", in.MMX, in.Magnification)
+	}
+	if s.AssociatedNames() == nil || len(s.AssociatedNames()) != 0 {
+		t.Fatalf("associated %v", s.AssociatedNames())
+	}
+	if s.InternalMetadata()["populatedLevels"] != 4 {
+		t.Fatalf("metadata %v", s.InternalMetadata())
+	}
+}
+
+func TestOMETIFF(t *testing.T) {
+	s := openT(t, "libvips/multi-channel-z-series.ome.tif")
+	in := s.Info()
+	if in.SourceName != "ometiff" || in.Format.DType() != "int8" || in.FrameCount() != 15 {
+		t.Fatalf("source %q dtype %s frames %d", in.SourceName, in.Format.DType(), in.FrameCount())
+	}
+	want := []map[string]any{{"IndexC": 0, "IndexZ": 0}, {"IndexC": 1, "IndexZ": 0}, {"IndexC": 2, "IndexZ": 0}, {"IndexC": 0, "IndexZ": 1}}
+	for i, w := range want {
+		f := in.Frames[i]
+		if len(f) != 2 || f["IndexC"] != w["IndexC"] || f["IndexZ"] != w["IndexZ"] {
+			t.Fatalf("frame %d = %v, want %v", i, f, w)
+		}
+	}
+	if f := in.Frames[14]; f["IndexC"] != 2 || f["IndexZ"] != 4 {
+		t.Fatalf("frame 14 = %v", f)
+	}
+	// The XML's channels carry no Name attribute.
+	if in.Channels != nil || in.MMX != nil || in.Magnification != nil {
+		t.Fatalf("channels %v mm %v mag %v", in.Channels, in.MMX, in.Magnification)
+	}
+}
+
+func TestOJPEGStrip(t *testing.T) {
+	s := openT(t, "libvips/ojpeg-strip.tif")
+	_, img := tileImage(t, s, 0, 0, 0, 0)
+	if img.Width != 160 || img.Height != 160 || img.Bands != 3 {
+		t.Fatalf("decoded %dx%d×%d", img.Width, img.Height, img.Bands)
+	}
+	// The page is a photograph: not flat and not all dark.
+	var sum float64
+	for i := range img.Width * img.Height * 3 {
+		sum += sample(img, i)
+	}
+	if mean := sum / float64(img.Width*img.Height*3); mean < 20 || mean > 240 {
+		t.Fatalf("mean sample %.1f", mean)
+	}
+}
+
+func TestNotRecognized(t *testing.T) {
+	for _, f := range []string{"histolab/broken.svs", "libvips/sample.jpg", "libvips/world.jp2", "openslide-python/boxes_0.dcm"} {
+		_, err := Open(tdPath(f))
+		if !errors.Is(err, tilesource.ErrNotRecognized) {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if _, err := Open(tdPath("no/such/file.tif")); err == nil || errors.Is(err, tilesource.ErrNotRecognized) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestUnservableTIFF(t *testing.T) {
+	cases := map[string]string{
+		"openslide-python/unopenable.tiff": "unopenable.tiff: unsupported TIFF compression 52479",
+		"large_image/zero_gi.tif":          "zero_gi.tif: invalid image height 0",
+		"libvips/ojpeg-tile.tif":           "ojpeg-tile.tif: unsupported old-style JPEG (compression 6) without an embedded JPEG stream",
+		"libvips/subsampled.tif":           "subsampled.tif: unsupported subsampled YCbCr with compression 5",
+	}
+	for f, msg := range cases {
+		_, err := Open(tdPath(f))
+		var te *tilesource.Error
+		if !errors.As(err, &te) || te.Message != msg || te.Status != http.StatusBadRequest {
+			t.Errorf("%s: %v", f, err)
+		}
+		if errors.Is(err, tilesource.ErrNotRecognized) {
+			t.Errorf("%s: should be claimed", f)
+		}
+	}
+}
+
+func TestUnreadableSVS(t *testing.T) {
+	s := openT(t, "openslide-python/unreadable.svs")
+	// The tile bytes are passed through as they are stored...
+	tl, err := s.ReadTile(t.Context(), 0, 0, 0, 0)
+	if err != nil || tl.Encoding != "JPEG" {
+		t.Fatalf("ReadTile: %v %v", tl, err)
+	}
+	// ...and fail only when decoded, with a clean public error.
+	_, err = tl.Image()
+	var te *tilesource.Error
+	if !errors.As(err, &te) || te.Status != http.StatusNotFound || te.Message != "Internal I/O failure: cannot decode tile 0, 0" {
+		t.Fatalf("decode error: %#v", err)
+	}
+	if _, err := s.Associated("thumbnail"); !errors.As(err, &te) || te.Message != "Internal I/O failure: cannot decode thumbnail image" {
+		t.Fatalf("thumbnail error: %v", err)
+	}
+	// The intact twin decodes.
+	good := openT(t, "openslide-python/openslide_small.svs")
+	if _, img := tileImage(t, good, 0, 0, 0, 0); img.Width != 64 {
+		t.Fatalf("small.svs tile %dx%d", img.Width, img.Height)
+	}
+}
+
+func TestSmallLA(t *testing.T) {
+	// libvips cannot decode two-component JPEG (neither can its own loader
+	// on this file); the failure is a clean public error.
+	s := openT(t, "large_image/small_la.tiff")
+	_, err := s.ReadTile(t.Context(), 0, 0, 0, 0)
+	var te *tilesource.Error
+	if !errors.As(err, &te) || te.Message != "Internal I/O failure: cannot decode tile 0, 0" {
+		t.Fatalf("%v", err)
+	}
+	if _, err := encode.Decode(mustRead(t, tdPath("large_image/small_la.tiff")), ""); err == nil {
+		t.Fatal("libvips decodes small_la.tiff now: serve it")
+	}
+}
+
+func mustRead(t testing.TB, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestConcurrentReads reads the same tiles from many goroutines (strip
+// cache, passthrough, mini-TIFF decode) and checks the results agree.
+func TestConcurrentReads(t *testing.T) {
+	for _, f := range []string{"large_image/grey10kx5k.tif", cmu, "openslide-python/boxes.tiff"} {
+		s := openT(t, f)
+		in := s.Info()
+		z := in.Levels - 1
+		cols, rows := in.TileCount(z)
+		type key struct{ x, y int }
+		want := map[key][]byte{}
+		for y := 0; y < min(rows, 3); y++ {
+			for x := 0; x < min(cols, 3); x++ {
+				_, img := tileImage(t, s, 0, z, x, y)
+				want[key{x, y}] = img.Pix
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k, w := range want {
+					tl, err := s.ReadTile(t.Context(), 0, z, k.x, k.y)
+					if err == nil {
+						var img *encode.Image
+						if img, err = tl.Image(); err == nil && !bytes.Equal(img.Pix, w) {
+							err = errors.New("pixels differ")
+						}
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+func BenchmarkReadTilePassthrough(b *testing.B) {
+	s := openT(b, cmu)
+	ctx := b.Context()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		tl, err := s.ReadTile(ctx, 0, 4, i%9, (i/9)%12)
+		if err != nil || tl.Encoding != "JPEG" {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package tiff
+
+import (
+	"container/list"
+	"fmt"
+	"sync"
+
+	"github.com/tileserver/tileserver/encode"
+)
+
+// stripKey names one decoded strip of one directory.
+type stripKey struct {
+	d *dir
+	i int
+}
+
+// stripCache is a small LRU of decoded strips, bounded in bytes, so that the
+// virtual tiles of a row of an untiled image decode each strip once.
+type stripCache struct {
+	mu    sync.Mutex
+	limit int64
+	size  int64
+	ll    *list.List
+	items map[stripKey]*list.Element
+}
+
+type stripEntry struct {
+	key stripKey
+	img *encode.Image
+}
+
+func newStripCache(limit int64) *stripCache {
+	return &stripCache{limit: limit, ll: list.New(), items: map[stripKey]*list.Element{}}
+}
+
+func (c *stripCache) get(k stripKey) *encode.Image {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*stripEntry).img
+	}
+	return nil
+}
+
+func (c *stripCache) put(k stripKey, img *encode.Image) {
+	n := int64(len(img.Pix))
+	if n > c.limit {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		return
+	}
+	c.items[k] = c.ll.PushFront(&stripEntry{k, img})
+	c.size += n
+	for c.size > c.limit {
+		e := c.ll.Back()
+		se := e.Value.(*stripEntry)
+		c.ll.Remove(e)
+		delete(c.items, se.key)
+		c.size -= int64(len(se.img.Pix))
+	}
+}
+
+func (c *stripCache) bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
+// strip returns decoded strip i of d (all its rows, full width).
+func (s *Source) strip(d *dir, i int) (*encode.Image, error) {
+	k := stripKey{d, i}
+	if img := s.strips.get(k); img != nil {
+		return img, nil
+	}
+	rows := min(d.th, d.h-i*d.th)
+	chunks, err := s.readChunks(d, 0, i)
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.decodeChunks(d, d.w, rows, false, chunks, 0, i*d.th)
+	if err != nil {
+		return nil, err
+	}
+	if img.Width < d.w || img.Height < rows {
+		return nil, fmt.Errorf("strip %d decoded to %dx%d", i, img.Width, img.Height)
+	}
+	s.strips.put(k, img)
+	return img, nil
+}
+
+// stripTile assembles virtual tile (x, y) of an untiled directory from the
+// strips it crosses. Only the part inside the image is returned.
+func (s *Source) stripTile(d *dir, x, y int) (*encode.Image, error) {
+	x0, y0 := x*virtualTile, y*virtualTile
+	if x < 0 || y < 0 || x0 >= d.w || y0 >= d.h {
+		return nil, fmt.Errorf("tile %d,%d outside the image", x, y)
+	}
+	w, h := min(virtualTile, d.w-x0), min(virtualTile, d.h-y0)
+	var out *encode.Image
+	for i := y0 / d.th; i*d.th < y0+h; i++ {
+		st, err := s.strip(d, i)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = encode.NewImage(w, h, st.Bands, st.Format)
+		} else if st.Bands != out.Bands || st.Format != out.Format {
+			return nil, fmt.Errorf("strip %d has a different pixel layout", i)
+		}
+		ps := st.PixelSize()
+		r0 := max(y0, i*d.th)
+		r1 := min(y0+h, (i+1)*d.th)
+		for r := r0; r < r1; r++ {
+			src := st.Pix[(r-i*d.th)*st.Stride()+x0*ps:]
+			copy(out.Pix[(r-y0)*out.Stride():(r-y0+1)*out.Stride()], src[:w*ps])
+		}
+	}
+	return out, nil
+}
