@@ -63,8 +63,10 @@ func trimSOI(b []byte) []byte {
 	return b
 }
 
-// hasAdobe reports whether the marker segments before the first SOS (or the
+// HasAdobe reports whether the marker segments before the first SOS (or the
 // end of the data) include an Adobe APP14 segment. b starts after SOI.
+func HasAdobe(b []byte) bool { return hasAdobe(b) }
+
 func hasAdobe(b []byte) bool {
 	i := 0
 	for i+4 <= len(b) {

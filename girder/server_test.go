@@ -26,7 +26,7 @@ import (
 
 var testdata = filepath.Join("..", "..", "shared", "testdata")
 
-const adminToken = "s3cret"
+const testAdminToken = "s3cret"
 
 // env is a running server over a temporary slide root filled with copies
 // of real test files.
@@ -105,7 +105,7 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	e.store = st
-	e.srv = New(Config{AdminToken: adminToken, MaxAge: 1234}, pl, st,
+	e.srv = New(Config{AdminToken: testAdminToken, MaxAge: 1234}, pl, st,
 		WithCacheAdmin(TileCacheAdmin{Tiles: tiles, Sources: sources}))
 	e.http = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(func() {
@@ -670,7 +670,7 @@ func TestAdminImportAndStableIDs(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.slides, "boxes.tiff")); err != nil {
 		t.Fatal(err)
 	}
-	r := e.do(http.MethodPut, "/api/v1/large_image/import", map[string]string{"Girder-Token": adminToken}, nil)
+	r := e.do(http.MethodPut, "/api/v1/large_image/import", map[string]string{"Girder-Token": testAdminToken}, nil)
 	var st store.ImportStats
 	r.json(t, &st)
 	if r.status != 200 || st.Items != 4 || st.Removed != 1 || st.Skipped < 3 {
@@ -684,13 +684,13 @@ func TestAdminImportAndStableIDs(t *testing.T) {
 	}
 	wantError(t, e.get(itemPath("boxes.tiff", "")), 400, "validation", "No such item: "+store.ID("item", "boxes.tiff"))
 
-	r = e.do(http.MethodPost, "/api/v1/large_image/import?token="+adminToken,
+	r = e.do(http.MethodPost, "/api/v1/large_image/import?token="+testAdminToken,
 		map[string]string{"Content-Type": "application/json"}, strings.NewReader(`{"path": "sub"}`))
 	r.json(t, &st)
 	if r.status != 200 || st.Items != 3 || st.Removed != 0 {
 		t.Fatalf("partial import: %d %+v", r.status, st)
 	}
-	r = e.do(http.MethodPost, "/api/v1/large_image/import?token="+adminToken,
+	r = e.do(http.MethodPost, "/api/v1/large_image/import?token="+testAdminToken,
 		map[string]string{"Content-Type": "application/json"}, strings.NewReader(`{"path": "../.."}`))
 	wantError(t, r, 400, "validation", "Invalid import path.")
 
@@ -708,12 +708,12 @@ func TestAdminImportAndStableIDs(t *testing.T) {
 	}
 
 	var info map[string]any
-	r = e.get("/api/v1/large_image/cache", "Girder-Token", adminToken)
+	r = e.get("/api/v1/large_image/cache", "Girder-Token", testAdminToken)
 	r.json(t, &info)
 	if _, ok := info["tileCache"]; !ok {
 		t.Errorf("cache info %v", info)
 	}
-	r = e.do(http.MethodPut, "/api/v1/large_image/cache/clear?token="+adminToken, nil, nil)
+	r = e.do(http.MethodPut, "/api/v1/large_image/cache/clear?token="+testAdminToken, nil, nil)
 	r.json(t, &info)
 	if r.status != 200 || info["cacheCleared"] == nil {
 		t.Errorf("cache clear %d %v", r.status, info)

@@ -1,6 +1,7 @@
 package style
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -19,6 +20,14 @@ type Raster struct {
 // NewRaster allocates a zeroed raster.
 func NewRaster(w, h, bands int, dtype string) *Raster {
 	return &Raster{Width: w, Height: h, Bands: bands, DType: dtype, Pix: make([]float64, w*h*bands)}
+}
+
+// check rejects a malformed buffer from the caller rather than panic.
+func (r *Raster) check() error {
+	if r == nil || r.Width < 0 || r.Height < 0 || r.Bands < 1 || len(r.Pix) < r.Width*r.Height*r.Bands {
+		return errors.New("style: malformed raster")
+	}
+	return nil
 }
 
 // RGBA is an 8-bit, 4-band image ready to encode.
@@ -67,6 +76,9 @@ func (s *Style) Apply(frame int, env Env) (*Raster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := main.check(); err != nil {
+		return nil, err
+	}
 	if !s.NeedsPixels() {
 		return main, nil
 	}
@@ -111,6 +123,9 @@ func (s *Style) Apply(frame int, env Env) (*Raster, error) {
 		f := b.bandFrame(frame)
 		if f != frame {
 			if img, err = env.Tile(f); err != nil {
+				return nil, err
+			}
+			if err := img.check(); err != nil {
 				return nil, err
 			}
 			img = fitTo(img, main)

@@ -331,3 +331,10 @@ func TestTo8Bit(t *testing.T) {
 func itoa(v int) string { return strconv.Itoa(v) }
 
 func jsonNum(s string) json.Number { return json.Number(s) }
+
+func TestApplyMalformedRaster(t *testing.T) {
+	env := &fakeEnv{tiles: map[int]*Raster{0: raster(2, 2, 3, "uint8", 1, 2)}}
+	if _, err := mustParse(t, `{"max":3}`).Apply(0, env); err == nil {
+		t.Error("short buffer accepted")
+	}
+}

@@ -10,6 +10,7 @@ package style
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"strconv"
@@ -516,10 +517,21 @@ func canonicalNumber(f float64) any {
 	return f
 }
 
+// canonicalPalette writes colours as #RRGGBBAA when they are whole 0–255
+// values and as 0–1 lists otherwise, so the canonical form is itself a
+// valid style.
 func canonicalPalette(p Palette) []any {
 	out := make([]any, len(p))
 	for i, c := range p {
-		out[i] = []any{canonicalNumber(c[0]), canonicalNumber(c[1]), canonicalNumber(c[2]), canonicalNumber(c[3])}
+		whole := true
+		for _, v := range c {
+			whole = whole && v >= 0 && v <= 255 && v == math.Trunc(v)
+		}
+		if whole {
+			out[i] = fmt.Sprintf("#%02X%02X%02X%02X", int(c[0]), int(c[1]), int(c[2]), int(c[3]))
+			continue
+		}
+		out[i] = []any{canonicalNumber(c[0] / 255), canonicalNumber(c[1] / 255), canonicalNumber(c[2] / 255), canonicalNumber(c[3] / 255)}
 	}
 	return out
 }

@@ -70,8 +70,10 @@ type dir struct {
 	desc          string
 	format        encode.Format
 	bands         int
-	passthrough   bool // JPEG tiles that can be served as they are
-	chunksPerTile int  // 1 for chunky data, spp for planar
+	passthrough   bool   // JPEG tiles that can be served as they are
+	jpegPrefix    []byte // SOI, Adobe marker if added, tables: what precedes a tile's body
+	jpegAdobe     bool   // jpegPrefix holds an inserted Adobe marker
+	chunksPerTile int    // 1 for chunky data, spp for planar
 }
 
 // newDir validates a directory's geometry and layout. Errors here describe
@@ -151,7 +153,24 @@ func newDir(d *IFD, page int) (*dir, error) {
 	r.passthrough = r.tiled && r.compression == compJPEG && r.bps == 8 &&
 		(r.spp == 1 || r.spp == 3) && r.planar == 1 &&
 		(r.photometric == photoRGB || r.photometric == photoYCbCr || r.photometric == photoMinIsBlack)
+	if r.passthrough {
+		// Splicing an empty tile body yields SOI + [Adobe] + tables + EOI.
+		full := encode.SpliceJPEG(r.jpegTables, nil, r.photometric == photoRGB)
+		r.jpegPrefix = full[:len(full)-2]
+		r.jpegAdobe = r.photometric == photoRGB && len(r.jpegPrefix) >= 6 && r.jpegPrefix[3] == 0xEE &&
+			!encode.HasAdobe(trimJPEGSOI(r.jpegTables))
+		if len(r.jpegPrefix) < 2 {
+			r.passthrough = false
+		}
+	}
 	return r, nil
+}
+
+func trimJPEGSOI(b []byte) []byte {
+	if len(b) >= 2 && b[0] == 0xFF && b[1] == 0xD8 {
+		return b[2:]
+	}
+	return b
 }
 
 // sampleFormat maps BitsPerSample and SampleFormat to a pixel format.

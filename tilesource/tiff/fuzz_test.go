@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"

@@ -351,7 +351,10 @@ func (s *Source) Info() *tilesource.Info { return &s.info }
 
 // ReadTile returns the stored tile (x, y) of level z of a frame.
 func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.Tile, error) {
-	if frame < 0 || frame >= len(s.frame) || z < 0 || z >= len(s.frame[frame]) {
+	if frame < 0 || frame >= len(s.frame) {
+		return nil, tilesource.ErrFrameRange
+	}
+	if z < 0 || z >= len(s.frame[frame]) {
 		return nil, tilesource.ErrZRange
 	}
 	d := s.frame[frame][z]
@@ -368,12 +371,11 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	if x < 0 || y < 0 || x >= d.across || y >= d.down {
 		return nil, tilesource.ErrXRange
 	}
-	chunks, err := s.readChunks(d, x, y)
-	if err != nil {
-		return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
-	}
 	if d.passthrough {
-		data := encode.SpliceJPEG(d.jpegTables, chunks[0], d.photometric == photoRGB)
+		data, err := s.readJPEG(d, x, y)
+		if err != nil {
+			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
+		}
 		return &tilesource.Tile{
 			Encoded:  data,
 			Encoding: "JPEG",
@@ -385,6 +387,10 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 				return img, nil
 			},
 		}, nil
+	}
+	chunks, err := s.readChunks(d, x, y)
+	if err != nil {
+		return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
 	}
 	img, err := s.decodeChunks(d, d.tw, d.th, true, chunks, x*d.tw, y*d.th)
 	if err != nil {
@@ -401,6 +407,38 @@ func ioError(what string, err error) error {
 		return err
 	}
 	return &tilesource.Error{Status: http.StatusNotFound, Message: "Internal I/O failure: " + what, Cause: err}
+}
+
+// readJPEG reads a JPEG tile and splices it into a complete stream. The
+// common case reads the tile straight into the output after the prefix
+// (SOI, Adobe marker, tables) prepared at open time, its SOI landing on the
+// prefix's last two bytes, which are then restored: one allocation, one
+// read. Anything unusual goes through encode.SpliceJPEG.
+func (s *Source) readJPEG(d *dir, col, row int) ([]byte, error) {
+	i := d.chunkIndex(col, row, 0)
+	off, n := d.offsets[i], d.counts[i]
+	if n == 0 || off == 0 {
+		return nil, fmt.Errorf("tile %d,%d is missing", col, row)
+	}
+	if n < 4 || n > maxChunkBytes || off > uint64(s.tf.Size) || n > uint64(s.tf.Size)-off {
+		return nil, fmt.Errorf("tile %d,%d is outside the file", col, row)
+	}
+	p := d.jpegPrefix
+	out := make([]byte, len(p)-2+int(n))
+	copy(out, p[:len(p)-2])
+	if _, err := s.readAt(out[len(p)-2:], int64(off)); err != nil {
+		return nil, fmt.Errorf("reading tile %d,%d: %w", col, row, err)
+	}
+	body := out[len(p)-2:]
+	ok := body[0] == 0xFF && body[1] == 0xD8 && body[len(body)-2] == 0xFF && body[len(body)-1] == 0xD9
+	if ok && d.jpegAdobe {
+		ok = !encode.HasAdobe(body[2:])
+	}
+	if !ok {
+		return encode.SpliceJPEG(d.jpegTables, append([]byte(nil), body...), d.photometric == photoRGB), nil
+	}
+	copy(body[:2], p[len(p)-2:])
+	return out, nil
 }
 
 // readChunks reads the stored bytes of chunk (col, row), one per plane.

@@ -96,6 +96,9 @@ func TestAperioColour(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !bytes.Equal(tl.Encoded, encode.SpliceJPEG(d.jpegTables, raw[0], true)) {
+			t.Fatalf("tile %d,%d: fast read differs from SpliceJPEG", x, y)
+		}
 		bad, err := encode.Decode(encode.SpliceJPEG(d.jpegTables, raw[0], false), "")
 		if err != nil {
 			t.Fatal(err)
