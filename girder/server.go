@@ -72,6 +72,12 @@ func WithHandler(path string, h http.Handler) Option {
 	}
 }
 
+// WithRoutes lets another package mount its own routes (such as the viewer
+// page of girder/web) on the server's router.
+func WithRoutes(register func(e *echo.Echo)) Option {
+	return func(s *Server) { s.extra = append(s.extra, register) }
+}
+
 // New builds the server over a pipeline and an item store.
 func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Server {
 	if cfg.MaxAge <= 0 {

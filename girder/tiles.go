@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -94,6 +95,8 @@ func sendResult(c echo.Context, res *pipeline.Result) error {
 	if mime == "" {
 		mime = echo.MIMEOctetStream
 	}
+	// An explicit length spares clients chunked decoding of every tile.
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(res.Data)))
 	return c.Blob(http.StatusOK, mime, res.Data)
 }
 

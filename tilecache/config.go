@@ -23,14 +23,17 @@ const (
 const (
 	defaultMemoryPortion  = 8
 	maxDefaultMemoryBytes = 16 << 30
+	maxDefaultDiskBytes   = 10 << 30
+	defaultDiskTTL        = 7 * 24 * time.Hour
 )
 
 // Config configures the tile cache. The zero value of a field means "use the
 // default" unless its comment says otherwise; DefaultConfig fills them in.
 type Config struct {
 	// Mode selects the tiers: "none", "memory", "memcached" or
-	// "memory+memcached". With "none" every request produces its tile
-	// (identical concurrent requests are still coalesced).
+	// "memory+memcached". With "none" and no DiskDir every request produces
+	// its tile (identical concurrent requests are still coalesced). The
+	// disk tier is independent of Mode: it is on whenever DiskDir is set.
 	Mode string
 	// Policy is the in-process eviction policy: "tinylfu" (otter's
 	// W-TinyLFU) or "lru".
@@ -70,6 +73,27 @@ type Config struct {
 	LogInterval time.Duration
 	// Logger receives throttled failure logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// DiskDir is the directory of the persistent disk tier (L3, behind
+	// memory and memcached); empty turns the tier off. It is created with
+	// mode 0700 if missing and must not be shared by two running processes.
+	DiskDir string
+	// DiskBytes bounds the disk tier: the summed size of its entry files.
+	// 0 means a quarter of the free space on DiskDir's file system, capped
+	// at 10 GiB.
+	DiskBytes int64
+	// DiskTTL is how long a disk entry is served after it was written; 0
+	// means 7 days. Keys carry the source version, so the TTL only bounds
+	// how long entries of deleted or changed sources linger.
+	DiskTTL time.Duration
+	// DiskKey, when set, encrypts disk entries at rest with AES-256-GCM; it
+	// must be 32 bytes (see ParseDiskKey). Entries written under another
+	// key, or without one, read as misses.
+	DiskKey []byte
+
+	// now replaces time.Now for the disk tier's TTL and access times in
+	// tests.
+	now func() time.Time
 }
 
 // DefaultConfig returns the defaults: in-process W-TinyLFU tier sized from
@@ -138,6 +162,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.DiskBytes < 0 {
+		return c, fmt.Errorf("tilecache: negative disk size %d", c.DiskBytes)
+	}
+	if c.DiskTTL < 0 {
+		return c, fmt.Errorf("tilecache: negative disk TTL %s", c.DiskTTL)
+	}
+	if c.DiskTTL == 0 {
+		c.DiskTTL = defaultDiskTTL
+	}
+	if len(c.DiskKey) != 0 && len(c.DiskKey) != diskKeySize {
+		return c, fmt.Errorf("tilecache: disk key is %d bytes, want %d (AES-256)", len(c.DiskKey), diskKeySize)
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.usesMemcached() && len(c.MemcachedServers) == 0 {
 		return c, fmt.Errorf("tilecache: mode %q needs at least one memcached server", c.Mode)

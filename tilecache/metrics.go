@@ -6,7 +6,7 @@ import (
 
 // Register exposes the counters of tiles and sources (either may be nil)
 // as Prometheus metrics read at scrape time, labelled with cache
-// ("tiles" or "sources") and tier ("memory" or "memcached").
+// ("tiles" or "sources") and tier ("memory", "memcached" or "disk").
 func Register(reg prometheus.Registerer, tiles *Tiered, sources *SourceCache) error {
 	return reg.Register(&collector{tiles: tiles, sources: sources})
 }
@@ -20,10 +20,14 @@ var (
 	descMisses    = prometheus.NewDesc("tileserver_cache_misses_total", "Lookups the cache tier could not answer.", labels, nil)
 	descEvictions = prometheus.NewDesc("tileserver_cache_evictions_total", "Entries evicted to stay within budget.", labels, nil)
 	descErrors    = prometheus.NewDesc("tileserver_cache_errors_total", "Failed operations (memcached failures, failed opens), each served as a miss.", labels, nil)
-	descDropped   = prometheus.NewDesc("tileserver_cache_dropped_writes_total", "memcached writes dropped because the write queue was full.", labels, nil)
+	descDropped   = prometheus.NewDesc("tileserver_cache_dropped_writes_total", "memcached or disk writes dropped because the write queue was full.", labels, nil)
 	descSkipped   = prometheus.NewDesc("tileserver_cache_skipped_writes_total", "Values not written to memcached because they exceed its item size.", labels, nil)
 	descCoalesced = prometheus.NewDesc("tileserver_cache_coalesced_total", "Requests that waited for an identical in-flight production.", []string{"cache"}, nil)
 	descProduced  = prometheus.NewDesc("tileserver_cache_produced_total", "Tiles produced because every tier missed.", []string{"cache"}, nil)
+	descCorrupt   = prometheus.NewDesc("tileserver_cache_corrupt_total", "Disk entries dropped because they failed their checksum (damaged or truncated).", labels, nil)
+	descUndecrypt = prometheus.NewDesc("tileserver_cache_undecryptable_total", "Disk entries dropped because they were written under another encryption key.", labels, nil)
+	descExpired   = prometheus.NewDesc("tileserver_cache_expired_total", "Disk entries dropped because their TTL had passed.", labels, nil)
+	descWrites    = prometheus.NewDesc("tileserver_cache_writes_total", "Values written to the tier.", labels, nil)
 	descHandles   = prometheus.NewDesc("tileserver_cache_open_handles", "File handles held by open sources.", labels, nil)
 )
 
@@ -34,7 +38,8 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMaxBytes, descUsedBytes, descItems, descHits, descMisses,
-		descEvictions, descErrors, descDropped, descSkipped, descCoalesced, descProduced, descHandles} {
+		descEvictions, descErrors, descDropped, descSkipped, descCoalesced, descProduced, descHandles,
+		descCorrupt, descUndecrypt, descExpired, descWrites} {
 		ch <- d
 	}
 }
@@ -66,6 +71,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descErrors, m.Errors, "tiles", "memcached")
 			counter(descDropped, m.Dropped, "tiles", "memcached")
 			counter(descSkipped, m.Skipped, "tiles", "memcached")
+		}
+		if s.Disk.Enabled {
+			d := s.Disk
+			gauge(descMaxBytes, d.MaxSize, "tiles", "disk")
+			gauge(descUsedBytes, d.Used, "tiles", "disk")
+			gauge(descItems, d.Items, "tiles", "disk")
+			counter(descHits, d.Hits, "tiles", "disk")
+			counter(descMisses, d.Misses, "tiles", "disk")
+			counter(descEvictions, d.Evictions, "tiles", "disk")
+			counter(descErrors, d.Errors, "tiles", "disk")
+			counter(descDropped, d.Dropped, "tiles", "disk")
+			counter(descSkipped, d.Skipped, "tiles", "disk")
+			counter(descWrites, d.Writes, "tiles", "disk")
+			counter(descCorrupt, d.Corrupt, "tiles", "disk")
+			counter(descUndecrypt, d.Undecryptable, "tiles", "disk")
+			counter(descExpired, d.Expired, "tiles", "disk")
 		}
 	}
 	if c.sources != nil {

@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
 )
 
 // Tiered is the tile cache: an optional in-process tier in front of an
-// optional memcached tier, with identical concurrent misses coalesced into
-// one production. It implements Tiles and is safe for concurrent use.
+// optional memcached tier in front of an optional disk tier, with
+// identical concurrent misses coalesced into one production. It implements
+// Tiles and is safe for concurrent use.
 type Tiered struct {
 	cfg   Config
-	mem   memTier // nil when the mode has no memory tier
-	mc    *mcTier // nil when the mode has no memcached tier
+	mem   memTier   // nil when the mode has no memory tier
+	mc    *mcTier   // nil when the mode has no memcached tier
+	disk  *diskTier // nil without DiskDir
 	group singleflight.Group
 
 	memHits, memMisses atomic.Uint64
@@ -31,7 +34,9 @@ var _ Tiles = (*Tiered)(nil)
 
 // New builds the tile cache described by cfg (zero fields take their
 // defaults). It does not contact memcached: an unreachable server only
-// makes every lookup a miss.
+// makes every lookup a miss. With DiskDir it creates the directory if
+// needed and loads the disk tier's index; it fails if another process has
+// the directory open.
 func New(cfg Config) (*Tiered, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -51,6 +56,20 @@ func New(cfg Config) (*Tiered, error) {
 				t.mem.close()
 			}
 			return nil, fmt.Errorf("tilecache: memcached tier: %w", err)
+		}
+	}
+	if cfg.DiskDir != "" {
+		if err := os.MkdirAll(cfg.DiskDir, 0o700); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("tilecache: disk tier: %w", err)
+		}
+		if cfg.DiskBytes == 0 {
+			cfg.DiskBytes = defaultDiskBytes(cfg.DiskDir)
+			t.cfg.DiskBytes = cfg.DiskBytes
+		}
+		if t.disk, err = openDiskTier(cfg); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("tilecache: disk tier: %w", err)
 		}
 	}
 	return t, nil
@@ -111,7 +130,8 @@ func (t *Tiered) coalesce(ctx context.Context, key string, produce func() ([]byt
 }
 
 // fill runs once per key for all concurrent callers: memory again (a
-// previous flight may have just filled it), then memcached, then produce.
+// previous flight may have just filled it), then memcached, then disk, then
+// produce. A hit is promoted to the tiers above it.
 func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err error) {
 	if t.mem != nil {
 		if v, ok := t.mem.get(key); ok {
@@ -127,6 +147,17 @@ func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err 
 				t.mem.set(key, v)
 			}
 			return flightResult{v, StatusHitMemcached}, nil
+		}
+	}
+	if t.disk != nil {
+		if v, ok := t.disk.get(key); ok {
+			if t.mem != nil {
+				t.mem.set(key, v)
+			}
+			if t.mc != nil {
+				t.mc.setAsync(key, v)
+			}
+			return flightResult{v, StatusHitDisk}, nil
 		}
 	}
 	defer func() {
@@ -149,12 +180,16 @@ func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err 
 	if t.mc != nil {
 		t.mc.setAsync(key, v)
 	}
+	if t.disk != nil {
+		t.disk.setAsync(key, v)
+	}
 	return flightResult{v, StatusMiss}, nil
 }
 
 // Clear empties the in-process tier. memcached is flushed only when
 // includeMemcached is set, because flush_all empties whole servers that
-// other replicas (and other applications) share.
+// other replicas (and other applications) share. The disk tier is kept:
+// see ClearDisk.
 func (t *Tiered) Clear(ctx context.Context, includeMemcached bool) error {
 	if t.mem != nil {
 		t.mem.clear()
@@ -174,11 +209,34 @@ func (t *Tiered) Clear(ctx context.Context, includeMemcached bool) error {
 	return nil
 }
 
-// Close stops the memcached writers (queued writes are dropped) and
-// releases connections. The cache must not be used afterwards.
+// ClearDisk empties the disk tier (a no-op without one). Its files are
+// removed in the background; the tier is empty when ClearDisk returns.
+func (t *Tiered) ClearDisk(ctx context.Context) error {
+	if t.disk == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- t.disk.clear() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("tilecache: clearing the disk tier: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the memcached and disk writers (queued writes are dropped),
+// releases connections and saves the disk tier's index. The cache must not
+// be used afterwards.
 func (t *Tiered) Close() {
 	if t.mc != nil {
 		t.mc.close()
+	}
+	if t.disk != nil {
+		t.disk.close()
 	}
 	if t.mem != nil {
 		t.mem.close()
@@ -194,14 +252,26 @@ type TierStats struct {
 	Hits      uint64 `json:"hits"`
 	Misses    uint64 `json:"misses"`
 	Evictions uint64 `json:"evictions"`
-	// Errors counts failed memcached operations (each served as a miss).
+	// Errors counts failed memcached operations or disk I/O (each served
+	// as a miss, or a write not done).
 	Errors uint64 `json:"errors"`
-	// Dropped counts memcached writes dropped because the queue was full.
+	// Dropped counts memcached or disk writes dropped because the queue
+	// was full.
 	Dropped uint64 `json:"dropped"`
-	// Skipped counts values too large for memcached's item limit.
+	// Skipped counts values too large for memcached's item limit or for
+	// the whole disk tier.
 	Skipped uint64 `json:"skipped"`
-	// Writes counts values stored in memcached.
+	// Writes counts values stored in memcached or on disk.
 	Writes uint64 `json:"writes"`
+	// Corrupt counts disk entries dropped because they failed their
+	// checksum or framing (damaged or truncated files).
+	Corrupt uint64 `json:"corrupt"`
+	// Undecryptable counts disk entries dropped because they were written
+	// under another encryption key (or with encryption on where it is now
+	// off, or the reverse).
+	Undecryptable uint64 `json:"undecryptable"`
+	// Expired counts disk entries dropped because their TTL had passed.
+	Expired uint64 `json:"expired"`
 }
 
 // Stats is a snapshot of the tile cache counters. memcached's sizes are
@@ -209,6 +279,7 @@ type TierStats struct {
 type Stats struct {
 	Memory    TierStats `json:"memory"`
 	Memcached TierStats `json:"memcached"`
+	Disk      TierStats `json:"disk"`
 	// Produced counts productions (misses in every tier).
 	Produced uint64 `json:"produced"`
 	// ProduceErrors counts productions that failed.
@@ -236,6 +307,16 @@ func (t *Tiered) Stats() Stats {
 			Enabled: true, Hits: t.mc.hits.Load(), Misses: t.mc.misses.Load(),
 			Errors: t.mc.errors.Load(), Dropped: t.mc.dropped.Load(),
 			Skipped: t.mc.skipped.Load(), Writes: t.mc.writes.Load(),
+		}
+	}
+	if d := t.disk; d != nil {
+		used, items := d.usage()
+		s.Disk = TierStats{
+			Enabled: true, MaxSize: uint64(d.max), Used: used, Items: items,
+			Hits: d.hits.Load(), Misses: d.misses.Load(), Evictions: d.evictions.Load(),
+			Errors: d.errors.Load(), Dropped: d.dropped.Load(), Skipped: d.skipped.Load(),
+			Writes: d.writes.Load(), Corrupt: d.corrupt.Load(),
+			Undecryptable: d.undecryptable.Load(), Expired: d.expired.Load(),
 		}
 	}
 	return s

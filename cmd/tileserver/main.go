@@ -18,12 +18,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tileserver/tileserver/girder"
 	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
@@ -90,7 +92,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	srv := girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log}, pl, st,
 		girder.WithCacheAdmin(girder.TileCacheAdmin{Tiles: tiles, Sources: sources}),
-		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }))
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

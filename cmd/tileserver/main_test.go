@@ -144,6 +144,11 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" || len(body) == 0 {
 		t.Fatalf("tile: %d %s %q", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
+	res, err = http.Get(base + "/")
+	if err != nil || res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("viewer page: %v %v", err, res)
+	}
+	res.Body.Close()
 	res, err = http.Get(base + "/metrics")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("metrics: %v %v", err, res)

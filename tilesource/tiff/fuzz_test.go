@@ -44,7 +44,14 @@ func exercise(data []byte) error {
 				encode.SpliceJPEG(d.jpegTables, chunks[0], d.photometric == photoRGB)
 				continue
 			}
-			buildMiniTIFF(d, s.tf.ByteOrder, d.tw, d.th, d.tw, d.th, d.tiled, chunks)
+			switch {
+			case subsampledYCbCr(d) && int64(d.tw)*int64(d.th) <= 1<<22:
+				decodeYCbCr(d, chunks[0], d.tw, d.th)
+			case d.compression == compOJPEG && hasOJPEGTables(d):
+				buildOJPEG(d, s.r, s.tf.Size, chunks[0], d.tw, d.th)
+			default:
+				buildMiniTIFF(d, s.tf.ByteOrder, d.tw, d.th, d.tw, d.th, d.tiled, chunks)
+			}
 		}
 	}
 	return nil

@@ -168,7 +168,8 @@ func (s *Source) setupOME(desc string) (bool, error) {
 	for _, ch := range px.Channels {
 		s.info.Channels = append(s.info.Channels, ch.Name)
 	}
-	if len(s.info.Channels) != sc || allEmpty(s.info.Channels) {
+	// As large_image: names only when every channel has a distinct one.
+	if len(s.info.Channels) != sc || !distinctNames(s.info.Channels) {
 		s.info.Channels = nil
 	}
 	if px.PhysicalSizeX > 0 && px.PhysicalSizeY > 0 {
@@ -182,11 +183,14 @@ func (s *Source) setupOME(desc string) (bool, error) {
 	return true, nil
 }
 
-func allEmpty(v []string) bool {
+// distinctNames reports whether every name is set and unique.
+func distinctNames(v []string) bool {
+	seen := map[string]bool{}
 	for _, s := range v {
-		if s != "" {
+		if s == "" || seen[s] {
 			return false
 		}
+		seen[s] = true
 	}
 	return true
 }

@@ -189,13 +189,11 @@ func checkDecodable(d *dir) error {
 	if !supportedCompression[d.compression] {
 		return fmt.Errorf("unsupported TIFF compression %d", d.compression)
 	}
-	if d.compression == compOJPEG && d.ifd.Uint(tagJPEGIFOffset, 0) == 0 {
-		return errors.New("unsupported old-style JPEG (compression 6) without an embedded JPEG stream")
+	if d.compression == compOJPEG && d.ifd.Uint(tagJPEGIFOffset, 0) == 0 && !hasOJPEGTables(d) {
+		return errors.New("unsupported old-style JPEG (compression 6) without tables")
 	}
-	if d.photometric == photoYCbCr && d.compression != compJPEG && d.compression != compOJPEG {
-		if ss := d.ifd.Uints(tagYCbCrSubsampling); len(ss) == 2 && (ss[0] != 1 || ss[1] != 1) {
-			return fmt.Errorf("unsupported subsampled YCbCr with compression %d", d.compression)
-		}
+	if subsampledYCbCr(d) {
+		return checkYCbCr(d)
 	}
 	return nil
 }
@@ -212,7 +210,7 @@ func (s *Source) levelsFor(main *dir, cands []*dir) []*dir {
 	levels[n-1] = main
 	for _, d := range cands {
 		if d == main || d.tiled != main.tiled || d.spp != main.spp || d.bps != main.bps ||
-			d.sampleFormat != main.sampleFormat || d.isLabel() || d.isMacro() {
+			d.sampleFormat != main.sampleFormat || d.isLabel() || d.isMacro() || checkDecodable(d) != nil {
 			continue
 		}
 		if d.tiled && (d.tw != main.tw || d.th != main.th) {
@@ -474,7 +472,32 @@ func (s *Source) readAt(b []byte, off int64) (int, error) {
 // top-left corner in the directory is (px, py).
 func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px, py int) (*encode.Image, error) {
 	if d.compression == compOJPEG {
-		return s.decodeFromPage(d, px, py, w, h)
+		// A complete embedded stream (JPEGInterchangeFormat) is the most
+		// reliable: chunk byte counts in such files are often wrong.
+		if d.ifd.Uint(tagJPEGIFOffset, 0) != 0 || !hasOJPEGTables(d) {
+			return s.decodeFromPage(d, px, py, w, h)
+		}
+		stream, err := buildOJPEG(d, s.r, s.tf.Size, chunks[0], w, h)
+		if err != nil {
+			return nil, err
+		}
+		img, err := encode.Decode(stream, "")
+		if err != nil {
+			return nil, fmt.Errorf("decoding old-style JPEG: %w", err)
+		}
+		if img.Bands == 3 && img.Format == encode.Uint8 && d.photometric == photoYCbCr {
+			conv := ycbcrConverter(d)
+			for i := 0; i+3 <= len(img.Pix); i += 3 {
+				conv(img.Pix[i:], img.Pix[i], img.Pix[i+1], img.Pix[i+2])
+			}
+		}
+		return img, nil
+	}
+	if subsampledYCbCr(d) {
+		if len(chunks) != 1 {
+			return nil, errors.New("subsampled YCbCr in several chunks")
+		}
+		return decodeYCbCr(d, chunks[0], w, h)
 	}
 	if int64(w)*int64(h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
 		return nil, errors.New("tile too large to decode")
@@ -564,6 +587,9 @@ func (s *Source) Associated(name string) (*encode.Image, error) {
 			return nil, ioError("cannot decode "+name+" image", err)
 		}
 		return img, nil
+	}
+	if subsampledYCbCr(d) {
+		return nil, ioError("subsampled YCbCr "+name+" image not supported", nil)
 	}
 	// Every chunk of the directory goes into one mini-TIFF.
 	n := d.across * d.down * d.chunksPerTile

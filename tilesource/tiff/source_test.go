@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -282,8 +284,6 @@ func TestUnservableTIFF(t *testing.T) {
 	cases := map[string]string{
 		"openslide-python/unopenable.tiff": "unopenable.tiff: unsupported TIFF compression 52479",
 		"large_image/zero_gi.tif":          "zero_gi.tif: invalid image height 0",
-		"libvips/ojpeg-tile.tif":           "ojpeg-tile.tif: unsupported old-style JPEG (compression 6) without an embedded JPEG stream",
-		"libvips/subsampled.tif":           "subsampled.tif: unsupported subsampled YCbCr with compression 5",
 	}
 	for f, msg := range cases {
 		_, err := Open(tdPath(f))
@@ -395,6 +395,74 @@ func BenchmarkReadTilePassthrough(b *testing.B) {
 		tl, err := s.ReadTile(ctx, 0, 4, i%9, (i/9)%12)
 		if err != nil || tl.Encoding != "JPEG" {
 			b.Fatal(err)
+		}
+	}
+}
+
+// libtiffRGBA decodes a test file with libtiff's RGBA interface (the
+// tiff2rgba tool), which handles layouts libvips refuses: the reference for
+// subsampled YCbCr and old-style JPEG. The alpha band is dropped.
+func libtiffRGBA(t *testing.T, rel string) *encode.Image {
+	t.Helper()
+	tool, err := exec.LookPath("tiff2rgba")
+	if err != nil {
+		t.Fatal("tiff2rgba (libtiff-tools) is required")
+	}
+	out := filepath.Join(t.TempDir(), "rgba.tif")
+	if b, err := exec.Command(tool, tdPath(rel), out).CombinedOutput(); err != nil {
+		t.Fatalf("tiff2rgba: %v\n%s", err, b)
+	}
+	img, err := encode.Decode(mustRead(t, out), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgb := encode.NewImage(img.Width, img.Height, 3, encode.Uint8)
+	for i := range img.Width * img.Height {
+		copy(rgb.Pix[3*i:3*i+3], img.Pix[img.Bands*i:])
+	}
+	return rgb
+}
+
+func TestSubsampledYCbCr(t *testing.T) {
+	const f = "libvips/subsampled.tif"
+	s := openT(t, f)
+	in := s.Info()
+	if in.SizeX != 250 || in.SizeY != 325 || in.Bands != 3 || !slices.Equal(in.Stored, []bool{false, true}) {
+		t.Fatalf("%dx%d bands %d stored %v", in.SizeX, in.SizeY, in.Bands, in.Stored)
+	}
+	ref := libtiffRGBA(t, f)
+	for _, y := range []int{0, 1} {
+		_, img := tileImage(t, s, 0, 1, 0, y)
+		if img.Width != 250 || img.Height != min(256, 325-256*y) {
+			t.Fatalf("tile 0,%d is %dx%d", y, img.Width, img.Height)
+		}
+		d := meanAbsDiff(t, img, ref, 0, 256*y)
+		t.Logf("tile 0,%d: mean abs diff from libtiff %.3f", y, d)
+		if d > 1.5 {
+			t.Fatalf("tile 0,%d differs from libtiff by %.2f", y, d)
+		}
+	}
+}
+
+func TestOldStyleJPEG(t *testing.T) {
+	for _, c := range []struct {
+		file       string
+		w, h, tw   int
+		passthough bool
+	}{
+		{"libvips/ojpeg-tile.tif", 234, 213, 240, false},
+		{"libvips/ojpeg-strip.tif", 160, 160, 256, false},
+	} {
+		s := openT(t, c.file)
+		in := s.Info()
+		if in.SizeX != c.w || in.SizeY != c.h || in.TileWidth != c.tw || in.Bands != 3 || in.Levels != 1 {
+			t.Fatalf("%s: %dx%d tile %d bands %d levels %d", c.file, in.SizeX, in.SizeY, in.TileWidth, in.Bands, in.Levels)
+		}
+		_, img := tileImage(t, s, 0, 0, 0, 0)
+		d := meanAbsDiff(t, img, libtiffRGBA(t, c.file), 0, 0)
+		t.Logf("%s: mean abs diff from libtiff %.3f", c.file, d)
+		if d > 3 {
+			t.Fatalf("%s differs from libtiff by %.2f", c.file, d)
 		}
 	}
 }

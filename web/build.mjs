@@ -1,0 +1,26 @@
+// Copies the viewer library from node_modules into girder/web/dist, where
+// go:embed picks it up. Run after `npm ci` (see Makefile.fragment).
+import { cpSync, mkdirSync, rmSync, existsSync, writeFileSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = join(here, "node_modules", "openseadragon");
+const src = join(pkg, "build", "openseadragon");
+const out = join(here, "..", "girder", "web", "dist", "openseadragon");
+
+if (!existsSync(join(src, "openseadragon.min.js"))) {
+  console.error("openseadragon is not installed: run `npm ci` in web/ first");
+  process.exit(1);
+}
+rmSync(out, { recursive: true, force: true });
+mkdirSync(join(out, "images"), { recursive: true });
+cpSync(join(src, "images"), join(out, "images"), { recursive: true });
+// The license travels with the redistributed files (BSD-3-Clause).
+cpSync(join(pkg, "LICENSE.txt"), join(out, "LICENSE.txt"));
+const version = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version;
+writeFileSync(join(out, "VERSION"), version + "\n");
+// The script is copied last: make uses it as the target, so its time
+// marks a complete copy.
+cpSync(join(src, "openseadragon.min.js"), join(out, "openseadragon.min.js"));
+console.log(`openseadragon ${version} copied to girder/web/dist/openseadragon`);
