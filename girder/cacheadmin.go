@@ -44,14 +44,15 @@ func (a TileCacheAdmin) Info(ctx context.Context) map[string]any {
 	return out
 }
 
-// Clear empties the source cache and every tile tier, memcached included
-// (flush_all, as large_image does: it empties the whole servers).
-func (a TileCacheAdmin) Clear(ctx context.Context) error {
+// Clear empties the source cache and the in-process tile tiers; memcached
+// is flushed only when includeMemcached is set, because flush_all empties
+// whole servers that other replicas share.
+func (a TileCacheAdmin) Clear(ctx context.Context, includeMemcached bool) error {
 	if a.Sources != nil {
 		a.Sources.Clear()
 	}
 	if a.Tiles != nil {
-		return a.Tiles.Clear(ctx, true)
+		return a.Tiles.Clear(ctx, includeMemcached)
 	}
 	return nil
 }

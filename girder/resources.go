@@ -344,8 +344,10 @@ func (s *Server) cacheInfo(c echo.Context) error {
 
 func (s *Server) cacheClear(c echo.Context) error {
 	ctx := c.Request().Context()
+	// memcached may be shared by replicas: flush it only when asked.
+	memcached := newParams(c).bool("memcached")
 	before := s.cache.Info(ctx)
-	if err := s.cache.Clear(ctx); err != nil {
+	if err := s.cache.Clear(ctx, memcached); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{

@@ -37,8 +37,9 @@ type Config struct {
 type CacheAdmin interface {
 	// Info returns large_image's cache info object (spec 1.15).
 	Info(ctx context.Context) map[string]any
-	// Clear empties every cache.
-	Clear(ctx context.Context) error
+	// Clear empties the in-process caches, and the shared memcached tier
+	// too when includeMemcached is set.
+	Clear(ctx context.Context, includeMemcached bool) error
 }
 
 // SourceLister is optionally implemented by the Service to describe the

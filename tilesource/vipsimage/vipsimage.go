@@ -7,7 +7,9 @@ package vipsimage
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
@@ -40,7 +42,18 @@ func Open(path string) (tilesource.Source, error) {
 	}
 	in.Stored = make([]bool, in.Levels)
 	in.Stored[in.Levels-1] = true
-	return &Source{h: h, info: in, loader: h.Field("vips-loader")}, nil
+	loader := h.Field("vips-loader")
+	// libvips reads a TIFF header even when no codec can decode its pixels
+	// (an unknown compression, say): decode one pixel so that such files
+	// are refused here rather than served as black tiles. TIFF regions are
+	// read strip by strip or tile by tile, so the probe is cheap.
+	if strings.HasPrefix(loader, "tiff") {
+		if _, err := h.Region(0, 0, 1, 1); err != nil {
+			h.Close()
+			return nil, tilesource.BadRequest("%s: cannot decode image data", filepath.Base(path))
+		}
+	}
+	return &Source{h: h, info: in, loader: loader}, nil
 }
 
 // Info returns the metadata.

@@ -82,3 +82,13 @@ func TestNotRecognized(t *testing.T) {
 		}
 	}
 }
+
+// A TIFF whose header libvips reads but whose compression no codec decodes
+// is refused with a public error instead of being served as black tiles.
+func TestUndecodableTIFFRefused(t *testing.T) {
+	_, err := Open(filepath.Join(testdata, "openslide-python", "unopenable.tiff"))
+	var te *tilesource.Error
+	if !errors.As(err, &te) || te.Status != 400 || te.Message != "unopenable.tiff: cannot decode image data" {
+		t.Fatalf("Open(unopenable.tiff) = %v, want 400 cannot decode image data", err)
+	}
+}

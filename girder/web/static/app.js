@@ -184,6 +184,7 @@ function createViewer(OSD) {
     prefixUrl: `${libBase}images/`,
     showNavigator: true,
     navigatorPosition: "BOTTOM_RIGHT",
+    navigatorAutoFade: false,
     showRotationControl: false,
     showFullPageControl: true,
     maxZoomPixelRatio: 2,
@@ -204,7 +205,21 @@ function createViewer(OSD) {
   });
   v.addHandler("animation", updateZoomInfo);
   v.addHandler("open", updateZoomInfo);
+  // aria-busy tells assistive technology (and the browser test) whether
+  // the tiles for the current view are still arriving.
+  v.world.addHandler("add-item", ({ item }) => {
+    item.addHandler("fully-loaded-change", updateBusy);
+    updateBusy();
+  });
+  v.world.addHandler("remove-item", updateBusy);
   return v;
+}
+
+function updateBusy() {
+  const w = viewer.world;
+  let busy = false;
+  for (let i = 0; i < w.getItemCount(); i++) if (!w.getItemAt(i).getFullyLoaded()) busy = true;
+  $("viewer").setAttribute("aria-busy", String(busy));
 }
 
 function updateZoomInfo() {
@@ -270,6 +285,7 @@ async function openItem(id) {
   }
   stageMessage("");
   viewer ??= createViewer(OSD);
+  $("viewer").setAttribute("aria-busy", "true");
   pending = null;
   shown = null;
   viewer.addOnceHandler("open", () => {
