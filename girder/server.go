@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
@@ -98,6 +99,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.recoverJSON)
 	s.routes(e)
+	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	for _, f := range s.extra {
 		f(e)
 	}

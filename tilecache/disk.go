@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,10 @@ const (
 
 	diskFlushInterval   = time.Second
 	diskJanitorInterval = time.Minute
+	// diskAccessResolution is how stale a persisted access time may get: a
+	// hot entry is rewritten in the index once a minute, not on every hit,
+	// and a restart still rebuilds the LRU order to within a minute.
+	diskAccessResolution = int64(time.Minute)
 	// nonceBlock is how many GCM nonces are reserved in the index at once:
 	// a restart skips the rest of the block rather than reusing any.
 	nonceBlock = 1 << 16
@@ -65,6 +70,7 @@ type diskEntry struct {
 	size       int64
 	written    int64
 	access     int64
+	saved      int64 // access as last handed to the index
 	prev, next *diskEntry
 }
 
@@ -175,18 +181,12 @@ func openDiskTier(cfg Config) (*diskTier, error) {
 		}
 	}
 	t.removeTemps()
-	db, err := t.openIndex()
+	clean, err := t.openIndex()
 	if err != nil {
-		return nil, err
-	}
-	t.db = db
-	clean, err := t.loadIndex()
-	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	if _, err := rand.Read(t.noncePrefix[:]); err != nil {
-		db.Close()
+		t.db.Close()
 		return nil, err
 	}
 	for range cfg.Writers {
@@ -224,62 +224,74 @@ func (t *diskTier) removeTrash() {
 	}
 }
 
-// openIndex opens the bbolt index. An index that cannot be read (torn by a
-// power failure, or garbage) is replaced by an empty one; the start-up
-// sweep then adopts the entry files it finds.
-func (t *diskTier) openIndex() (*bolt.DB, error) {
+// openIndex opens the bbolt index and loads it (see loadIndex). An index
+// that cannot be read (torn by a power failure, or garbage) is replaced by
+// an empty one; the start-up sweep then adopts the entry files it finds.
+func (t *diskTier) openIndex() (clean bool, err error) {
 	path := filepath.Join(t.dir, diskIndexFile)
-	db, err := safeBoltOpen(path)
-	if err == nil {
-		return db, nil
+	for attempt := 0; ; attempt++ {
+		clean, err = t.tryOpenIndex(path)
+		if err == nil || attempt > 0 {
+			return clean, err
+		}
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return false, fmt.Errorf("disk cache %s is in use by another process: %w", t.dir, err)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return false, err
+		}
+		t.log.warn("disk-index", "disk cache index unreadable; starting a new one", err)
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return false, err
+		}
+		t.reset()
 	}
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("disk cache %s is in use by another process: %w", t.dir, err)
-	}
-	if errors.Is(err, fs.ErrPermission) {
-		return nil, err
-	}
-	t.log.warn("disk-index", "disk cache index unreadable; starting a new one", err)
-	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		return nil, err
-	}
-	return safeBoltOpen(path)
 }
 
-func safeBoltOpen(path string) (db *bolt.DB, err error) {
+// tryOpenIndex opens and loads the index, turning the faults a damaged
+// file can cause in bbolt into errors: bbolt trusts its pages, so a torn
+// file can make it panic or touch memory past the end of its mapping
+// (SIGBUS), which SetPanicOnFault turns into a panic recovered here.
+func (t *diskTier) tryOpenIndex(path string) (clean bool, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var db *bolt.DB
 	defer func() {
-		// bbolt trusts its pages; a damaged file can make it panic.
 		if p := recover(); p != nil {
-			if db != nil {
+			err = fmt.Errorf("bbolt failed on %s: %v", path, p)
+		}
+		if err != nil && db != nil {
+			// Closing a damaged database can fault as well.
+			func() {
+				defer func() { _ = recover() }()
 				db.Close()
-			}
-			db, err = nil, fmt.Errorf("bbolt panicked opening %s: %v", path, p)
+			}()
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	// Walk the tree once so damage shows up here rather than later.
-	err = db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketEntries); b != nil {
-			return b.ForEach(func(k, v []byte) error { return nil })
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	t.db = db
+	return t.loadIndex()
+}
+
+// reset forgets what a failed load put in memory.
+func (t *diskTier) reset() {
+	t.db = nil
+	clear(t.entries)
+	t.lru.next, t.lru.prev = &t.lru, &t.lru
+	t.used = 0
+	t.nonceNext, t.nonceLimit = 0, 0
 }
 
 // loadIndex reads the entry records into memory, drops expired ones, marks
 // the index as in use (not clean) and reserves a block of nonces. It
-// reports whether the previous process closed the index cleanly.
+// reports whether the previous process closed the index cleanly. Files of
+// expired entries are removed only once the index has been read whole.
 func (t *diskTier) loadIndex() (clean bool, err error) {
 	now := t.now().UnixNano()
 	var stale [][]byte
+	var staleFiles []diskID
 	err = t.db.View(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			clean = string(m.Get(metaClean)) == "1" && string(m.Get(metaFormat)) == "1"
@@ -302,11 +314,10 @@ func (t *diskTier) loadIndex() (clean bool, err error) {
 				written: int64(binary.BigEndian.Uint64(v[8:])),
 				access:  int64(binary.BigEndian.Uint64(v[16:])),
 			}
-			if e.size < diskMinSize || t.expiredAt(e, now) {
+			e.saved = e.access
+			if e.size < diskMinSize || e.size > 1<<40 || t.expiredAt(e, now) {
 				stale = append(stale, slices.Clone(k))
-				if e.size >= diskMinSize {
-					_ = os.Remove(t.path(e.id))
-				}
+				staleFiles = append(staleFiles, e.id)
 				return nil
 			}
 			t.entries[e.id] = e
@@ -352,6 +363,9 @@ func (t *diskTier) loadIndex() (clean bool, err error) {
 	})
 	if err != nil {
 		return false, err
+	}
+	for _, id := range staleFiles {
+		_ = os.Remove(t.path(id))
 	}
 	all := make([]*diskEntry, 0, len(t.entries))
 	for _, e := range t.entries {
@@ -457,7 +471,9 @@ func (t *diskTier) get(key string) ([]byte, bool) {
 					t.unlink(e)
 					t.pushFront(e)
 				}
-				t.dirty[id] = struct{}{}
+				if now-e.saved >= diskAccessResolution {
+					t.dirty[id] = struct{}{}
+				}
 			}
 			t.mu.Unlock()
 			t.hits.Add(1)
@@ -573,10 +589,8 @@ func (t *diskTier) write(key string, val []byte) error {
 	}
 	id := diskIDOf(key)
 	final := t.path(id)
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
+	// Created outside the lock; a clear racing with it is caught below.
+	_ = os.MkdirAll(filepath.Dir(final), 0o700)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.gen.Load() != gen {
@@ -584,7 +598,13 @@ func (t *diskTier) write(key string, val []byte) error {
 		_ = os.Remove(tmp)
 		return nil
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	err = os.Rename(tmp, final)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(final), 0o700); err == nil {
+			err = os.Rename(tmp, final)
+		}
+	}
+	if err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}
@@ -660,6 +680,7 @@ func (t *diskTier) flush() error {
 		op := indexOp{id: id}
 		if e, ok := t.entries[id]; ok {
 			op.rec = e.record()
+			e.saved = e.access
 		}
 		ops = append(ops, op)
 	}
@@ -802,6 +823,13 @@ func (t *diskTier) close() {
 		t.closed.Store(true)
 		close(t.done)
 		t.wg.Wait()
+		t.mu.Lock()
+		for id, e := range t.entries {
+			if e.access != e.saved {
+				t.dirty[id] = struct{}{}
+			}
+		}
+		t.mu.Unlock()
 		err := t.flush()
 		if err == nil && !t.sweepComplete.Load() {
 			err = errors.New("start-up sweep interrupted")

@@ -618,6 +618,7 @@ func TestDiskMetrics(t *testing.T) {
 	tc.GetOrProduce(context.Background(), "k", constProducer(nil, &calls))
 	os.WriteFile(entryPath(tc, "k"), []byte("junk"), 0o600)
 	tc.GetOrProduce(context.Background(), "k", constProducer([]byte("v"), &calls))
+	waitDisk(t, tc)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -627,9 +628,9 @@ func TestDiskMetrics(t *testing.T) {
 		"tileserver_cache_hits_total":    1,
 		"tileserver_cache_misses_total":  2,
 		"tileserver_cache_corrupt_total": 1,
-		"tileserver_cache_writes_total":  1,
+		"tileserver_cache_writes_total":  2,
 		"tileserver_cache_max_bytes":     1 << 20,
-		"tileserver_cache_items":         0,
+		"tileserver_cache_items":         1,
 	} {
 		if got := metricValue(t, mfs, name, disk); got != want {
 			t.Errorf("%s{tier=disk} = %v, want %v", name, got, want)
@@ -643,12 +644,13 @@ func TestDiskConfig(t *testing.T) {
 		{DiskDir: t.TempDir(), DiskBytes: -1},
 		{DiskDir: t.TempDir(), DiskTTL: -time.Second},
 	} {
+		cfg.Logger = quietLog
 		if tc, err := New(cfg); err == nil {
 			tc.Close()
 			t.Errorf("New(%+v) accepted an invalid disk config", cfg)
 		}
 	}
-	tc := newTestTiered(t, Config{Mode: ModeNone, DiskDir: t.TempDir()})
+	tc := newTestTiered(t, Config{Mode: ModeNone, DiskDir: t.TempDir(), Logger: quietLog})
 	if c := tc.Config(); c.DiskBytes <= 0 || c.DiskBytes > maxDefaultDiskBytes || c.DiskTTL != defaultDiskTTL {
 		t.Fatalf("disk defaults: bytes %d ttl %s", c.DiskBytes, c.DiskTTL)
 	}

@@ -21,15 +21,15 @@ type Instance struct {
 	TransferSyntax              string
 	// Flavor is the third value of Image Type: VOLUME, LABEL, OVERVIEW,
 	// THUMBNAIL.
-	Flavor                     string
-	Rows, Cols, Samples        int
-	BitsAllocated, PixelRep    int
-	Planar                     int
-	Photometric                string
-	Frames                     int
-	TotalCols, TotalRows       int
-	Sparse                     bool
-	ConcatOffset               int
+	Flavor                  string
+	Rows, Cols, Samples     int
+	BitsAllocated, PixelRep int
+	Planar                  int
+	Photometric             string
+	Frames                  int
+	TotalCols, TotalRows    int
+	Sparse                  bool
+	ConcatOffset            int
 	// Spacing is the pixel spacing in mm (row, column), zero when unknown.
 	Spacing [2]float64
 	// Paths are the optical path identifiers in the instance's order, and
@@ -272,13 +272,13 @@ func first(items []*Dataset) *Dataset {
 
 // sopNames names the SOP classes a user may drop by mistake.
 var sopNames = map[string]string{
-	"1.2.840.10008.5.1.4.1.1.20":    "Nuclear Medicine Image Storage",
-	"1.2.840.10008.5.1.4.1.1.2":     "CT Image Storage",
-	"1.2.840.10008.5.1.4.1.1.4":     "MR Image Storage",
-	"1.2.840.10008.5.1.4.1.1.7":     "Secondary Capture Image Storage",
-	"1.2.840.10008.5.1.4.1.1.1":     "Computed Radiography Image Storage",
-	"1.2.840.10008.5.1.4.1.1.1.1":   "Digital X-Ray Image Storage",
-	"1.2.840.10008.5.1.4.1.1.6.1":   "Ultrasound Image Storage",
+	"1.2.840.10008.5.1.4.1.1.20":     "Nuclear Medicine Image Storage",
+	"1.2.840.10008.5.1.4.1.1.2":      "CT Image Storage",
+	"1.2.840.10008.5.1.4.1.1.4":      "MR Image Storage",
+	"1.2.840.10008.5.1.4.1.1.7":      "Secondary Capture Image Storage",
+	"1.2.840.10008.5.1.4.1.1.1":      "Computed Radiography Image Storage",
+	"1.2.840.10008.5.1.4.1.1.1.1":    "Digital X-Ray Image Storage",
+	"1.2.840.10008.5.1.4.1.1.6.1":    "Ultrasound Image Storage",
 	"1.2.840.10008.5.1.4.1.1.77.1.2": "VL Microscopic Image Storage",
 	"1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic Image Storage",
 }

@@ -32,6 +32,8 @@ type Pipeline struct {
 	tiles   tilecache.Tiles
 	sources tilecache.Sources
 	open    func(path string) (tilesource.Source, error)
+	// stats caches frame statistics for automatic style ranges.
+	stats statsCache
 }
 
 var _ Service = (*Pipeline)(nil)

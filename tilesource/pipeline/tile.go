@@ -10,7 +10,6 @@ package pipeline
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -65,6 +64,11 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 		if err := src.Info().CheckTile(req.Z, req.X, req.Y, req.Frame); err != nil {
 			return nil, err
 		}
+		// A style whose bands all name a frame renders that frame (spec 2.3).
+		req.Frame = style.st.EffectiveFrame(req.Frame)
+		if req.Frame < 0 || req.Frame >= src.Info().FrameCount() {
+			return nil, tilesource.ErrFrameRange
+		}
 		return p.produceTile(ctx, loc, src, req, enc, edge, style)
 	})
 	if err != nil {
@@ -89,30 +93,53 @@ func tileError(err error) error {
 func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.Source, req TileRequest,
 	enc string, edge edgeSpec, style styleSpec) ([]byte, error) {
 	info := src.Info()
+	profile, intent := style.profile(info)
 	var img *encode.Image
-	if info.Stored[req.Z] {
+	switch {
+	case style.pixels():
+		// Styled: every frame's pixels come unstyled through the raw-tile
+		// cache. Bands are read from uncorrected pixels, as large_image
+		// does, so no ICC transform applies.
+		var err error
+		img, err = p.applyStyle(ctx, loc, src, style.st, req.Frame, func(f int) (*encode.Image, error) {
+			return p.readRaw(ctx, loc, src, f, req.Z, req.X, req.Y)
+		})
+		if err != nil {
+			return nil, err
+		}
+	case info.Stored[req.Z]:
 		t, err := src.ReadTile(ctx, req.Frame, req.Z, req.X, req.Y)
 		if err != nil {
 			return nil, err
 		}
-		// 3. Passthrough: the stored bytes already are the answer. The
-		// spec's ICC default would force a re-encode here; we serve stored
-		// colours as they are (DESIGN section 3).
-		if t.Encoded != nil && t.Encoding == enc && !style.apply &&
+		// 3. Passthrough: the stored bytes already are the answer. A
+		// source with an ICC profile keeps the fast path by embedding the
+		// profile in the JPEG, so viewers colour-manage it; {"icc": false}
+		// serves the bytes as stored.
+		if t.Encoded != nil && t.Encoding == enc &&
 			(edge.kind == edgeNone || !isEdgeTile(info, req.Z, req.X, req.Y)) {
-			return t.Encoded, nil
+			if profile == nil {
+				return t.Encoded, nil
+			}
+			if enc == "JPEG" {
+				if seg := encode.ICCSegments(profile); seg != nil {
+					return encode.EmbedICC(t.Encoded, seg), nil
+				}
+			}
 		}
 		if img, err = t.Image(); err != nil {
 			return nil, err
 		}
-	} else {
+		img = iccTransform(padTo(img, info.TileWidth, info.TileHeight), profile, intent)
+	default:
 		var err error
 		if img, err = p.readRaw(ctx, loc, src, req.Frame, req.Z, req.X, req.Y); err != nil {
 			return nil, err
 		}
+		img = iccTransform(img, profile, intent)
 	}
-	// 4. Decode path: full size, edge, style (validated, none applies yet),
-	// 8 bits, encode (which drops alpha for JPEG).
+	// 4. Decode path: full size, edge, 8 bits, encode (which drops alpha
+	// for JPEG).
 	img = padTo(img, info.TileWidth, info.TileHeight)
 	img = applyEdge(img, info, req.Z, req.X, req.Y, edge)
 	return encode.Encode(img, encodeOptions(enc, req.Encode))
@@ -359,41 +386,6 @@ func encodingKey(enc string, o EncodeOptions) string {
 func encodeOptions(enc string, o EncodeOptions) encode.Options {
 	return encode.Options{Encoding: enc, JPEGQuality: o.JPEGQuality,
 		JPEGSubsampling: o.JPEGSubsampling, TIFFCompression: o.TIFFCompression}
-}
-
-// styleSpec is a validated style: its canonical cache-key form and whether
-// it changes pixels.
-type styleSpec struct {
-	key   string
-	apply bool
-}
-
-// parseStyle validates a style. Invalid JSON or a non-object gives
-// invalidStatus (404 on tile routes, 400 elsewhere); any real style is
-// refused honestly until styles exist, so apply is always false for now.
-func parseStyle(s string, invalidStatus int) (styleSpec, error) {
-	if strings.TrimSpace(s) == "" {
-		return styleSpec{}, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &m); err != nil || m == nil {
-		return styleSpec{}, tilesource.Errorf(invalidStatus, "Style is not a valid json object.")
-	}
-	icc, hasICC := m["icc"]
-	if len(m) > 1 || (len(m) == 1 && !hasICC) {
-		return styleSpec{}, tilesource.BadRequest("Styles are not supported yet")
-	}
-	// ICC correction is not applied yet, so {"icc": …} renders like no
-	// style; it keeps its own key so that adding ICC later needs no flush.
-	if hasICC {
-		var v any
-		if json.Unmarshal(icc, &v) == nil {
-			if b, err := json.Marshal(v); err == nil {
-				return styleSpec{key: "icc=" + string(b)}, nil
-			}
-		}
-	}
-	return styleSpec{}, nil
 }
 
 // Edge handling kinds.

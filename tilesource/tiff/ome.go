@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/tileserver/tileserver/encode"
 )
 
 // omeXML is the part of the OME model this reader needs.
@@ -15,7 +13,6 @@ type omeXML struct {
 		Pixels struct {
 			SizeX, SizeY, SizeC, SizeZ, SizeT int     `xml:",attr"`
 			DimensionOrder                    string  `xml:",attr"`
-			Type                              string  `xml:",attr"`
 			PhysicalSizeX                     float64 `xml:",attr"`
 			PhysicalSizeY                     float64 `xml:",attr"`
 			PhysicalSizeXUnit                 string  `xml:",attr"`
@@ -33,12 +30,6 @@ type omeXML struct {
 			} `xml:"TiffData"`
 		} `xml:"Pixels"`
 	} `xml:"Image"`
-}
-
-// omeTypes maps OME pixel types to formats.
-var omeTypes = map[string]encode.Format{
-	"int8": encode.Int8, "uint8": encode.Uint8, "int16": encode.Int16, "uint16": encode.Uint16,
-	"int32": encode.Int32, "uint32": encode.Uint32, "float": encode.Float32, "double": encode.Float64,
 }
 
 // omeUnitMM converts OME length units to millimetres.
@@ -159,12 +150,10 @@ func (s *Source) setupOME(desc string) (bool, error) {
 	s.frame = frames
 	s.setInfo(main, len(frames[0]))
 	s.info.SourceName = "ometiff"
-	if f, ok := omeTypes[px.Type]; ok && f.Size() == main.format.Size() {
-		s.info.Format = f
-	}
 	if len(meta) > 1 {
 		s.info.Frames = meta
 	}
+	s.info.Channels = nil
 	for _, ch := range px.Channels {
 		s.info.Channels = append(s.info.Channels, ch.Name)
 	}

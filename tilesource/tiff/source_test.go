@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -252,19 +254,32 @@ func TestOMETIFF(t *testing.T) {
 	}
 }
 
-func TestOJPEGStrip(t *testing.T) {
-	s := openT(t, "libvips/ojpeg-strip.tif")
-	_, img := tileImage(t, s, 0, 0, 0, 0)
-	if img.Width != 160 || img.Height != 160 || img.Bands != 3 {
-		t.Fatalf("decoded %dx%d×%d", img.Width, img.Height, img.Bands)
+// TestOMEChannelNamesAndUnits rereads the real file's OME XML with channel
+// names and a physical size added.
+func TestOMEChannelNamesAndUnits(t *testing.T) {
+	s := openT(t, "libvips/multi-channel-z-series.ome.tif")
+	desc := s.tf.IFDs[0].String(tagImageDescription)
+	for i, name := range []string{"DAPI", "GFP", "RFP"} {
+		id := `ID="Channel:0:` + strconv.Itoa(i) + `"`
+		desc = strings.Replace(desc, id, id+` Name="`+name+`"`, 1)
 	}
-	// The page is a photograph: not flat and not all dark.
-	var sum float64
-	for i := range img.Width * img.Height * 3 {
-		sum += sample(img, i)
+	desc = strings.Replace(desc, `SizeZ="5"`, `SizeZ="5" PhysicalSizeX="0.5" PhysicalSizeY="500" PhysicalSizeYUnit="nm"`, 1)
+	if ok, err := s.setupOME(desc); !ok || err != nil {
+		t.Fatalf("setupOME: %v %v", ok, err)
 	}
-	if mean := sum / float64(img.Width*img.Height*3); mean < 20 || mean > 240 {
-		t.Fatalf("mean sample %.1f", mean)
+	s.finish(false)
+	in := s.Info()
+	if !slices.Equal(in.Channels, []string{"DAPI", "GFP", "RFP"}) {
+		t.Fatalf("channels %v", in.Channels)
+	}
+	if in.MMX == nil || *in.MMX != 0.0005 || *in.MMY != 0.0005 || *in.Magnification != 20 {
+		t.Fatalf("mm %v %v magnification %v", in.MMX, in.MMY, in.Magnification)
+	}
+	// Duplicate names are dropped, as large_image does.
+	dup := strings.Replace(desc, `Name="RFP"`, `Name="GFP"`, 1)
+	s.setupOME(dup)
+	if s.info.Channels != nil {
+		t.Fatalf("duplicate names kept: %v", s.info.Channels)
 	}
 }
 

@@ -64,3 +64,60 @@ func TestSubIFDPyramid(t *testing.T) {
 		}
 	}
 }
+
+// TestOMESubIFDPyramid re-saves the real OME-TIFF as a tiled pyramid with
+// SubIFDs per plane (libvips keeps the OME XML in the first page), the
+// layout of pyramidal OME-TIFF.
+func TestOMESubIFDPyramid(t *testing.T) {
+	vips, err := exec.LookPath("vips")
+	if err != nil {
+		t.Fatal("the vips command (libvips-tools) is required")
+	}
+	// libvips shrinks int8 pyramids to uint8 levels, so cast first.
+	tmp := filepath.Join(t.TempDir(), "planes.v")
+	out := filepath.Join(t.TempDir(), "pyr.ome.tif")
+	for _, args := range [][]string{
+		{"cast", tdPath("libvips/multi-channel-z-series.ome.tif") + "[n=-1]", tmp, "uchar"},
+		{"tiffsave", tmp, out, "--tile", "--pyramid", "--subifd", "--tile-width", "64", "--tile-height", "64", "--page-height", "167"},
+	} {
+		if b, err := exec.Command(vips, args...).CombinedOutput(); err != nil {
+			t.Fatalf("vips %s: %v\n%s", args[0], err, b)
+		}
+	}
+	s, err := Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in := s.Info()
+	if in.SourceName != "ometiff" || in.FrameCount() != 15 || in.Levels != 4 || !slices.Equal(in.Stored, []bool{true, true, true, true}) {
+		t.Fatalf("source %s frames %d levels %d stored %v", in.SourceName, in.FrameCount(), in.Levels, in.Stored)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Frame 4 is C=1, Z=1, stored as page 1·5+1 = 6.
+	differs := false
+	for z := 0; z < in.Levels; z++ {
+		opt := "page=6"
+		if z < in.Levels-1 {
+			opt += ",subifd=" + strconv.Itoa(in.Levels-2-z)
+		}
+		ref, err := encode.Decode(data, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, rows := in.TileCount(z)
+		_, img := tileImage(t, s, 4, z, cols-1, rows-1)
+		if d := meanAbsDiff(t, img, ref, (cols-1)*64, (rows-1)*64); d != 0 {
+			t.Fatalf("level %d: mean abs diff %.3f", z, d)
+		}
+		// A different frame has different pixels somewhere.
+		_, other := tileImage(t, s, 0, z, cols-1, rows-1)
+		differs = differs || meanAbsDiff(t, other, ref, (cols-1)*64, (rows-1)*64) != 0
+	}
+	if !differs {
+		t.Fatal("frame 0 equals frame 4 at every level")
+	}
+}

@@ -133,6 +133,7 @@ function renderFolder(id, subs, items, chain) {
             decoding: "async",
           })
         : el("span", { class: "no-thumb", text: "no image" });
+      if (hasImage) thumb.addEventListener("error", () => thumb.replaceWith(el("span", { class: "no-thumb", text: "no preview" })), { once: true });
       return el(
         "li",
         {},
@@ -332,13 +333,21 @@ async function replaceImage() {
 
 let frameTimer = 0;
 
+// The axes (IndexZ, IndexC, IndexT, …) that vary across frames, with the
+// stride that steps each one (large_image's IndexRange and IndexStride).
+function frameAxes(meta) {
+  const range = meta.IndexRange || {};
+  const stride = meta.IndexStride || {};
+  return Object.keys(range)
+    .filter((k) => range[k] > 1 && stride[k] > 0)
+    .map((k) => ({ key: k, name: k.slice(5), range: range[k], stride: stride[k] }));
+}
+
 function frameLabel(meta, f) {
   const fr = (meta.frames || [])[f] || {};
   const parts = [`${f + 1} of ${meta.frames.length}`];
   if (fr.Channel) parts.push(fr.Channel);
-  for (const [k, v] of Object.entries(fr)) {
-    if (/^Index./.test(k) && meta.IndexRange && k in meta.IndexRange) parts.push(`${k.slice(5)} ${v}`);
-  }
+  for (const a of frameAxes(meta)) parts.push(`${a.name} ${(fr[a.key] ?? 0) + 1}/${a.range}`);
   return parts.join(" · ");
 }
 
@@ -346,15 +355,47 @@ function setupFrames(meta) {
   const box = $("frame-control");
   const input = $("frame");
   box.hidden = !current.multiFrame;
+  const axesBox = $("frame-axes");
+  axesBox.replaceChildren();
   if (!current.multiFrame) return;
   input.max = String(meta.frames.length - 1);
   input.value = "0";
   $("frame-label").textContent = frameLabel(meta, 0);
+  const axes = frameAxes(meta);
+  // One slider per axis when frames vary along more than one.
+  if (axes.length < 2) return;
+  for (const a of axes) {
+    const id = `axis-${a.name}`;
+    const axis = el("input", { type: "range", id, min: 0, max: a.range - 1, step: 1, value: 0, "data-key": a.key });
+    axis.addEventListener("input", () => onAxisInput(false));
+    axis.addEventListener("change", () => onAxisInput(true));
+    axesBox.append(el("span", { class: "axis" }, el("label", { for: id, text: axisName(a.name) }), axis));
+  }
 }
 
-function onFrameInput(commit) {
+function axisName(n) {
+  return { C: "Channel", Z: "Z plane", T: "Time", XY: "Position" }[n] || n;
+}
+
+/** Moves the frame slider to the frame the axis sliders point at. */
+function onAxisInput(commit) {
+  const meta = current.meta;
+  let f = 0;
+  for (const a of frameAxes(meta)) {
+    const s = document.getElementById(`axis-${a.name}`);
+    if (s) f += Number(s.value) * a.stride;
+  }
+  $("frame").value = String(Math.min(f, meta.frames.length - 1));
+  onFrameInput(commit, true);
+}
+
+function onFrameInput(commit, fromAxis = false) {
   const f = Number($("frame").value);
   $("frame-label").textContent = frameLabel(current.meta, f);
+  if (!fromAxis) {
+    const fr = current.meta.frames[f] || {};
+    for (const s of document.querySelectorAll("#frame-axes input")) s.value = String(fr[s.dataset.key] ?? 0);
+  }
   // While dragging, wait for the pointer to rest so the frames passed
   // over are not all requested.
   clearTimeout(frameTimer);
