@@ -147,6 +147,11 @@ func (s *Server) routes(e *echo.Echo) {
 	g.GET("/item/:id/tiles/images", s.associatedList)
 	g.GET("/item/:id/tiles/images/:key", s.associatedImage)
 	g.GET("/item/:id/tiles/images/:key/metadata", s.associatedMetadata)
+	g.GET("/item/:id/tiles/histogram", s.histogram)
+	g.GET("/item/:id/tiles/bands", s.bands)
+	g.GET("/item/:id/tiles/pixel", s.pixel)
+	g.GET("/item/:id/tiles/tile_frames", s.tileFrames)
+	g.GET("/item/:id/tiles/tile_frames/quad_info", s.quadInfo)
 
 	g.GET("/large_image/sources", s.sources)
 	g.PUT("/large_image/import", s.importRoute, s.requireAdmin)

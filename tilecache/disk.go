@@ -26,7 +26,13 @@ import (
 // Disk tier layout under Config.DiskDir:
 //
 //	index.db            bbolt: entry records and tier metadata
-//	tiles/ab/cd/abcd…   one file per entry, named by a hash of the cache key
+//	tiles/a/bc/abc…     one file per entry, named by a hash of the cache key
+//
+// The fan-out (16 × 256 = 4096 leaf directories, like nginx's levels=1:2)
+// keeps a full default cache (10 GiB of ~16 KiB tiles) near 160 files per
+// directory; 65536 leaves would cost a directory creation on most writes
+// of a young cache for no gain.
+//
 //	tmp/tile-*.tmp      entries being written
 //	tiles.trash-*       a cleared tiles/ being removed in the background
 const (
@@ -115,6 +121,10 @@ type diskTier struct {
 	used    int64
 	dirty   map[diskID]struct{} // records to put (or delete if gone) at the next flush
 	gen     atomic.Uint64       // bumped by clear; writes started before it are discarded
+
+	// made has a bit per fan-out directory known to exist, sparing a
+	// MkdirAll (a stat) per write; clear resets it.
+	made [1 << 12 / 64]atomic.Uint64
 
 	// flushMu orders index commits with clear's bucket reset.
 	flushMu sync.Mutex
@@ -395,7 +405,7 @@ func compareInt64(a, b int64) int {
 
 func (t *diskTier) path(id diskID) string {
 	h := hex.EncodeToString(id[:])
-	return filepath.Join(t.tilesDir, h[0:2], h[2:4], h)
+	return filepath.Join(t.tilesDir, h[0:1], h[1:3], h)
 }
 
 func (t *diskTier) expiredAt(e *diskEntry, now int64) bool {
@@ -590,7 +600,12 @@ func (t *diskTier) write(key string, val []byte) error {
 	id := diskIDOf(key)
 	final := t.path(id)
 	// Created outside the lock; a clear racing with it is caught below.
-	_ = os.MkdirAll(filepath.Dir(final), 0o700)
+	fan := int(id[0])<<4 | int(id[1])>>4
+	if bit := uint64(1) << (fan % 64); t.made[fan/64].Load()&bit == 0 {
+		if os.MkdirAll(filepath.Dir(final), 0o700) == nil {
+			t.made[fan/64].Or(bit)
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.gen.Load() != gen {
@@ -720,6 +735,9 @@ func (t *diskTier) clear() error {
 	t.lru.next, t.lru.prev = &t.lru, &t.lru
 	t.used = 0
 	t.gen.Add(1)
+	for i := range t.made {
+		t.made[i].Store(0)
+	}
 	err = os.MkdirAll(t.tilesDir, 0o700)
 	t.mu.Unlock()
 	if err != nil {
@@ -780,7 +798,7 @@ func parseDiskPath(root, p string) (diskID, bool) {
 	if _, err := hex.Decode(id[:], []byte(parts[2])); err != nil || hex.EncodeToString(id[:]) != parts[2] {
 		return diskID{}, false
 	}
-	if parts[0] != parts[2][0:2] || parts[1] != parts[2][2:4] {
+	if parts[0] != parts[2][0:1] || parts[1] != parts[2][1:3] {
 		return diskID{}, false
 	}
 	return id, true

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tileserver/tileserver/tilecache/memcachedtest"
 )
 
 // testdataSlide is a real Aperio slide; its JPEG tile data stands in for
@@ -683,5 +685,57 @@ func TestParseDiskKey(t *testing.T) {
 		if _, err := ParseDiskKey(s); err == nil {
 			t.Errorf("ParseDiskKey(%q) accepted a bad key", s)
 		}
+	}
+}
+
+func TestDiskWritesNeverBlock(t *testing.T) {
+	cfg := diskConfig(t.TempDir())
+	cfg.Writers, cfg.WriteQueue = 1, 1
+	tc := newTestTiered(t, cfg)
+	d := tc.disk
+	// Stall the only writer inside its write.
+	d.mu.Lock()
+	d.setAsync("k1", []byte("1"))
+	for len(d.queue) != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	d.setAsync("k2", []byte("2")) // fills the queue
+	d.setAsync("k3", []byte("3")) // dropped, without waiting
+	dropped := d.dropped.Load()
+	d.mu.Unlock()
+	if dropped != 1 {
+		t.Fatalf("dropped %d, want 1", dropped)
+	}
+	waitDisk(t, tc)
+	var calls atomic.Int64
+	mustGet(t, tc, "k2", constProducer(nil, &calls), StatusHitDisk, []byte("2"))
+	mustGet(t, tc, "k3", constProducer([]byte("3"), &calls), StatusMiss, []byte("3"))
+	if s := tc.Stats().Disk; s.Dropped != 1 || s.Writes < 2 {
+		t.Fatalf("disk stats %+v", s)
+	}
+}
+
+func TestDiskHitPromotedToMemcached(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	dir := t.TempDir()
+	tile := realTiles(t, 1, 16<<10)[0]
+	var calls atomic.Int64
+	k := Key("promote")
+	a := newTestTiered(t, diskConfig(dir))
+	mustGet(t, a, k, constProducer(tile, &calls), StatusMiss, tile)
+	waitDisk(t, a)
+	a.Close()
+
+	cfg := diskConfig(dir)
+	cfg.Mode, cfg.MemoryBytes, cfg.MemcachedServers = ModeMemoryMemcached, 1<<20, []string{srv.Addr}
+	b := newTestTiered(t, cfg)
+	mustGet(t, b, k, constProducer(nil, &calls), StatusHitDisk, tile)
+	mustGet(t, b, k, constProducer(nil, &calls), StatusHitMemory, tile)
+	waitWrites(t, b)
+	// Another replica without a disk finds it in memcached.
+	c := newTestTiered(t, Config{Mode: ModeMemcached, MemcachedServers: []string{srv.Addr}, Logger: quietLog})
+	mustGet(t, c, k, constProducer(nil, &calls), StatusHitMemcached, tile)
+	if calls.Load() != 1 {
+		t.Fatalf("produced %d times, want 1", calls.Load())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -173,7 +174,7 @@ type tileReq struct {
 	url       string
 	item      string
 	frame     int // -1 for zxy
-	z         int
+	z, x, y   int
 	withStyle bool
 }
 
@@ -200,6 +201,8 @@ func (r *recorder) listen(ev any) {
 			tr.frame, _ = strconv.Atoi(m[2])
 		}
 		tr.z, _ = strconv.Atoi(m[3])
+		tr.x, _ = strconv.Atoi(m[4])
+		tr.y, _ = strconv.Atoi(m[5])
 		r.tiles = append(r.tiles, tr)
 	case *network.EventResponseReceived:
 		// Every tile the viewer asks for exists: the level mapping and the
@@ -248,6 +251,32 @@ func (r *recorder) stats(item string) (n, maxZ int, frames map[int]int) {
 		frames[tr.frame]++
 	}
 	return n, maxZ, frames
+}
+
+// level returns the distinct unstyled tiles of one level of an item.
+func (r *recorder) level(item string, z int) map[[2]int]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[[2]int]bool{}
+	for _, tr := range r.tiles {
+		if tr.item == item && !tr.withStyle && tr.z == z {
+			out[[2]int{tr.x, tr.y}] = true
+		}
+	}
+	return out
+}
+
+// styled counts the item's tile requests that carry a style.
+func (r *recorder) styled(item string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, tr := range r.tiles {
+		if tr.item == item && tr.withStyle {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *recorder) duplicates() []string {
@@ -387,6 +416,23 @@ func TestViewerInBrowser(t *testing.T) {
 	if frames[-1] != n0 {
 		t.Errorf("single-frame item requested fzxy tiles: %v", frames)
 	}
+	// The whole slide is in view, so the deepest level loaded is loaded
+	// whole: exactly large_image's tile grid of that level (2220 × 2967,
+	// 240-pixel tiles, 5 levels). A wrong level offset would ask for a
+	// grid of another size.
+	scale := 1 << (4 - z0)
+	nx, ny := (2220/scale+239)/240, (2967/scale+239)/240
+	got := rec.level(cmu, z0)
+	for x := range nx {
+		for y := range ny {
+			if !got[[2]int{x, y}] {
+				t.Errorf("tile %d/%d/%d of the view was not requested", z0, x, y)
+			}
+		}
+	}
+	if len(got) != nx*ny {
+		t.Errorf("level %d: %d tiles requested, the grid has %d×%d", z0, len(got), nx, ny)
+	}
 	if got := text("#item-title"); got != cmuName {
 		t.Errorf("title %q", got)
 	}
@@ -420,27 +466,64 @@ func TestViewerInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A palette style: the page either applies it or shows the server's
-	// refusal, whichever the server does with the same request.
-	style := `{"bands":[{"band":1,"palette":"#ff0000"}]}`
-	probe, err := http.Get(base + "/api/v1/item/" + cmu + "/tiles/zxy/0/0/0?style=" + url.QueryEscape(style))
-	if err != nil {
-		t.Fatal(err)
+	// Styles: the page applies one the server accepts and shows the
+	// server's message for one it refuses, keeping the image. What the
+	// server does is learnt first from the same tile request.
+	probeStyle := func(style string) (ok bool, message string) {
+		t.Helper()
+		res, err := http.Get(base + "/api/v1/item/" + cmu + "/tiles/zxy/0/0/0?style=" + url.QueryEscape(style))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			return true, ""
+		}
+		var body struct{ Message string }
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Message == "" {
+			t.Fatalf("style %s refused without a message: %d %v", style, res.StatusCode, err)
+		}
+		return false, body.Message
 	}
-	var refusal struct{ Message string }
-	_ = json.NewDecoder(probe.Body).Decode(&refusal)
-	probe.Body.Close()
-	do("apply a style",
+	waitStyleStatus := func(want string) {
+		t.Helper()
+		js, _ := json.Marshal(want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.getElementById("style-status").textContent === `+string(js),
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+			t.Fatalf("style status %q never became %q: %v", text("#style-status"), want, err)
+		}
+	}
+
+	if ok, msg := probeStyle("[1]"); ok {
+		t.Errorf("the server accepts the style [1]")
+	} else {
+		do("apply a style the server refuses",
+			chromedp.Click(chromedp.CSS(".custom-style summary")),
+			chromedp.SetValue(chromedp.ID("style-json"), "[1]"),
+			chromedp.Click(chromedp.CSS(`#style-form button[type=submit]`)))
+		waitStyleStatus("The server refused this style: " + msg)
+	}
+
+	style := `{"bands":[{"band":1,"palette":"#ff0000"}]}`
+	ok, msg := probeStyle(style)
+	do("reset the style", chromedp.Click(chromedp.ID("style-reset")))
+	waitStyleStatus("Default style.")
+	do("apply a palette style",
 		chromedp.SetValue(chromedp.ID("style-band"), "1"),
 		chromedp.SetValue(chromedp.ID("style-color"), "#ff0000"),
 		chromedp.Click(chromedp.CSS(`#style-form button[type=submit]`)))
-	waitFor("the style result", `!["", "Checking style…"].includes(document.getElementById("style-status").textContent)`)
-	if probe.StatusCode == http.StatusOK {
-		if got := text("#style-status"); got != "Style applied." {
-			t.Errorf("style status %q for an accepted style", got)
+	if !ok {
+		waitStyleStatus("The server refused this style: " + msg)
+	} else {
+		waitStyleStatus("Style applied.")
+		waitTiles("styled tiles", func() bool { return rec.styled(cmu) > 2 })
+		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
 		}
-	} else if got, want := text("#style-status"), "The server refused this style: "+refusal.Message; got != want {
-		t.Errorf("style status %q, want %q", got, want)
+		if err := os.WriteFile(filepath.Join(screenshotDir(t), "viewer-style.png"), shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The multi-frame item uses fzxy; the slider moves to frame 1.
@@ -493,6 +576,13 @@ func TestViewerInBrowser(t *testing.T) {
 	}
 	do("clear caches", chromedp.Click(chromedp.ID("cache-clear")))
 	waitFor("the clear", cacheStatus+`.startsWith("Caches cleared")`)
+	shot, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir(t), "viewer-cache.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// A build without the viewer library still browses and says what is
 	// missing instead of failing.
@@ -529,7 +619,10 @@ func pageWithoutLib(t *testing.T, api string) string {
 		t.Fatal(err)
 	}
 	e := echo.New()
-	e.Any("/api/*", echo.WrapHandler(httputil.NewSingleHostReverseProxy(u)))
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	// Requests the browser abandons when the test ends are not news.
+	proxy.ErrorLog = stdlog.New(io.Discard, "", 0)
+	e.Any("/api/*", echo.WrapHandler(proxy))
 	web.Register(e, web.Config{Lib: fstest.MapFS{}})
 	s := httptest.NewServer(e)
 	t.Cleanup(s.Close)

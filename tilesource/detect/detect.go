@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/dicom"
 	"github.com/tileserver/tileserver/tilesource/slide"
 	"github.com/tileserver/tileserver/tilesource/tiff"
 	"github.com/tileserver/tileserver/tilesource/vipsimage"
@@ -27,6 +28,7 @@ var (
 	openTIFF  Opener = tiff.Open
 	openSlide Opener = slide.Open
 	openVips  Opener = vipsimage.Open
+	openDICOM Opener = dicom.Open
 )
 
 // Kind is what the first bytes of a file say it is.
@@ -82,7 +84,7 @@ func Open(path string) (tilesource.Source, error) {
 	case KindImage:
 		order = []Opener{openVips}
 	case KindDICOM:
-		return nil, tilesource.BadRequest("%s: DICOM files are not supported yet", name)
+		order = []Opener{openDICOM}
 	default:
 		if len(head) == 0 {
 			return nil, tilesource.BadRequest("%s: the file is empty", name)

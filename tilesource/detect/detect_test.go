@@ -37,9 +37,9 @@ func open(t *testing.T, path string) (string, *tilesource.Error) {
 func TestEveryTestFile(t *testing.T) {
 	// file → source name, or "!" + expected error substring.
 	want := map[string]string{
-		"highdicom/sm_image.dcm":                         "!DICOM files are not supported yet",
-		"highdicom/sm_image_grayscale.dcm":               "!DICOM files are not supported yet",
-		"highdicom/sm_image_jpegls.dcm":                  "!DICOM files are not supported yet",
+		"highdicom/sm_image.dcm":                         "dicom",
+		"highdicom/sm_image_grayscale.dcm":               "dicom",
+		"highdicom/sm_image_jpegls.dcm":                  "dicom",
 		"histolab/broken.svs":                            "!unsupported or unrecognised image format",
 		"large_image/global_dem.tif":                     "tiff",
 		"large_image/grey10kx5k.tif":                     "tiff",
@@ -62,7 +62,7 @@ func TestEveryTestFile(t *testing.T) {
 		"libvips/2bit.tif":                               "tiff",
 		"libvips/4bit.tif":                               "tiff",
 		"libvips/CMU-1-Small-Region.svs":                 "tiff",
-		"libvips/dicom_test_image.dcm":                   "!DICOM files are not supported yet",
+		"libvips/dicom_test_image.dcm":                   "!not a whole-slide image",
 		"libvips/issue412.jp2":                           "vips",
 		"libvips/multi-channel-z-series.ome.tif":         "ometiff",
 		"libvips/ojpeg-strip.tif":                        "tiff",
@@ -70,13 +70,13 @@ func TestEveryTestFile(t *testing.T) {
 		"libvips/sample.tif":                             "tiff",
 		"libvips/world.jp2":                              "vips",
 		"openslide-python/boxes.tiff":                    "tiff",
-		"openslide-python/boxes_0.dcm":                   "!DICOM files are not supported yet",
-		"openslide-python/boxes_1.dcm":                   "!DICOM files are not supported yet",
+		"openslide-python/boxes_0.dcm":                   "dicom",
+		"openslide-python/boxes_1.dcm":                   "dicom",
 		"openslide-python/openslide_small.svs":           "tiff",
 		"openslide-python/unreadable.svs":                "tiff",
 		"pathml/smalltif.tif":                            "tiff",
-		"wsi-to-dicom-converter/jpeg.dicom":              "!DICOM files are not supported yet",
-		"wsi-to-dicom-converter/raw.dicom":               "!DICOM files are not supported yet",
+		"wsi-to-dicom-converter/jpeg.dicom":              "dicom",
+		"wsi-to-dicom-converter/raw.dicom":               "dicom",
 		// Readers may learn these; today each is either served or refused
 		// with a message naming the file (checked by open).
 		"libvips/Bretagne2_4.j2k":          "?",

@@ -84,7 +84,7 @@ func (in *Instance) decodeFrame(data []byte, ts string) (*encode.Image, error) {
 	case tsRLE:
 		img, err = in.decodeRLE(data)
 	case tsJPEGLSLossles, tsJPEGLSNear:
-		img, err = decodeJPEGLS(data)
+		img, err = decodeJPEGLS(data, in.Cols*in.Rows)
 	case tsJ2KLossless, tsJ2K, tsHTJ2KLossless, tsHTJ2KRPCL, tsHTJ2K:
 		img, err = encode.Decode(data, "")
 	default:

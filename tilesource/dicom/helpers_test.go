@@ -1,7 +1,6 @@
 package dicom
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,5 +98,3 @@ func writeTemp(t testing.TB, name string, b []byte) string {
 	}
 	return p
 }
-
-var _ = bytes.Equal

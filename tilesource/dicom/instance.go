@@ -3,7 +3,6 @@ package dicom
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 )
@@ -89,7 +88,7 @@ func NewInstance(ds *Dataset, ts string, fr FrameReader) (*Instance, error) {
 	}
 	in.Photometric = strings.ToUpper(ds.Str(tagPhotometric))
 	var ok bool
-	geti := func(t Tag, name string, lo, hi, def int) int {
+	geti := func(t Tag, lo, hi, def int) int {
 		v, got := ds.Int(t)
 		if !got {
 			if def >= 0 {
@@ -104,19 +103,22 @@ func NewInstance(ds *Dataset, ts string, fr FrameReader) (*Instance, error) {
 		return v
 	}
 	ok = true
-	in.Rows = geti(tagRows, "Rows", 1, maxFrameSide, -1)
-	in.Cols = geti(tagColumns, "Columns", 1, maxFrameSide, -1)
-	in.Samples = geti(tagSamplesPerPixel, "SamplesPerPixel", 1, 4, 1)
-	in.BitsAllocated = geti(tagBitsAllocated, "BitsAllocated", 1, 32, 8)
-	in.PixelRep = geti(tagPixelRepresentation, "PixelRepresentation", 0, 1, 0)
-	in.Planar = geti(tagPlanarConfiguration, "PlanarConfiguration", 0, 1, 0)
-	in.Frames = geti(tagNumberOfFrames, "NumberOfFrames", 1, maxFrames, 1)
-	in.TotalCols = geti(tagTotalColumns, "TotalPixelMatrixColumns", 1, maxDimension, in.Cols)
-	in.TotalRows = geti(tagTotalRows, "TotalPixelMatrixRows", 1, maxDimension, in.Rows)
-	in.FocalPlanes = geti(tagTotalFocalPlanes, "TotalPixelMatrixFocalPlanes", 1, 1<<12, 1)
-	in.ConcatOffset = geti(tagConcatFrameOffset, "ConcatenationFrameOffsetNumber", 0, maxFrames, 0)
+	in.Rows = geti(tagRows, 1, maxFrameSide, -1)
+	in.Cols = geti(tagColumns, 1, maxFrameSide, -1)
+	in.Samples = geti(tagSamplesPerPixel, 1, 4, 1)
+	in.BitsAllocated = geti(tagBitsAllocated, 1, 32, 8)
+	in.PixelRep = geti(tagPixelRepresentation, 0, 1, 0)
+	in.Planar = geti(tagPlanarConfiguration, 0, 1, 0)
+	in.Frames = geti(tagNumberOfFrames, 1, maxFrames, 1)
+	in.TotalCols = geti(tagTotalColumns, 1, maxDimension, in.Cols)
+	in.TotalRows = geti(tagTotalRows, 1, maxDimension, in.Rows)
+	in.FocalPlanes = geti(tagTotalFocalPlanes, 1, 1<<12, 1)
+	in.ConcatOffset = geti(tagConcatFrameOffset, 0, maxFrames, 0)
 	if !ok {
 		return nil, errors.New("missing or invalid image dimensions")
+	}
+	if in.Rows*in.Cols > maxFramePixels {
+		return nil, fmt.Errorf("frames of %dx%d are too large", in.Cols, in.Rows)
 	}
 	if in.BitsAllocated != 8 && in.BitsAllocated != 16 {
 		return nil, fmt.Errorf("unsupported bits allocated %d", in.BitsAllocated)
@@ -164,14 +166,12 @@ func NewInstance(ds *Dataset, ts string, fr FrameReader) (*Instance, error) {
 		if err := in.readPositions(perFrame, shared); err != nil {
 			return nil, err
 		}
-	} else if in.Flavor == "VOLUME" || in.Flavor == "THUMBNAIL" {
-		// TILED_FULL needs every tile: the frame count must cover them.
+	} else if ds.Get(tagConcatFrameOffset) == nil {
+		// TILED_FULL needs a frame for every tile of the first plane
+		// (concatenations hold a share of the frames: checked per tile).
 		tx, ty := in.TilesAcross()
-		if int64(tx)*int64(ty) > int64(in.Frames)*int64(in.Paths2())*int64(in.FocalPlanes) {
-			// Concatenations hold part of the frames: checked per frame.
-			if in.ConcatOffset == 0 && ds.Get(tagConcatFrameOffset) == nil && in.Frames < tx*ty {
-				return nil, fmt.Errorf("%d frames cannot tile a %dx%d matrix", in.Frames, in.TotalCols, in.TotalRows)
-			}
+		if int64(in.Frames) < int64(tx)*int64(ty) {
+			return nil, fmt.Errorf("%d frames cannot tile a %dx%d matrix", in.Frames, in.TotalCols, in.TotalRows)
 		}
 	}
 	return in, nil
@@ -282,5 +282,3 @@ var sopNames = map[string]string{
 	"1.2.840.10008.5.1.4.1.1.77.1.2": "VL Microscopic Image Storage",
 	"1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic Image Storage",
 }
-
-var _ = math.Abs

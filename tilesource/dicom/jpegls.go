@@ -107,8 +107,8 @@ type jlsScan struct {
 	planesRef [][]int32
 }
 
-// decodeJPEGLS decodes a JPEG-LS stream.
-func decodeJPEGLS(b []byte) (*encode.Image, error) {
+// decodeJPEGLS decodes a JPEG-LS stream of at most maxPixels pixels.
+func decodeJPEGLS(b []byte, maxPixels int) (*encode.Image, error) {
 	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
 		return nil, errJLS
 	}
@@ -143,7 +143,7 @@ func decodeJPEGLS(b []byte) (*encode.Image, error) {
 				return nil, errJLS
 			}
 			prec, h, w, nc = int(seg[0]), int(binary.BigEndian.Uint16(seg[1:])), int(binary.BigEndian.Uint16(seg[3:])), int(seg[5])
-			if prec < 2 || prec > 16 || w < 1 || h < 1 || w > maxFrameSide || h > maxFrameSide || nc < 1 || nc > 4 || len(seg) < 6+3*nc {
+			if prec < 2 || prec > 16 || w < 1 || h < 1 || w*h > maxPixels || nc < 1 || nc > 4 || len(seg) < 6+3*nc {
 				return nil, fmt.Errorf("unsupported JPEG-LS frame %dx%d, %d components of %d bits", w, h, nc, prec)
 			}
 			for c := range nc {

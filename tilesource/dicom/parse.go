@@ -28,14 +28,16 @@ const (
 
 // Bounds that keep hostile files from costing memory or time.
 const (
-	maxDepth      = 12       // nesting of sequences
-	maxKeptValue  = 1 << 20  // larger values are skipped, except these:
-	maxICC        = 16 << 20 // ICC profiles may be large
-	maxFragments  = 1 << 24
-	maxFrames     = 1 << 24
-	maxDimension  = 1 << 22 // pixels on a side of a total pixel matrix
-	maxFrameSide  = 1 << 14 // pixels on a side of one frame
-	maxOffsetList = 1 << 24 // entries of an offset table
+	maxDepth     = 12       // nesting of sequences
+	maxKeptValue = 1 << 20  // larger values are skipped, except these:
+	maxICC       = 16 << 20 // ICC profiles may be large
+	maxFragments = 1 << 24
+	maxFrames    = 1 << 24
+	maxDimension = 1 << 22 // pixels on a side of a total pixel matrix
+	maxFrameSide = 1 << 14 // pixels on a side of one frame
+	// maxFramePixels bounds one frame's decoded size (4096² pixels).
+	maxFramePixels = 1 << 24
+	maxOffsetList  = 1 << 24 // entries of an offset table
 )
 
 var (

@@ -6,6 +6,8 @@ package pipeline
 
 import (
 	"context"
+
+	"github.com/tileserver/tileserver/style"
 )
 
 // Locator identifies an image to open: a file under a slide root, or the
@@ -85,6 +87,53 @@ type AssociatedRequest struct {
 	Encode        EncodeOptions
 }
 
+// HistogramRequest asks for per-band histograms of a region (spec 1.7 and
+// 2.13). Region.Resample "" or false reads the level pixels without
+// scaling them to the output size, as large_image does by default.
+type HistogramRequest struct {
+	Region RegionRequest
+	// Bins is the number of bins (1–65536); 0 means 256.
+	Bins int
+	// RangeMin and RangeMax fix the range; when only one is given the other
+	// is 0 or 256. nil for both means [min, max+1] of the data.
+	RangeMin, RangeMax  *int
+	RoundRange, Density bool
+}
+
+// PixelRequest asks for the values of one pixel (spec 1.6 and 2.11).
+type PixelRequest struct {
+	Left, Top float64
+	Units     string
+	Frame     int
+	// FrameList, when non-nil, asks for the pixel in each listed frame.
+	FrameList []int
+	Style     string
+}
+
+// TileFramesRequest asks for a montage of frames (spec 1.12).
+type TileFramesRequest struct {
+	Region RegionRequest
+	// FrameList selects frames; out-of-range entries are dropped and an
+	// empty list means all frames.
+	FrameList []int
+	// FramesAcross is the number of columns; 0 means ceil(sqrt(n)).
+	FramesAcross int
+}
+
+// QuadInfoRequest holds the options of tile_frames/quad_info (spec 1.12);
+// string options may name an axis (c, z, t, xy).
+type QuadInfoRequest struct {
+	// Format and Query are merged into every tile_frames parameter set;
+	// nil Format means {encoding: JPEG, jpegQuality: 85, jpegSubsampling: 1}.
+	Format, Query                      map[string]any
+	FrameBase, FrameStride, FrameGroup string
+	FrameGroupStride                   string
+	FrameGroupFactor                   float64
+	MaxTextureSize, MaxTextures        int
+	MaxTotalTexturePixels, Alignment   int
+	MaxFrameSize                       int
+}
+
 // Result is encoded image bytes ready to send.
 type Result struct {
 	Data []byte
@@ -116,4 +165,16 @@ type Service interface {
 	AssociatedMetadata(ctx context.Context, loc Locator, key string) (map[string]any, error)
 	// CanOpen reports whether a reader claims the file (used by import).
 	CanOpen(ctx context.Context, path string) (sourceName string, err error)
+	// Histogram returns one entry per band (spec 1.7).
+	Histogram(ctx context.Context, loc Locator, req HistogramRequest) ([]style.BandHist, error)
+	// Bands returns band statistics keyed by 1-based band number (spec
+	// 1.8).
+	Bands(ctx context.Context, loc Locator, frame int) (map[string]style.BandInfo, error)
+	// Pixel returns the pixel object, or a list of them with FrameList
+	// (spec 1.6).
+	Pixel(ctx context.Context, loc Locator, req PixelRequest) (any, error)
+	// TileFrames returns the montage of frames (spec 1.12).
+	TileFrames(ctx context.Context, loc Locator, req TileFramesRequest) (*Result, error)
+	// QuadInfo returns the texture layout for tile_frames (spec 1.12).
+	QuadInfo(ctx context.Context, loc Locator, req QuadInfoRequest) (map[string]any, error)
 }

@@ -31,13 +31,15 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := parseStyle(req.Style, http.StatusBadRequest); err != nil {
+	style, err := parseStyle(req.Style, http.StatusBadRequest)
+	if err != nil {
 		return nil, err
 	}
 	rr, err := newRegionParams(req)
 	if err != nil {
 		return nil, err
 	}
+	rr.style = style
 	var img *encode.Image
 	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
 		img, err = p.region(ctx, loc, src, rr, enc)
@@ -67,7 +69,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	if w == 0 && h == 0 {
 		w, h = 256, 256
 	}
-	rr := regionParams{frame: req.Frame}
+	rr := regionParams{frame: req.Frame, style: style}
 	if w != 0 {
 		rr.maxW = &w
 	}
@@ -160,7 +162,7 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 		h = (bottom - top + f - 1) / f
 	}
 	fl, ft, fr, fb := float64(left), float64(top), float64(right), float64(bottom)
-	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame}
+	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style}
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
@@ -222,6 +224,13 @@ type regionParams struct {
 	frame                    int
 	kernel                   encode.Kernel
 	nearest, resampleGiven   bool
+	style                    styleSpec
+	// noScale returns the assembled level pixels without the final
+	// scaling, letterbox and mode change (large_image's resample=False
+	// iteration used by statistics).
+	noScale bool
+	// raw skips ICC correction: analysis routes report stored values.
+	raw bool
 }
 
 func newRegionParams(req RegionRequest) (regionParams, error) {
@@ -413,6 +422,7 @@ func preferredLevel(info *tilesource.Info, level int) int {
 // nil for an empty result.
 func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string) (*encode.Image, error) {
 	info := src.Info()
+	rr.frame = rr.style.st.EffectiveFrame(rr.frame)
 	if rr.frame < 0 || rr.frame >= info.FrameCount() {
 		return nil, tilesource.BadRequest("Frame does not exist")
 	}
@@ -518,6 +528,18 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	img, err := p.assemble(ctx, loc, src, rr.frame, level, x0, y0, x1, y1)
 	if err != nil {
 		return nil, err
+	}
+	// Style or colour-manage at the level, as large_image does per tile,
+	// before any scaling.
+	if rr.style.pixels() {
+		if img, err = p.styleRegion(ctx, loc, src, rr.style.st, rr.frame, level, x0, y0, x1, y1, img); err != nil {
+			return nil, err
+		}
+	} else if profile, intent := rr.style.profile(info); !rr.raw && profile != nil {
+		img = iccTransform(img, profile, intent)
+	}
+	if rr.noScale {
+		return img, nil
 	}
 
 	// 7. Final scaling.

@@ -170,8 +170,7 @@ function loadOSD() {
 
 let viewer = null;
 const current = { id: null, meta: null, frame: 0, style: "", multiFrame: false };
-// The tiled image on screen and the one replacing it (frame/style change).
-let shown = null;
+// The tiled image replacing the one on screen (frame or style change).
 let pending = null;
 
 function tileOpts() {
@@ -288,10 +287,6 @@ async function openItem(id) {
   viewer ??= createViewer(OSD);
   $("viewer").setAttribute("aria-busy", "true");
   pending = null;
-  shown = null;
-  viewer.addOnceHandler("open", () => {
-    shown = viewer.world.getItemAt(0);
-  });
   viewer.open(makeTileSource(OSD, meta, id, tileOpts()));
 }
 
@@ -320,7 +315,6 @@ async function replaceImage() {
           const other = viewer.world.getItemAt(i);
           if (other !== item) viewer.world.removeItem(other);
         }
-        shown = item;
         pending = null;
       };
       if (item.getFullyLoaded()) done();
@@ -436,8 +430,7 @@ function styleFromForm() {
 async function applyStyle(style) {
   const status = $("style-status");
   if (!current.meta) return;
-  if (style === current.style) return;
-  if (style) {
+  if (style && style !== current.style) {
     status.textContent = "Checking style…";
     const url = tileUrl(current.id, { ...tileOpts(), style }, 0, 0, 0);
     try {
@@ -452,6 +445,7 @@ async function applyStyle(style) {
   }
   status.classList.remove("error");
   status.textContent = style ? "Style applied." : "Default style.";
+  if (style === current.style) return;
   current.style = style;
   replaceImage();
 }
@@ -529,7 +523,7 @@ function cacheRows(info) {
 
 function renderCache(info) {
   const rows = cacheRows(info);
-  const head = el("tr", {}, ...["Tier", "Hit rate", "Hits", "Misses", "Items", "Used / max"].map((h) => el("th", { scope: "col", text: h })));
+  const head = el("tr", {}, ...["Tier", "Hit rate", "Hits", "Misses", "Items"].map((h) => el("th", { scope: "col", text: h })));
   const body = rows.map(([name, s]) => {
     const hits = s.hits ?? null;
     const misses = s.misses ?? null;
@@ -538,12 +532,11 @@ function renderCache(info) {
     return el(
       "tr",
       {},
-      el("th", { scope: "row", text: name }),
+      el("th", { scope: "row" }, name, el("span", { class: "size", text: `${formatBytes(s.used)} of ${formatBytes(s.maxsize)}` })),
       el("td", { text: rate }),
       el("td", { text: hits ?? "–" }),
       el("td", { text: misses ?? "–" }),
       el("td", { text: s.items ?? "–" }),
-      el("td", { text: `${formatBytes(s.used)} / ${formatBytes(s.maxsize)}` }),
     );
   });
   const table = el("table", { class: "cache-table" }, el("caption", { class: "sr-only", text: "Cache tiers" }), el("thead", {}, head), el("tbody", {}, ...body));

@@ -1,0 +1,220 @@
+package girder
+
+// Handlers of the pixel-analysis routes (spec 1.6, 1.7, 1.8 and 1.12):
+// histogram, bands, pixel, tile_frames and tile_frames/quad_info.
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/pipeline"
+)
+
+// regionParams reads the region parameters shared by region-like routes.
+func (p *params) region(c echo.Context) pipeline.RegionRequest {
+	return pipeline.RegionRequest{
+		Left: p.floatPtr("left"), Top: p.floatPtr("top"),
+		Right: p.floatPtr("right"), Bottom: p.floatPtr("bottom"),
+		RegionWidth: p.floatPtr("regionWidth"), RegionHeight: p.floatPtr("regionHeight"),
+		Units: p.str("units"), UnitsWH: p.str("unitsWH"),
+		Width: p.intPtr("width"), Height: p.intPtr("height"),
+		Fill:          p.str("fill"),
+		Magnification: p.floatPtr("magnification"),
+		MMX:           p.floatPtr("mm_x"), MMY: p.floatPtr("mm_y"),
+		Exact:    p.bool("exact"),
+		Frame:    p.int("frame", 0),
+		Encode:   p.encodeOptions(c.Request(), true),
+		Style:    p.str("style"),
+		Resample: p.boolOrInt("resample"),
+	}
+}
+
+// frameList reads a comma-separated list of frames, optionally in
+// brackets; nil when absent or empty.
+func (p *params) frameList(name string) []int {
+	v := strings.TrimSpace(p.str(name))
+	v = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]"))
+	if v == "" {
+		return nil
+	}
+	var out []int
+	for _, part := range strings.Split(v, ",") {
+		n, err := parseInt(part)
+		if err != nil {
+			p.fail(typeError(name))
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// required fails with Girder's message when a parameter is absent.
+func (p *params) required(name string) {
+	if !p.has(name) {
+		p.fail(tilesource.BadRequest("Parameter %q is required.", name))
+	}
+}
+
+func (s *Server) histogram(c echo.Context) error {
+	it, loc, err := s.largeImage(c, http.StatusBadRequest)
+	if err != nil {
+		return err
+	}
+	if done, err := s.conditional(c, "histogram", it); done {
+		return err
+	}
+	p := newParams(c)
+	req := pipeline.HistogramRequest{
+		Region:     p.region(c),
+		Bins:       p.int("bins", 256),
+		RangeMin:   p.intPtr("rangeMin"),
+		RangeMax:   p.intPtr("rangeMax"),
+		RoundRange: p.bool("roundRange"),
+		Density:    p.bool("density"),
+	}
+	if p.err != nil {
+		return p.err
+	}
+	if req.Bins < 1 {
+		return tilesource.BadRequest("Value Error: bins must be between 1 and 65536.")
+	}
+	if (req.Region.Width != nil && *req.Region.Width < 0) || (req.Region.Height != nil && *req.Region.Height < 0) {
+		return tilesource.BadRequest(msgRegionSize)
+	}
+	hist, err := s.svc.Histogram(c.Request().Context(), loc, req)
+	if err != nil {
+		return routeError(err, http.StatusBadRequest)
+	}
+	return c.JSON(http.StatusOK, hist)
+}
+
+func (s *Server) bands(c echo.Context) error {
+	it, loc, err := s.largeImage(c, http.StatusBadRequest)
+	if err != nil {
+		return err
+	}
+	if done, err := s.conditional(c, "bands", it); done {
+		return err
+	}
+	p := newParams(c)
+	frame := p.int("frame", 0)
+	if p.err != nil {
+		return p.err
+	}
+	bands, err := s.svc.Bands(c.Request().Context(), loc, frame)
+	if err != nil {
+		return routeError(err, http.StatusBadRequest)
+	}
+	return c.JSON(http.StatusOK, bands)
+}
+
+// pixel has no ETag (spec 1.0).
+func (s *Server) pixel(c echo.Context) error {
+	_, loc, err := s.largeImage(c, http.StatusBadRequest)
+	if err != nil {
+		return err
+	}
+	p := newParams(c)
+	p.required("left")
+	p.required("top")
+	left, top := p.floatPtr("left"), p.floatPtr("top")
+	req := pipeline.PixelRequest{
+		Units:     p.str("units"),
+		Frame:     p.int("frame", 0),
+		FrameList: p.frameList("frameList"),
+		Style:     p.str("style"),
+	}
+	if p.err != nil {
+		return p.err
+	}
+	req.Left, req.Top = *left, *top
+	px, err := s.svc.Pixel(c.Request().Context(), loc, req)
+	if err != nil {
+		return routeError(err, http.StatusBadRequest)
+	}
+	return c.JSON(http.StatusOK, px)
+}
+
+func (s *Server) tileFrames(c echo.Context) error {
+	it, loc, err := s.largeImage(c, http.StatusBadRequest)
+	if err != nil {
+		return err
+	}
+	if done, err := s.conditional(c, "tile_frames", it); done {
+		return err
+	}
+	p := newParams(c)
+	req := pipeline.TileFramesRequest{
+		Region:       p.region(c),
+		FrameList:    p.frameList("frameList"),
+		FramesAcross: p.int("framesAcross", 0),
+	}
+	if p.err != nil {
+		return p.err
+	}
+	if (req.Region.Width != nil && *req.Region.Width < 0) || (req.Region.Height != nil && *req.Region.Height < 0) {
+		return tilesource.BadRequest(msgRegionSize)
+	}
+	res, err := s.svc.TileFrames(c.Request().Context(), loc, req)
+	if err != nil {
+		return routeError(err, http.StatusBadRequest)
+	}
+	s.contentDisposition(c, it.Name, "tileframes", res.MIME)
+	return sendResult(c, res)
+}
+
+// queryMap reads a URL-query-string parameter (quad_info's format and
+// query) into a map; the last value of a repeated key wins.
+func (p *params) queryMap(name string) map[string]any {
+	if !p.has(name) {
+		return nil
+	}
+	q, err := url.ParseQuery(p.str(name))
+	if err != nil {
+		p.fail(typeError(name))
+		return nil
+	}
+	m := make(map[string]any, len(q))
+	for k, v := range q {
+		m[k] = v[len(v)-1]
+	}
+	return m
+}
+
+// quadInfo has no ETag (spec 1.0).
+func (s *Server) quadInfo(c echo.Context) error {
+	_, loc, err := s.largeImage(c, http.StatusBadRequest)
+	if err != nil {
+		return err
+	}
+	p := newParams(c)
+	req := pipeline.QuadInfoRequest{
+		Format:                p.queryMap("format"),
+		Query:                 p.queryMap("query"),
+		FrameBase:             p.str("frameBase"),
+		FrameStride:           p.str("frameStride"),
+		FrameGroup:            p.str("frameGroup"),
+		FrameGroupStride:      p.str("frameGroupStride"),
+		MaxTextureSize:        p.int("maxTextureSize", 0),
+		MaxTextures:           p.int("maxTextures", 0),
+		MaxTotalTexturePixels: p.int("maxTotalTexturePixels", 0),
+		Alignment:             p.int("alignment", 0),
+		MaxFrameSize:          p.int("maxFrameSize", 0),
+	}
+	if f := p.floatPtr("frameGroupFactor"); f != nil {
+		req.FrameGroupFactor = *f
+	}
+	if p.err != nil {
+		return p.err
+	}
+	info, err := s.svc.QuadInfo(c.Request().Context(), loc, req)
+	if err != nil {
+		return routeError(err, http.StatusBadRequest)
+	}
+	return c.JSON(http.StatusOK, info)
+}

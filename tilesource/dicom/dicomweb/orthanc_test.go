@@ -1,0 +1,306 @@
+package dicomweb
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/dicom"
+)
+
+func td(name string) string {
+	return filepath.Join("..", "..", "..", "..", "shared", "testdata", name)
+}
+
+// orthanc is an Orthanc process started for a test.
+type orthanc struct {
+	url string // HTTP root
+}
+
+// startOrthanc runs Orthanc with the DICOMweb plugin on a free loopback
+// port, storage in a temporary directory. Without Orthanc the test is
+// skipped, or fails when CI=true (scripts/orthanc-test-env.sh installs it).
+func startOrthanc(t *testing.T) *orthanc {
+	t.Helper()
+	missing := func(what string) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing (run scripts/orthanc-test-env.sh)", what)
+		}
+		t.Skipf("%s is missing (run scripts/orthanc-test-env.sh)", what)
+	}
+	bin, err := exec.LookPath("Orthanc")
+	if err != nil {
+		missing("Orthanc")
+	}
+	var plugin string
+	for _, pat := range []string{"/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so*"} {
+		if m, _ := filepath.Glob(pat); len(m) > 0 {
+			plugin = m[0]
+			break
+		}
+	}
+	if plugin == "" {
+		missing("the Orthanc DICOMweb plugin")
+	}
+	dir := t.TempDir()
+	httpPort, dicomPort := freePort(t), freePort(t)
+	cfg := map[string]any{
+		"Name":                  "tileserver-test",
+		"StorageDirectory":      filepath.Join(dir, "db"),
+		"IndexDirectory":        filepath.Join(dir, "db"),
+		"HttpPort":              httpPort,
+		"DicomPort":             dicomPort,
+		"DicomServerEnabled":    false,
+		"RemoteAccessAllowed":   false,
+		"AuthenticationEnabled": false,
+		"SaveJobs":              false,
+		"HttpThreadsCount":      4,
+		"Plugins":               []string{plugin},
+		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
+	}
+	b, _ := json.Marshal(cfg)
+	cfgPath := filepath.Join(dir, "orthanc.json")
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "orthanc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+	})
+	o := &orthanc{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort)}
+	// Wait for the HTTP server, a bounded number of polls.
+	for i := 0; ; i++ {
+		resp, err := http.Get(o.url + "/system")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i == 300 {
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("Orthanc did not start: %v\n%s", err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return o
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (o *orthanc) upload(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(o.url+"/instances", "application/dicom", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload %s: status %d", path, resp.StatusCode)
+	}
+}
+
+// counter counts the frame requests that go through it.
+type counter struct {
+	frames atomic.Int64
+	other  atomic.Int64
+}
+
+func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/frames/") {
+		c.frames.Add(1)
+	} else {
+		c.other.Add(1)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// tileCache is the smallest cache in front of ReadTile: what the pipeline's
+// tile cache does for unstyled tiles.
+type tileCache struct {
+	src   tilesource.Source
+	tiles map[[4]int]*tilesource.Tile
+}
+
+func (c *tileCache) read(ctx context.Context, frame, z, x, y int) (*tilesource.Tile, error) {
+	k := [4]int{frame, z, x, y}
+	if t, ok := c.tiles[k]; ok {
+		return t, nil
+	}
+	t, err := c.src.ReadTile(ctx, frame, z, x, y)
+	if err == nil {
+		c.tiles[k] = t
+	}
+	return t, err
+}
+
+func seriesOf(t *testing.T, s tilesource.Source) (study, series string) {
+	m := s.InternalMetadata()["dicom"].(map[string]any)
+	return m["StudyInstanceUID"].(string), m["SeriesInstanceUID"].(string)
+}
+
+func TestOrthanc(t *testing.T) {
+	o := startOrthanc(t)
+	cases := []struct {
+		name  string
+		files []string
+	}{
+		{"jpeg passthrough, empty BOT", []string{"wsi-to-dicom-converter/jpeg.dicom"}},
+		{"uncompressed", []string{"wsi-to-dicom-converter/raw.dicom"}},
+		{"two-file series", []string{"openslide-python/boxes_0.dcm", "openslide-python/boxes_1.dcm"}},
+		{"jpeg-ls", []string{"highdicom/sm_image_jpegls.dcm"}},
+		{"16-bit grey", []string{"highdicom/sm_image_grayscale.dcm"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var paths []string
+			for _, f := range c.files {
+				paths = append(paths, td(f))
+				o.upload(t, td(f))
+			}
+			local, err := dicom.OpenSeries(paths)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer local.Close()
+			study, series := seriesOf(t, local)
+			cnt := &counter{}
+			client := &http.Client{Transport: cnt}
+			remote, err := Series{o.url + "/dicom-web", study, series}.Open(t.Context(), client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer remote.Close()
+			compareInfo(t, local.Info(), remote.Info())
+			if fmt.Sprint(local.AssociatedNames()) != fmt.Sprint(remote.AssociatedNames()) {
+				t.Errorf("associated %v vs %v", local.AssociatedNames(), remote.AssociatedNames())
+			}
+			for _, n := range local.AssociatedNames() {
+				a, err1 := local.Associated(n)
+				b, err2 := remote.Associated(n)
+				if err1 != nil || err2 != nil || !sameImage(a, b) {
+					t.Errorf("associated %s differs: %v %v", n, err1, err2)
+				}
+			}
+			if cnt.frames.Load() != int64(len(local.AssociatedNames())) {
+				t.Errorf("opening fetched %d frames", cnt.frames.Load())
+			}
+			cnt.frames.Store(0)
+
+			cache := &tileCache{src: remote, tiles: map[[4]int]*tilesource.Tile{}}
+			info := local.Info()
+			stored := 0
+			for pass := range 2 {
+				for z := range info.Levels {
+					if !info.Stored[z] {
+						continue
+					}
+					cols, rows := info.TileCount(z)
+					for y := range rows {
+						for x := range cols {
+							if pass == 0 {
+								stored++
+							}
+							lt, err := local.ReadTile(t.Context(), 0, z, x, y)
+							if err != nil {
+								t.Fatal(err)
+							}
+							rt, err := cache.read(t.Context(), 0, z, x, y)
+							if err != nil {
+								t.Fatalf("remote tile %d/%d/%d: %v", z, x, y, err)
+							}
+							compareTile(t, lt, rt, z, x, y)
+						}
+					}
+				}
+				t.Logf("pass %d: %d tiles, %d frame requests", pass, stored, cnt.frames.Load())
+				if got := cnt.frames.Load(); got != int64(stored) {
+					t.Errorf("pass %d: %d frame requests for %d tiles", pass, got, stored)
+				}
+			}
+		})
+	}
+	t.Run("errors", func(t *testing.T) {
+		_, err := Open(t.Context(), nil, o.url+"/dicom-web", "1.2.3", "4.5.6")
+		var te *tilesource.Error
+		if !errors.As(err, &te) || te.Status != 404 {
+			t.Errorf("unknown series: %v", err)
+		}
+		o.upload(t, td("libvips/dicom_test_image.dcm"))
+		// The file's study and series UIDs (dcmdump).
+		_, err = Open(t.Context(), nil, o.url+"/dicom-web", "65.2.840.10008.20.4.56.112.48.49.524320.10342861.526813.461",
+			"65.2.840.10008.20.4.56.112.48.49.48.48.524320.10342861.526813.46")
+		if !errors.As(err, &te) || te.Status != 400 ||
+			te.Message != "DICOMweb series: not a whole-slide image (SOP class Nuclear Medicine Image Storage, 1.2.840.10008.5.1.4.1.1.20)" {
+			t.Errorf("nuclear medicine series: %v", err)
+		}
+	})
+}
+
+func compareInfo(t *testing.T, a, b *tilesource.Info) {
+	t.Helper()
+	if a.SizeX != b.SizeX || a.SizeY != b.SizeY || a.TileWidth != b.TileWidth || a.TileHeight != b.TileHeight ||
+		a.Levels != b.Levels || fmt.Sprint(a.Stored) != fmt.Sprint(b.Stored) || a.Bands != b.Bands ||
+		a.Format != b.Format || a.SourceName != b.SourceName || (a.MMX == nil) != (b.MMX == nil) ||
+		(a.MMX != nil && *a.MMX != *b.MMX) || a.FrameCount() != b.FrameCount() {
+		t.Errorf("info differs:\nfile %+v\nweb  %+v", a, b)
+	}
+}
+
+func compareTile(t *testing.T, a, b *tilesource.Tile, z, x, y int) {
+	t.Helper()
+	if a.Encoding != b.Encoding {
+		t.Fatalf("tile %d/%d/%d: encoding %q vs %q", z, x, y, a.Encoding, b.Encoding)
+	}
+	if a.Encoded != nil {
+		if !bytes.Equal(a.Encoded, b.Encoded) {
+			t.Errorf("tile %d/%d/%d: passthrough bytes differ (%d vs %d)", z, x, y, len(a.Encoded), len(b.Encoded))
+		}
+		return
+	}
+	ia, err1 := a.Image()
+	ib, err2 := b.Image()
+	if err1 != nil || err2 != nil || !sameImage(ia, ib) {
+		t.Errorf("tile %d/%d/%d: pixels differ (%v, %v)", z, x, y, err1, err2)
+	}
+}
+
+func sameImage(a, b *encode.Image) bool {
+	return a != nil && b != nil && a.Width == b.Width && a.Height == b.Height && a.Bands == b.Bands &&
+		a.Format == b.Format && bytes.Equal(a.Pix, b.Pix)
+}
