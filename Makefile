@@ -8,15 +8,25 @@ DATA ?= ./data
 SLIDES ?= $(DATA)/slides
 SHARED ?= ../shared
 
-.PHONY: all deps build run demo test vet lint unit race fuzz bench clean
+.PHONY: all deps web build run demo test vet lint unit race fuzz bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps
+# The viewer page embeds OpenSeadragon from npm: `web` installs the locked
+# packages and copies the library into girder/web/dist/ (not committed),
+# skipped while it is up to date.
+WEB_LIB := girder/web/dist/openseadragon/openseadragon.min.js
+web: $(WEB_LIB)
+$(WEB_LIB): web/package.json web/package-lock.json web/build.mjs
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	node web/build.mjs
+
+build: deps web
 	$(GO) build -o bin/tileserver ./cmd/tileserver
+	$(GO) build -o bin/tilebench ./cmd/tilebench
 
 # Seed the slides folder with a few real demo slides when the shared test
 # images are beside the repository; the synthetic test image is always there.
@@ -39,7 +49,7 @@ vet:
 lint:
 	$(GO) run $(STATICCHECK) ./...
 
-unit:
+unit: deps web
 	$(GO) test -count=1 ./...
 
 race:
@@ -55,4 +65,4 @@ bench: build
 	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/... | tee out/bench.txt
 
 clean:
-	rm -rf bin out
+	rm -rf bin out web/node_modules girder/web/dist/openseadragon

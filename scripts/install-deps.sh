@@ -3,11 +3,14 @@
 # only when something is missing. Go modules come through `go mod download`.
 set -euo pipefail
 
-pkgs=(pkg-config gcc libvips-dev libvips-tools libopenslide-dev openslide-tools libtiff-tools memcached curl)
+pkgs=(pkg-config gcc libvips-dev libvips-tools libopenslide-dev openslide-tools libtiff-tools memcached curl chromium)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm build the viewer page; a machine may have them from
+# elsewhere than Debian, which is fine.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}"
 	sudo_cmd=""
@@ -20,4 +23,7 @@ if ! command -v go >/dev/null 2>&1; then
 		echo "Go is required (https://go.dev/dl); Debian's golang package is too old" >&2; exit 1
 	fi
 fi
+# Orthanc serves DICOMweb to the DICOM tests (their own process, not the
+# system service).
+"$(dirname "$0")/orthanc-test-env.sh" >/dev/null
 go mod download
