@@ -102,7 +102,8 @@ func (e *diskEntry) record() []byte {
 // misses of the memory tier, whose W-TinyLFU already keeps the frequently
 // used tiles; what reaches the disk is mostly the recency-driven stream of
 // viewers panning back, for which LRU does well, and one access time per
-// entry is all that must survive a restart to rebuild the order exactly.
+// entry is all that must survive a restart to rebuild the order (to within
+// a minute, see diskAccessResolution).
 //
 // The directory must belong to one process: bbolt's file lock makes a
 // second one fail to open it.
@@ -190,11 +191,13 @@ func openDiskTier(cfg Config) (*diskTier, error) {
 			return nil, err
 		}
 	}
-	t.removeTemps()
 	clean, err := t.openIndex()
 	if err != nil {
 		return nil, err
 	}
+	// Only now that the index lock is ours: another process's writes in
+	// progress must not be touched.
+	t.removeTemps()
 	if _, err := rand.Read(t.noncePrefix[:]); err != nil {
 		t.db.Close()
 		return nil, err
