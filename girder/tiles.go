@@ -51,14 +51,21 @@ func (s *Server) largeImage(c echo.Context, status int) (store.Item, pipeline.Lo
 	if err != nil {
 		return it, pipeline.Locator{}, err
 	}
+	if it.Remote != "" {
+		return it, pipeline.Locator{ID: it.ID, Remote: it.Remote, Version: it.Version}, nil
+	}
 	if it.FileID == "" || it.SourceName == "" {
 		return it, pipeline.Locator{}, tilesource.Errorf(status, msgNoLargeImage)
 	}
-	it, real, err := s.store.Refresh(it)
+	it, reals, err := s.store.RefreshAll(it)
 	if err != nil {
 		return it, pipeline.Locator{}, &tilesource.Error{Status: status, Message: msgNoLargeImage, Cause: err}
 	}
-	return it, pipeline.Locator{ID: it.ID, Path: real, Version: it.Version}, nil
+	loc := pipeline.Locator{ID: it.ID, Path: reals[0], Version: it.Version}
+	if len(it.Files) > 0 {
+		loc.SeriesPaths = reals
+	}
+	return it, loc, nil
 }
 
 // routeError gives a public error the route's status, as large_image maps

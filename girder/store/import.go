@@ -87,6 +87,9 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 		items   = map[string]*Item{}
 		files   = map[string]*File{}
 		seen    int
+		// claimed holds the files already recorded or skipped as part
+		// of a DICOM series met earlier in the walk.
+		claimed = map[string]bool{}
 	)
 	existingFolder := func(id string) *Folder { return s.folders[id] }
 	existingItem := func(id string) *Item { return s.items[id] }
@@ -155,6 +158,9 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 			addFolder(rel, fi)
 			return nil
 		}
+		if claimed[p] {
+			return nil
+		}
 		seen++
 		if seen%every == 0 {
 			log.Info("import: progress", "files", seen, "items", len(items))
@@ -177,10 +183,46 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 			st.Skipped++
 			return nil
 		}
+		link := real != p
 		source, err := opt.CanOpen(ctx, real)
 		if err != nil {
-			log.Info("import: skipping file no reader opens", "path", rel, "reason", err.Error())
-			st.Skipped++
+			// The other files of a DICOM series would fail the same
+			// way: one line for the series.
+			n := 1
+			if !link {
+				ms := seriesMembers(p)
+				for _, m := range ms {
+					claimed[m] = true
+				}
+				n = max(1, len(ms))
+			}
+			log.Info("import: skipping file no reader opens", "path", rel, "reason", err.Error(), "files", n)
+			st.Skipped += n
+			return nil
+		}
+		if source == dicomSource {
+			g, err := s.seriesGroup(p, rel, fi, link)
+			if err != nil {
+				log.Warn("import: skipping", "path", rel, "reason", err.Error())
+				st.Skipped++
+				return nil
+			}
+			for _, m := range g.paths {
+				claimed[m] = true
+			}
+			it, fs := g.records(now, source)
+			s.mu.RLock()
+			if old := existingItem(it.ID); old != nil {
+				it.Created, it.Description = old.Created, old.Description
+				for _, f := range fs {
+					f.Created = old.Created
+				}
+			}
+			s.mu.RUnlock()
+			items[it.ID] = it
+			for _, f := range fs {
+				files[f.ID] = f
+			}
 			return nil
 		}
 		itemID, fileID := ID("item", rel), ID("file", rel)
@@ -231,7 +273,11 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 			goneFolders = append(goneFolders, id)
 		}
 	}
+	var movedRemote []*Item
 	for id, it := range s.items {
+		if it.Remote != "" {
+			continue
+		}
 		if under(it.Path) && items[id] == nil {
 			goneItems = append(goneItems, id)
 		}
@@ -239,6 +285,17 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 	for id, f := range s.files {
 		if under(f.Path) && files[id] == nil {
 			goneFiles = append(goneFiles, id)
+		}
+	}
+	// A remote item whose folder went away moves to the root folder
+	// rather than disappearing from the tree.
+	for _, id := range goneFolders {
+		for _, it := range s.items {
+			if it.Remote != "" && it.FolderID == id {
+				c := *it
+				c.FolderID = ID("folder", "")
+				movedRemote = append(movedRemote, &c)
+			}
 		}
 	}
 	if sub != "" {
@@ -274,6 +331,11 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 				return err
 			}
 		}
+		for _, it := range movedRemote {
+			if err := put(tx, bucketItems, it.ID, it); err != nil {
+				return err
+			}
+		}
 		for _, del := range []struct {
 			b   []byte
 			ids []string
@@ -297,6 +359,9 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 	}
 	for id, f := range files {
 		s.files[id] = f
+	}
+	for _, it := range movedRemote {
+		s.items[it.ID] = it
 	}
 	for _, id := range goneFolders {
 		delete(s.folders, id)

@@ -61,8 +61,16 @@ type Item struct {
 	FileID      string    `json:"fileId"`
 	SourceName  string    `json:"sourceName"`
 	// Version is the file's size and modification time; it changes
-	// whenever the file does.
+	// whenever the file does. For a DICOM series it combines every
+	// instance's (SeriesVersion); for a remote item it is set at import.
 	Version string `json:"version"`
+	// Files lists the slide-root-relative paths of every file of a DICOM
+	// series item, Path first; the series is opened from exactly these
+	// files, so Version covers all of them. Empty for other items.
+	Files []string `json:"files,omitempty"`
+	// Remote is the source locator of an item whose image lives on another
+	// server (a DICOMweb series); such an item has no Path and no files.
+	Remote string `json:"remote,omitempty"`
 }
 
 // File is the one file of an item.
@@ -90,6 +98,22 @@ func ID(kind, rel string) string {
 // Version returns the version string of a file's size and modification time.
 func Version(fi os.FileInfo) string {
 	return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
+}
+
+// SeriesVersion is the version of a multi-file item: the total size and a
+// hash of every file's size and modification time, in order, so that any
+// change to any file changes it. One file gives Version(fi).
+func SeriesVersion(fis []os.FileInfo) string {
+	if len(fis) == 1 {
+		return Version(fis[0])
+	}
+	h := sha256.New()
+	var total int64
+	for _, fi := range fis {
+		total += fi.Size()
+		fmt.Fprintf(h, "%d-%d\n", fi.Size(), fi.ModTime().UnixNano())
+	}
+	return fmt.Sprintf("%d-%x", total, h.Sum(nil)[:8])
 }
 
 // Store is the item store. Reads are served from memory; bbolt is the
@@ -263,6 +287,15 @@ func (s *Store) ItemFiles(itemID string) []File {
 	if !ok {
 		return nil
 	}
+	if len(it.Files) > 0 {
+		var out []File
+		for _, rel := range it.Files {
+			if f, ok := s.files[ID("file", rel)]; ok {
+				out = append(out, *f)
+			}
+		}
+		return out
+	}
 	if f, ok := s.files[it.FileID]; ok {
 		return []File{*f}
 	}
@@ -323,48 +356,80 @@ func (s *Store) within(p string) (string, error) {
 // updated item. It returns the item, the real file path and an error when the
 // file is gone or escapes the root.
 func (s *Store) Refresh(it Item) (Item, string, error) {
-	real, fi, err := s.Resolve(it.Path)
+	n, reals, err := s.RefreshAll(it)
 	if err != nil {
-		return it, "", err
+		return n, "", err
 	}
-	v := Version(fi)
+	return n, reals[0], nil
+}
+
+// RefreshAll is Refresh for items of one or more files: it checks every
+// file of the item (all instances of a DICOM series) and returns their real
+// paths, Path's first. Any file gone is an error until the next import.
+func (s *Store) RefreshAll(it Item) (Item, []string, error) {
+	rels := it.Files
+	if len(rels) == 0 {
+		rels = []string{it.Path}
+	}
+	reals := make([]string, len(rels))
+	fis := make([]os.FileInfo, len(rels))
+	for i, rel := range rels {
+		real, fi, err := s.Resolve(rel)
+		if err != nil {
+			return it, nil, err
+		}
+		reals[i], fis[i] = real, fi
+	}
+	v := SeriesVersion(fis)
 	if v == it.Version {
-		return it, real, nil
+		return it, reals, nil
 	}
 	s.mu.Lock()
 	cur, ok := s.items[it.ID]
 	if !ok {
 		s.mu.Unlock()
-		return it, "", os.ErrNotExist
+		return it, nil, os.ErrNotExist
 	}
 	n := *cur
-	n.Version, n.Size, n.Updated = v, fi.Size(), fi.ModTime().UTC()
-	var nf *File
-	if f, ok := s.files[n.FileID]; ok {
-		c := *f
-		c.Size = fi.Size()
-		nf = &c
+	n.Version, n.Size, n.Updated = v, 0, time.Time{}
+	var changed []*File
+	for i, fi := range fis {
+		n.Size += fi.Size()
+		if mt := fi.ModTime().UTC(); mt.After(n.Updated) {
+			n.Updated = mt
+		}
+		id := n.FileID
+		if len(it.Files) > 0 {
+			id = ID("file", rels[i])
+		}
+		if f, ok := s.files[id]; ok && f.Size != fi.Size() {
+			c := *f
+			c.Size = fi.Size()
+			changed = append(changed, &c)
+		}
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := put(tx, bucketItems, n.ID, &n); err != nil {
 			return err
 		}
-		if nf != nil {
-			return put(tx, bucketFiles, nf.ID, nf)
+		for _, f := range changed {
+			if err := put(tx, bucketFiles, f.ID, f); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 	if err == nil {
 		s.items[n.ID] = &n
-		if nf != nil {
-			s.files[nf.ID] = nf
+		for _, f := range changed {
+			s.files[f.ID] = f
 		}
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return it, "", err
+		return it, nil, err
 	}
-	return n, real, nil
+	return n, reals, nil
 }
 
 // AllFolders returns every folder, sorted by name.

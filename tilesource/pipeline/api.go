@@ -10,19 +10,30 @@ import (
 	"github.com/tileserver/tileserver/style"
 )
 
-// Locator identifies an image to open: a file under a slide root, or the
-// synthetic test source with its parameters.
+// Locator identifies an image to open: a file under a slide root, the
+// files of a DICOM series, a series on a DICOMweb server, or the synthetic
+// test source with its parameters.
 type Locator struct {
 	// ID is stable across restarts (the item id, or "test").
 	ID string
-	// Path is the absolute file path, empty for the test source.
+	// Path is the absolute file path, empty for the test and remote
+	// sources.
 	Path string
 	// Version changes whenever the file changes (size and mtime); it is part
-	// of every cache key.
+	// of every cache key. For a DICOM series it covers every instance; for
+	// a remote series it is fixed when the item is imported.
 	Version string
 	// TestParams holds the test source's query parameters (spec 1.14) when
-	// Path is empty.
+	// Path and Remote are empty.
 	TestParams map[string]string
+	// SeriesPaths, when set, are the absolute paths of the DICOM files
+	// opened together as one slide (Path among them), instead of letting
+	// the reader look for siblings: what is opened is exactly what Version
+	// covers.
+	SeriesPaths []string
+	// Remote is a DICOMweb series locator (dicomweb.Series.Locator()); the
+	// series is opened over HTTP and its frames cached like stored tiles.
+	Remote string
 }
 
 // EncodeOptions are the encoding parameters of image routes (spec 4).

@@ -11,6 +11,7 @@ import (
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/detect"
+	"github.com/tileserver/tileserver/tilesource/dicom"
 	"github.com/tileserver/tileserver/tilesource/testsource"
 )
 
@@ -25,6 +26,8 @@ type Config struct {
 	// Open opens a file; nil means detect.Open. Tests and tools may swap
 	// it.
 	Open func(path string) (tilesource.Source, error)
+	// HTTPClient fetches DICOMweb series; nil means DefaultHTTPClient().
+	HTTPClient *http.Client
 }
 
 // Pipeline implements Service.
@@ -32,6 +35,7 @@ type Pipeline struct {
 	tiles   tilecache.Tiles
 	sources tilecache.Sources
 	open    func(path string) (tilesource.Source, error)
+	client  *http.Client
 	// stats caches frame statistics for automatic style ranges.
 	stats statsCache
 }
@@ -40,7 +44,10 @@ var _ Service = (*Pipeline)(nil)
 
 // New returns a pipeline over cfg's caches.
 func New(cfg Config) (*Pipeline, error) {
-	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open}
+	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient}
+	if p.client == nil {
+		p.client = DefaultHTTPClient()
+	}
 	if p.sources == nil {
 		p.sources = tilecache.NewSources(tilecache.DefaultSourcesConfig())
 	}
@@ -54,7 +61,7 @@ func New(cfg Config) (*Pipeline, error) {
 // id and version for files, the canonical parameters for the test source
 // (whose id is the same for every parameter set).
 func identity(loc Locator) string {
-	if loc.Path == "" {
+	if loc.isTest() {
 		return "test?" + testParamsKey(loc.TestParams)
 	}
 	return loc.ID + "\x00" + loc.Version
@@ -79,7 +86,13 @@ func testParamsKey(params map[string]string) string {
 func (p *Pipeline) acquire(ctx context.Context, loc Locator) (tilesource.Source, func(), error) {
 	key := "file:" + loc.Path + "\x00" + loc.Version
 	open := func() (tilecache.Resource, error) { return p.open(loc.Path) }
-	if loc.Path == "" {
+	switch {
+	case loc.Remote != "":
+		key = loc.Remote + "\x00" + loc.Version
+		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote) }
+	case len(loc.SeriesPaths) > 0:
+		open = func() (tilecache.Resource, error) { return dicom.OpenSeries(loc.SeriesPaths) }
+	case loc.isTest():
 		key = "test:" + testParamsKey(loc.TestParams)
 		open = func() (tilecache.Resource, error) { return testsource.New(loc.TestParams) }
 	}

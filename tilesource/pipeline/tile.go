@@ -53,8 +53,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 	// 2. The key covers everything that changes the bytes. Only in-range
 	// tiles are ever stored, so a hit needs no range check and no open
 	// source: the range check runs on the miss path below.
-	key := tilecache.Key(identity(loc), "tile", strconv.Itoa(req.Z), strconv.Itoa(req.X),
-		strconv.Itoa(req.Y), strconv.Itoa(req.Frame), encodingKey(enc, req.Encode), edge.key, style.key)
+	key := tileKey(loc, req.Z, req.X, req.Y, req.Frame, encodingKey(enc, req.Encode), edge.key, style.key)
 	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
 		src, release, err := p.acquire(ctx, loc)
 		if err != nil {
@@ -132,8 +131,10 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 		}
 		img = iccTransform(padTo(img, info.TileWidth, info.TileHeight), profile, intent)
 	default:
+		// A synthesised tile: its encoded form is what the cache keeps;
+		// the children it is made of went through the cache already.
 		var err error
-		if img, err = p.readRaw(ctx, loc, src, req.Frame, req.Z, req.X, req.Y); err != nil {
+		if img, err = p.produceRaw(ctx, loc, src, req.Frame, req.Z, req.X, req.Y); err != nil {
 			return nil, err
 		}
 		img = iccTransform(img, profile, intent)
@@ -204,6 +205,9 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	child = min(child, z+maxSkippedLevels)
 	scale := 1 << (child - z)
+	if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
+		return img, err
+	}
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
 	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
@@ -356,7 +360,7 @@ func unmarshalRaw(b []byte) (*encode.Image, error) {
 func encodingFor(loc Locator, enc string) (string, string, error) {
 	if enc == "" {
 		enc = "JPEG"
-		if loc.Path == "" {
+		if loc.isTest() {
 			enc = "PNG"
 		}
 	}

@@ -3,136 +3,22 @@ package dicomweb
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/dicom"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb/orthanctest"
 )
 
 func td(name string) string {
 	return filepath.Join("..", "..", "..", "..", "shared", "testdata", name)
-}
-
-// orthanc is an Orthanc process started for a test.
-type orthanc struct {
-	url string // HTTP root
-}
-
-// startOrthanc runs Orthanc with the DICOMweb plugin on a free loopback
-// port, storage in a temporary directory. Without Orthanc the test is
-// skipped, or fails when CI=true (scripts/orthanc-test-env.sh installs it).
-func startOrthanc(t *testing.T) *orthanc {
-	t.Helper()
-	missing := func(what string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (run scripts/orthanc-test-env.sh)", what)
-		}
-		t.Skipf("%s is missing (run scripts/orthanc-test-env.sh)", what)
-	}
-	bin, err := exec.LookPath("Orthanc")
-	if err != nil {
-		missing("Orthanc")
-	}
-	var plugin string
-	for _, pat := range []string{"/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so*"} {
-		if m, _ := filepath.Glob(pat); len(m) > 0 {
-			plugin = m[0]
-			break
-		}
-	}
-	if plugin == "" {
-		missing("the Orthanc DICOMweb plugin")
-	}
-	dir := t.TempDir()
-	httpPort, dicomPort := freePort(t), freePort(t)
-	cfg := map[string]any{
-		"Name":                  "tileserver-test",
-		"StorageDirectory":      filepath.Join(dir, "db"),
-		"IndexDirectory":        filepath.Join(dir, "db"),
-		"HttpPort":              httpPort,
-		"DicomPort":             dicomPort,
-		"DicomServerEnabled":    false,
-		"RemoteAccessAllowed":   false,
-		"AuthenticationEnabled": false,
-		"SaveJobs":              false,
-		"HttpThreadsCount":      4,
-		"Plugins":               []string{plugin},
-		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
-	}
-	b, _ := json.Marshal(cfg)
-	cfgPath := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "orthanc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	o := &orthanc{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort)}
-	// Wait for the HTTP server, a bounded number of polls.
-	for i := 0; ; i++ {
-		resp, err := http.Get(o.url + "/system")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i == 300 {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("Orthanc did not start: %v\n%s", err, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return o
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (o *orthanc) upload(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(o.url+"/instances", "application/dicom", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("upload %s: status %d", path, resp.StatusCode)
-	}
 }
 
 // counter counts the frame requests that go through it.
@@ -175,7 +61,7 @@ func seriesOf(t *testing.T, s tilesource.Source) (study, series string) {
 }
 
 func TestOrthanc(t *testing.T) {
-	o := startOrthanc(t)
+	o := orthanctest.Start(t)
 	cases := []struct {
 		name  string
 		files []string
@@ -191,7 +77,7 @@ func TestOrthanc(t *testing.T) {
 			var paths []string
 			for _, f := range c.files {
 				paths = append(paths, td(f))
-				o.upload(t, td(f))
+				o.Upload(t, td(f))
 			}
 			local, err := dicom.OpenSeries(paths)
 			if err != nil {
@@ -201,7 +87,7 @@ func TestOrthanc(t *testing.T) {
 			study, series := seriesOf(t, local)
 			cnt := &counter{}
 			client := &http.Client{Transport: cnt}
-			remote, err := Series{o.url + "/dicom-web", study, series}.Open(t.Context(), client)
+			remote, err := Series{o.DICOMweb(), study, series}.Open(t.Context(), client)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,14 +142,14 @@ func TestOrthanc(t *testing.T) {
 		})
 	}
 	t.Run("errors", func(t *testing.T) {
-		_, err := Open(t.Context(), nil, o.url+"/dicom-web", "1.2.3", "4.5.6")
+		_, err := Open(t.Context(), nil, o.DICOMweb(), "1.2.3", "4.5.6")
 		var te *tilesource.Error
 		if !errors.As(err, &te) || te.Status != 404 {
 			t.Errorf("unknown series: %v", err)
 		}
-		o.upload(t, td("libvips/dicom_test_image.dcm"))
+		o.Upload(t, td("libvips/dicom_test_image.dcm"))
 		// The file's study and series UIDs (dcmdump).
-		_, err = Open(t.Context(), nil, o.url+"/dicom-web", "65.2.840.10008.20.4.56.112.48.49.524320.10342861.526813.461",
+		_, err = Open(t.Context(), nil, o.DICOMweb(), "65.2.840.10008.20.4.56.112.48.49.524320.10342861.526813.461",
 			"65.2.840.10008.20.4.56.112.48.49.48.48.524320.10342861.526813.46")
 		if !errors.As(err, &te) || te.Status != 400 ||
 			te.Message != "DICOMweb series: not a whole-slide image (SOP class Nuclear Medicine Image Storage, 1.2.840.10008.5.1.4.1.1.20)" {

@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Activity counts the real (client) requests in flight, so that background
+// work — warm-up and predictive prefetch — runs only while the server has
+// idle capacity and never ahead of a viewer. The HTTP layer calls Begin for
+// every image request; background workers call WaitIdle before each unit
+// of work. The zero value is not usable: use NewActivity.
+type Activity struct {
+	n  atomic.Int64
+	mu sync.Mutex
+	// drop is closed and replaced whenever the count goes down, waking
+	// every waiter to look again.
+	drop chan struct{}
+}
+
+// NewActivity returns a counter with nothing in flight.
+func NewActivity() *Activity {
+	return &Activity{drop: make(chan struct{})}
+}
+
+// Begin counts one real request; call the returned function (once) when it
+// is done.
+func (a *Activity) Begin() (end func()) {
+	a.n.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.n.Add(-1)
+			a.mu.Lock()
+			close(a.drop)
+			a.drop = make(chan struct{})
+			a.mu.Unlock()
+		})
+	}
+}
+
+// InFlight returns the number of real requests in flight.
+func (a *Activity) InFlight() int64 { return a.n.Load() }
+
+// WaitIdle blocks until at most limit real requests are in flight and
+// returns the count it saw, or ctx's error.
+func (a *Activity) WaitIdle(ctx context.Context, limit int64) (int64, error) {
+	for {
+		// Take the channel before reading the count: a request ending in
+		// between closes this very channel, so no wake-up is lost.
+		a.mu.Lock()
+		ch := a.drop
+		a.mu.Unlock()
+		if n := a.n.Load(); n <= limit {
+			return n, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}

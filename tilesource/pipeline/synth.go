@@ -1,0 +1,119 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource"
+)
+
+// errNotJPEG makes synthesiseJPEG fall back to the general path.
+var errNotJPEG = errors.New("child tile is not a plain JPEG")
+
+// synthesiseJPEG is the fast path of synthesise when the finer level is
+// stored as JPEG (Aperio SVS, converter output, most slides): each child
+// tile is decoded straight at 1/scale of its size by libjpeg's DCT scaling
+// and pasted into place, so there is neither a full-size decode nor a
+// resampling pass. The DCT scaling averages like a box filter where the
+// general path uses LANCZOS; the difference is a few grey levels at edges
+// and the cost is several times lower. ok is false when the fast path does
+// not apply; the caller then takes the general path.
+func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesource.Source,
+	frame, z, x, y, child, scale int) (img *encode.Image, ok bool, err error) {
+	info := src.Info()
+	tw, th := info.TileWidth, info.TileHeight
+	if !info.Stored[child] || info.Format != encode.Uint8 || (info.Bands != 1 && info.Bands != 3) ||
+		scale > 8 || tw%scale != 0 || th%scale != 0 {
+		return nil, false, nil
+	}
+	out := encode.NewImage(tw, th, info.Bands, encode.Uint8)
+	sw, sh := tw/scale, th/scale
+	cols, rows := info.TileCount(child)
+	shrink := "shrink=" + strconv.Itoa(scale)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for j := range scale {
+		for i := range scale {
+			cx, cy := x*scale+i, y*scale+j
+			if cx >= cols || cy >= rows {
+				continue
+			}
+			g.Go(func() error {
+				data, err := p.childJPEG(gctx, loc, src, frame, child, cx, cy)
+				if err != nil {
+					return err
+				}
+				small, err := encode.Decode(data, shrink)
+				if err != nil {
+					return err
+				}
+				if small.Width != sw || small.Height != sh || small.Bands != info.Bands || small.Format != encode.Uint8 {
+					return errNotJPEG
+				}
+				// Children cover disjoint parts of out.
+				paste(out, small, i*sw, j*sh)
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		if errors.Is(err, errNotJPEG) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	// Stored edge tiles carry the writer's padding: black it out beyond
+	// the level, as the general path does.
+	lw, lh := info.LevelSize(z)
+	clearOutside(out, lw-x*tw, lh-y*th)
+	return out, true, nil
+}
+
+// childJPEG returns the stored JPEG bytes of a tile of a stored level. When
+// the source has no ICC profile those bytes are exactly what the zxy route
+// serves for the tile, so they are read through the tile cache under that
+// route's key: tiles a viewer has seen are reused, and tiles read here are
+// ready for the viewer.
+func (p *Pipeline) childJPEG(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) ([]byte, error) {
+	read := func() ([]byte, error) {
+		t, err := src.ReadTile(ctx, frame, z, x, y)
+		if err != nil {
+			return nil, err
+		}
+		if t.Encoded == nil || t.Encoding != "JPEG" {
+			return nil, errNotJPEG
+		}
+		return t.Encoded, nil
+	}
+	if p.tiles == nil || len(src.Info().ICCProfile) > 0 {
+		return read()
+	}
+	data, _, err := p.tiles.GetOrProduce(ctx, tileKey(loc, z, x, y, frame, encodingKey("JPEG", EncodeOptions{}), "", ""), read)
+	return data, err
+}
+
+// tileKey is the tile cache key of a zxy/fzxy tile.
+func tileKey(loc Locator, z, x, y, frame int, encKey, edgeKey, styleKey string) string {
+	return tilecache.Key(identity(loc), "tile", strconv.Itoa(z), strconv.Itoa(x), strconv.Itoa(y),
+		strconv.Itoa(frame), encKey, edgeKey, styleKey)
+}
+
+// clearOutside zeroes the pixels of img right of column w and below row h.
+func clearOutside(img *encode.Image, w, h int) {
+	ps := img.PixelSize()
+	for r := range img.Height {
+		row := img.Pix[r*img.Stride() : (r+1)*img.Stride()]
+		if r >= h {
+			clear(row)
+		} else if w < img.Width {
+			clear(row[max(w, 0)*ps:])
+		}
+	}
+}
