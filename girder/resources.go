@@ -40,12 +40,16 @@ func folderJSON(f store.Folder) map[string]any {
 }
 
 func itemJSON(it store.Item) map[string]any {
+	li := map[string]any{"fileId": it.FileID, "sourceName": it.SourceName}
+	if it.Remote != "" {
+		li = remoteLargeImage(it)
+	}
 	return map[string]any{
 		"_id": it.ID, "_modelType": "item", "name": it.Name, "folderId": it.FolderID,
 		"baseParentId": store.CollectionID, "baseParentType": "collection",
 		"created": fmtTime(it.Created), "updated": fmtTime(it.Updated),
 		"size": it.Size, "description": it.Description, "meta": map[string]any{},
-		"largeImage": map[string]any{"fileId": it.FileID, "sourceName": it.SourceName},
+		"largeImage": li,
 	}
 }
 

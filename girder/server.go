@@ -156,6 +156,7 @@ func (s *Server) routes(e *echo.Echo) {
 	g.GET("/large_image/sources", s.sources)
 	g.PUT("/large_image/import", s.importRoute, s.requireAdmin)
 	g.POST("/large_image/import", s.importRoute, s.requireAdmin)
+	g.POST("/large_image/dicomweb", s.dicomwebRoute, s.requireAdmin)
 	if s.cache != nil {
 		g.GET("/large_image/cache", s.cacheInfo, s.requireAdmin)
 		g.PUT("/large_image/cache/clear", s.cacheClear, s.requireAdmin)

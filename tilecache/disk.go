@@ -479,6 +479,13 @@ func (t *diskTier) get(key string) ([]byte, bool) {
 		if val, err = decodeEntry(t.aead, key, b); err == nil {
 			t.mu.Lock()
 			if t.entries[id] == e {
+				if sz := int64(len(b)); sz != e.size {
+					// The record predates a rewrite whose record a crash
+					// lost; count what is really there.
+					t.used += sz - e.size
+					e.size = sz
+					e.saved = 0
+				}
 				e.access = now
 				if t.lru.next != e {
 					t.unlink(e)
@@ -487,6 +494,7 @@ func (t *diskTier) get(key string) ([]byte, bool) {
 				if now-e.saved >= diskAccessResolution {
 					t.dirty[id] = struct{}{}
 				}
+				t.evictLocked()
 			}
 			t.mu.Unlock()
 			t.hits.Add(1)

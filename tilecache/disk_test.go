@@ -739,3 +739,69 @@ func TestDiskHitPromotedToMemcached(t *testing.T) {
 		t.Fatalf("produced %d times, want 1", calls.Load())
 	}
 }
+
+// crash stops tc's disk tier the way a killed process would: no index
+// flush, no clean mark. Entry files already renamed stay.
+func crash(tc *Tiered) {
+	d := tc.disk
+	d.closeOnce.Do(func() {
+		d.closed.Store(true)
+		close(d.done)
+		d.wg.Wait()
+		d.db.Close()
+	})
+}
+
+func TestDiskCrashRecovery(t *testing.T) {
+	dir := t.TempDir()
+	tiles := realTiles(t, 30, 4<<10)
+	var calls atomic.Int64
+	a := newTestTiered(t, diskConfig(dir))
+	for i := range 10 {
+		mustGet(t, a, Key(strconv.Itoa(i)), constProducer(tiles[i], &calls), StatusMiss, tiles[i])
+	}
+	waitDisk(t, a)
+	if err := a.disk.flush(); err != nil { // these ten are in the index
+		t.Fatal(err)
+	}
+	for i := 10; i < 30; i++ { // these twenty only on disk
+		mustGet(t, a, Key(strconv.Itoa(i)), constProducer(tiles[i], &calls), StatusMiss, tiles[i])
+	}
+	waitDisk(t, a)
+	// Rewrite one indexed entry with a different size.
+	a.disk.write(Key("0"), tiles[1][:1000])
+	crash(a)
+	// And an interrupted write.
+	os.WriteFile(filepath.Join(dir, diskTmpDir, "tile-999.tmp"), tiles[0][:100], 0o600)
+
+	b := newTestTiered(t, diskConfig(dir))
+	<-b.disk.swept
+	if s := b.Stats().Disk; s.Items != 30 {
+		t.Fatalf("after the crash: %d items, want 30 (10 indexed, 20 adopted)", s.Items)
+	}
+	mustGet(t, b, Key("0"), constProducer(nil, &calls), StatusHitDisk, tiles[1][:1000])
+	for i := 1; i < 30; i++ {
+		mustGet(t, b, Key(strconv.Itoa(i)), constProducer(nil, &calls), StatusHitDisk, tiles[i])
+	}
+	var size int64
+	filepath.WalkDir(b.disk.tilesDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fi, _ := d.Info()
+			size += fi.Size()
+		}
+		return nil
+	})
+	if s := b.Stats().Disk; s.Used != uint64(size) {
+		t.Fatalf("index counts %d bytes, files hold %d", s.Used, size)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, diskTmpDir, "*")); len(m) != 0 {
+		t.Fatalf("temporary files left: %v", m)
+	}
+	b.Close()
+	// The clean close after the sweep means no sweep next time, and the
+	// adopted entries are in the index.
+	c := newTestTiered(t, diskConfig(dir))
+	if s := c.Stats().Disk; s.Items != 30 {
+		t.Fatalf("after a clean restart: %d items", s.Items)
+	}
+}
