@@ -343,7 +343,9 @@ func (s *Server) importRoute(c echo.Context) error {
 }
 
 func (s *Server) cacheInfo(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.cache.Info(c.Request().Context()))
+	info := s.cache.Info(c.Request().Context())
+	s.backgroundInfo(info)
+	return c.JSON(http.StatusOK, info)
 }
 
 func (s *Server) cacheClear(c echo.Context) error {

@@ -58,6 +58,7 @@ type Server struct {
 	echo  *echo.Echo
 	cache CacheAdmin
 	extra []func(e *echo.Echo)
+	bg    *background // warm-up, precache and prefetch (warm.go)
 }
 
 // Option adds optional parts to the server.
@@ -113,7 +114,11 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Import re-scans the slide root (or sub, a directory below it) into the
 // item store, checking each file with the Service.
 func (s *Server) Import(ctx context.Context, sub string) (store.ImportStats, error) {
-	return s.store.Import(ctx, store.ImportOptions{Sub: sub, CanOpen: s.svc.CanOpen, Logger: s.log})
+	st, err := s.store.Import(ctx, store.ImportOptions{Sub: sub, CanOpen: s.svc.CanOpen, Logger: s.log})
+	if err == nil {
+		s.imported(ctx, sub)
+	}
+	return st, err
 }
 
 func (s *Server) routes(e *echo.Echo) {
@@ -161,6 +166,7 @@ func (s *Server) routes(e *echo.Echo) {
 		g.GET("/large_image/cache", s.cacheInfo, s.requireAdmin)
 		g.PUT("/large_image/cache/clear", s.cacheClear, s.requireAdmin)
 	}
+	s.backgroundRoutes(e, g)
 }
 
 // apiError is Girder's JSON error body.

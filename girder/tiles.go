@@ -206,6 +206,7 @@ func (s *Server) tile(c echo.Context, route, frame string) error {
 		}
 		req.Frame = f
 	}
+	c.Set(ctxTileCall, tileCall{loc, req}) // for prefetch (warm.go)
 	res, err := s.svc.Tile(c.Request().Context(), loc, req)
 	if err != nil {
 		return routeError(err, http.StatusNotFound)

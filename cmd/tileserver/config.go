@@ -9,8 +9,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tileserver/tileserver/tilecache"
 )
 
 // settings are the command's options after merging flags, environment,
@@ -27,6 +30,20 @@ type settings struct {
 	CachePolicy      string
 	MaxAge           int
 	LogLevel         string
+	// The persistent disk tier: on when DiskDir is set; DiskKey (32 bytes)
+	// encrypts its entries.
+	DiskDir      string
+	DiskBytes    int64
+	DiskTTL      time.Duration
+	CacheKeyFile string
+	DiskKey      []byte
+	// Background work (see girder.BackgroundConfig).
+	WarmOnImport    bool
+	WarmWorkers     int
+	Prefetch        bool
+	PrefetchWorkers int
+	PrecacheBatch   int
+	PrecacheAhead   int
 }
 
 // option is one setting: its flag name (also the YAML key, and the
@@ -48,7 +65,22 @@ var options = []option{
 	{"cache-policy", "tinylfu", "in-process eviction policy: tinylfu or lru"},
 	{"max-age", "3600", "Cache-Control max-age of image responses, seconds"},
 	{"log-level", "info", "log level: debug, info, warn or error"},
+	{"disk-cache", "", "directory of the persistent disk tile cache tier (behind memory and memcached); empty turns the tier off"},
+	{"disk-cache-size", "0", "disk tier budget in bytes (suffixes K, M, G, T; 0 = a quarter of the free space, at most 10 GiB)"},
+	{"disk-cache-ttl", "0", "how long a disk entry is served, e.g. 72h or 7d (0 = 7 days)"},
+	{"cache-key-file", "", "file holding the 32-byte key (hex, base64 or raw bytes) that encrypts disk entries; " +
+		"alternatively put the key itself in " + cacheKeyEnv},
+	{"warm-on-import", "true", "warm imported items in the background: thumbnail, levels of up to 64 tiles, associated images"},
+	{"warm-workers", "1", "items warmed at once (warm-up yields to real requests)"},
+	{"prefetch", "true", "prefetch the tiles around each viewer's view and the next level in, only while the server is idle"},
+	{"prefetch-workers", "1", "prefetch goroutines"},
+	{"precache-batch", "5", "worklist (POST large_image/cache/precache) items warmed per batch"},
+	{"precache-ahead", "15", "how many worklist items past the furthest opened one may be warmed"},
 }
+
+// cacheKeyEnv holds the disk tier key itself (hex or base64); it is not a
+// flag so the key never shows in a process list.
+const cacheKeyEnv = "TILESERVER_CACHE_KEY"
 
 func envName(name string) string {
 	return "TILESERVER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -64,11 +96,13 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 		flagVals[o.name] = fs.String(o.name, o.def, o.usage+" (env "+envName(o.name)+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tileserver [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: tileserver [flags]\n"+
+			"       tileserver import-dicomweb --url URL --study UID --series UID [flags] (see --help there)\n\n"+
 			"Serves the Girder large_image tile API for the slides under --slides.\n"+
 			"Every flag can also be set as an environment variable TILESERVER_<FLAG>\n"+
 			"(upper case, dashes as underscores) or as a key of the --config YAML file;\n"+
-			"a flag wins over the environment, which wins over the file.\n\nFlags:\n")
+			"a flag wins over the environment, which wins over the file. The disk tier's\n"+
+			"encryption key may be given in "+cacheKeyEnv+" instead of --cache-key-file.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -106,7 +140,44 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 		}
 	}
 	vals["config"] = cfgPath
-	return parseSettings(vals)
+	s, err := parseSettings(vals)
+	if err != nil {
+		return s, err
+	}
+	keyEnv, hasKeyEnv := lookupEnv(cacheKeyEnv)
+	if s.DiskKey, err = loadDiskKey(s.CacheKeyFile, keyEnv, hasKeyEnv && keyEnv != ""); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// loadDiskKey reads the disk tier key from the key file or the
+// environment; neither gives nil (no encryption).
+func loadDiskKey(file, env string, hasEnv bool) ([]byte, error) {
+	switch {
+	case file != "" && hasEnv:
+		return nil, fmt.Errorf("both --cache-key-file and %s are set: use one", cacheKeyEnv)
+	case hasEnv:
+		k, err := tilecache.ParseDiskKey(env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cacheKeyEnv, err)
+		}
+		return k, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--cache-key-file: %w", err)
+		}
+		k, err := tilecache.ParseDiskKey(string(b))
+		if err != nil && len(b) == 32 {
+			return b, nil // the raw key
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--cache-key-file %s: %w", file, err)
+		}
+		return k, nil
+	}
+	return nil, nil
 }
 
 // readYAML reads a flat YAML mapping of option names to scalars (a list is
@@ -185,10 +256,55 @@ func parseSettings(v map[string]string) (settings, error) {
 	if s.MaxAge, err = strconv.Atoi(strings.TrimSpace(v["max-age"])); err != nil || s.MaxAge < 0 {
 		return s, fmt.Errorf("--max-age: %q is not a number of seconds", v["max-age"])
 	}
+	s.DiskDir, s.CacheKeyFile = strings.TrimSpace(v["disk-cache"]), strings.TrimSpace(v["cache-key-file"])
+	if s.DiskBytes, err = parseBytes(v["disk-cache-size"]); err != nil {
+		return s, fmt.Errorf("--disk-cache-size: %w", err)
+	}
+	if s.DiskTTL, err = parseDuration(v["disk-cache-ttl"]); err != nil {
+		return s, fmt.Errorf("--disk-cache-ttl: %w", err)
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"warm-on-import", &s.WarmOnImport}, {"prefetch", &s.Prefetch}} {
+		if *b.dst, err = strconv.ParseBool(strings.TrimSpace(v[b.name])); err != nil {
+			return s, fmt.Errorf("--%s: %q is not true or false", b.name, v[b.name])
+		}
+	}
+	for _, n := range []struct {
+		name string
+		dst  *int
+	}{{"warm-workers", &s.WarmWorkers}, {"prefetch-workers", &s.PrefetchWorkers},
+		{"precache-batch", &s.PrecacheBatch}, {"precache-ahead", &s.PrecacheAhead}} {
+		if *n.dst, err = strconv.Atoi(strings.TrimSpace(v[n.name])); err != nil || *n.dst < 1 {
+			return s, fmt.Errorf("--%s: %q is not a positive number", n.name, v[n.name])
+		}
+	}
 	if s.Addr == "" || s.Data == "" || s.Slides == "" {
 		return s, errors.New("--addr, --data and --slides must not be empty")
 	}
 	return s, nil
+}
+
+// parseDuration reads a Go duration, or a whole number of days such as
+// "7d"; "" is 0.
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a duration", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration (such as 72h or 7d)", s)
+	}
+	return d, nil
 }
 
 // parseBytes reads a byte count with an optional binary suffix (K, M, G, T,

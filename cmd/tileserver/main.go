@@ -46,6 +46,9 @@ func main() {
 // run starts the server and blocks until ctx is cancelled, then shuts down
 // gracefully.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == importDICOMwebCmd {
+		return runImportDICOMweb(ctx, args[1:], lookupEnv, stdout, stderr)
+	}
 	cfg, err := loadSettings(args, lookupEnv, stderr)
 	if err != nil {
 		return err
@@ -73,6 +76,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	tcfg.MemoryBytes = cfg.CacheMemoryBytes
 	tcfg.MemcachedServers = cfg.Memcached
 	tcfg.Logger = log
+	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
 	tiles, err := tilecache.New(tcfg)
 	if err != nil {
 		return err
@@ -90,10 +94,39 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err := tilecache.Register(reg, tiles, sources); err != nil {
 		return err
 	}
-	srv := girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log}, pl, st,
+	// Background work yields to real requests: one counter of image
+	// requests in flight gates both warm-up and prefetch.
+	activity := pipeline.NewActivity()
+	bg := girder.BackgroundConfig{Activity: activity, Warmer: pl, WarmWorkers: cfg.WarmWorkers,
+		PrecacheBatch: cfg.PrecacheBatch, PrecacheAhead: cfg.PrecacheAhead}
+	if cfg.Prefetch {
+		pf := pipeline.NewPrefetcher(pl, pipeline.PrefetchConfig{Workers: cfg.PrefetchWorkers, Activity: activity})
+		defer pf.Close()
+		bg.Prefetch = pf
+	}
+	var srv *girder.Server
+	opts := []girder.Option{
 		girder.WithCacheAdmin(girder.TileCacheAdmin{Tiles: tiles, Sources: sources}),
 		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
-		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }))
+		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }),
+		girder.WithBackground(bg),
+	}
+	if cfg.WarmOnImport {
+		// Unchanged items already warmed are skipped, so a re-import only
+		// warms what is new.
+		opts = append(opts, girder.WithImportHook(func(_ context.Context, items []store.Item) {
+			ids := make([]string, len(items))
+			for i, it := range items {
+				ids[i] = it.ID
+			}
+			srv.WarmItems(ids, "import", true)
+		}))
+	}
+	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log}, pl, st, opts...)
+	defer srv.Close()
+	if err := reg.Register(srv.Collector()); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -71,6 +71,9 @@ type Element struct {
 	Nums  []float64
 	Raw   []byte
 	Items []*Dataset
+	// BulkURI is the BulkDataURI of a DICOM JSON element whose value the
+	// server left out; Raw stays empty unless the caller fetches it.
+	BulkURI string
 }
 
 // Dataset is a list of elements sorted by tag.

@@ -14,7 +14,7 @@ const maxJSONItems = 1 << 24
 
 // ParseJSON parses DICOM JSON (PS3.18 F.2), an array of datasets such as
 // a DICOMweb metadata response, into Datasets. Bulk data given by URI is
-// left out.
+// not fetched: its element has BulkURI set and no value.
 func ParseJSON(data []byte) ([]*Dataset, error) {
 	var arr []map[string]json.RawMessage
 	if err := json.Unmarshal(data, &arr); err != nil {
@@ -36,6 +36,7 @@ type jsonElement struct {
 	VR           string            `json:"vr"`
 	Value        []json.RawMessage `json:"Value"`
 	InlineBinary string            `json:"InlineBinary"`
+	BulkDataURI  string            `json:"BulkDataURI"`
 }
 
 func jsonDataset(obj map[string]json.RawMessage, depth int, budget *int) (*Dataset, error) {
@@ -70,6 +71,8 @@ func jsonDataset(obj map[string]json.RawMessage, depth int, budget *int) (*Datas
 				}
 				e.Items = append(e.Items, sub)
 			}
+		case je.BulkDataURI != "":
+			e.BulkURI = je.BulkDataURI
 		case je.InlineBinary != "":
 			b, err := base64.StdEncoding.DecodeString(je.InlineBinary)
 			if err != nil {

@@ -56,8 +56,11 @@ type PrefetchStats struct {
 	Produced uint64 `json:"produced"`
 	Skipped  uint64 `json:"skipped"`
 	Failed   uint64 `json:"failed"`
-	// Pending is the current queue length, Clients the viewers tracked.
+	// Pending is the current queue length; Active counts tiles being
+	// fetched, plans being made and viewers waiting for a plan. Clients
+	// is the number of viewers tracked.
 	Pending int `json:"pending"`
+	Active  int `json:"active"`
 	Clients int `json:"clients"`
 	Workers int `json:"workers"`
 }
@@ -108,6 +111,7 @@ type Prefetcher struct {
 	wg     sync.WaitGroup
 
 	queued, dropped, produced, skipped, failed atomic.Uint64
+	busy                                       atomic.Int64 // workers with a job or a plan
 }
 
 // NewPrefetcher starts cfg.Workers prefetch workers over p; Close stops
@@ -157,11 +161,17 @@ func (f *Prefetcher) Close() {
 func (f *Prefetcher) Stats() PrefetchStats {
 	f.mu.Lock()
 	pending, clients := len(f.queue), len(f.clients)
+	active := int(f.busy.Load())
+	for _, c := range f.clients {
+		if c.dirty {
+			active++
+		}
+	}
 	f.mu.Unlock()
 	return PrefetchStats{
 		Queued: f.queued.Load(), Dropped: f.dropped.Load(), Produced: f.produced.Load(),
-		Skipped: f.skipped.Load(), Failed: f.failed.Load(), Pending: pending, Clients: clients,
-		Workers: f.cfg.Workers,
+		Skipped: f.skipped.Load(), Failed: f.failed.Load(), Pending: pending, Active: active,
+		Clients: clients, Workers: f.cfg.Workers,
 	}
 }
 
@@ -264,6 +274,7 @@ func (f *Prefetcher) work(ctx context.Context) {
 		}
 		if plan != nil {
 			f.plan(ctx, plan)
+			f.busy.Add(-1)
 			continue
 		}
 		if f.cfg.OnProduce != nil {
@@ -284,6 +295,7 @@ func (f *Prefetcher) work(ctx context.Context) {
 		default:
 			f.skipped.Add(1)
 		}
+		f.busy.Add(-1)
 	}
 }
 
@@ -306,6 +318,7 @@ func (f *Prefetcher) take() (prefetchJob, *planRequest, bool) {
 		f.queue[0] = prefetchJob{}
 		f.queue = f.queue[1:]
 		j.client.queued--
+		f.busy.Add(1)
 		// ids keeps the job until it is fetched, so a replan does not
 		// queue it again meanwhile.
 		return j, nil, true
@@ -320,6 +333,7 @@ func (f *Prefetcher) take() (prefetchJob, *planRequest, bool) {
 		return prefetchJob{}, nil, false
 	}
 	best.dirty = false
+	f.busy.Add(1)
 	return prefetchJob{}, &planRequest{client: best, loc: best.loc, req: best.req,
 		recent: append([]tilePos(nil), best.recent...), latest: best.latest}, true
 }
@@ -349,6 +363,7 @@ func (f *Prefetcher) plan(ctx context.Context, pr *planRequest) {
 		jobs = append(jobs, prefetchJob{client: pr.client, id: id, loc: pr.loc, req: req})
 		f.ids[id] = true
 	}
+	f.queued.Add(uint64(len(jobs)))
 	if len(jobs) > f.cfg.QueueSize {
 		for _, j := range jobs[f.cfg.QueueSize:] {
 			delete(f.ids, j.id)
@@ -357,7 +372,6 @@ func (f *Prefetcher) plan(ctx context.Context, pr *planRequest) {
 		jobs = jobs[:f.cfg.QueueSize]
 	}
 	pr.client.queued += len(jobs)
-	f.queued.Add(uint64(len(jobs)))
 	f.queue = append(jobs, f.queue...)
 	for len(f.queue) > f.cfg.QueueSize {
 		last := len(f.queue) - 1

@@ -78,11 +78,13 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 
 // tileError maps failures on the tile routes: every source error is a 404
 // there (large_image maps TileGeneralError to 404), request errors keep
-// their 400.
+// their 400. A remote server's failure (502, 504) stays one: the tile
+// exists, it could not be fetched now.
 func tileError(err error) error {
 	err = publicError(err)
 	var te *tilesource.Error
-	if errors.As(err, &te) && te.Status >= 500 && te.Status != 499 {
+	if errors.As(err, &te) && te.Status >= 500 && te.Status != 499 &&
+		te.Status != http.StatusBadGateway && te.Status != http.StatusGatewayTimeout {
 		return tilesource.WithStatus(err, http.StatusNotFound)
 	}
 	return err

@@ -149,6 +149,9 @@ func Open(ctx context.Context, client *http.Client, baseURL, studyUID, seriesUID
 			return nil, upstream("invalid instance metadata", err)
 		}
 		ds := dss[0]
+		if err := c.fetchICC(ctx, ds); err != nil {
+			return nil, err
+		}
 		ts := ds.Str(0x00020010)
 		in, err := dicom.NewInstance(ds, ts, &frames{c: c, path: instPath, ts: ts})
 		if err != nil {

@@ -162,7 +162,8 @@ func compareInfo(t *testing.T, a, b *tilesource.Info) {
 	t.Helper()
 	if a.SizeX != b.SizeX || a.SizeY != b.SizeY || a.TileWidth != b.TileWidth || a.TileHeight != b.TileHeight ||
 		a.Levels != b.Levels || fmt.Sprint(a.Stored) != fmt.Sprint(b.Stored) || a.Bands != b.Bands ||
-		a.Format != b.Format || a.SourceName != b.SourceName || (a.MMX == nil) != (b.MMX == nil) ||
+		a.Format != b.Format || a.SourceName != b.SourceName || !bytes.Equal(a.ICCProfile, b.ICCProfile) ||
+		(a.MMX == nil) != (b.MMX == nil) ||
 		(a.MMX != nil && *a.MMX != *b.MMX) || a.FrameCount() != b.FrameCount() {
 		t.Errorf("info differs:\nfile %+v\nweb  %+v", a, b)
 	}

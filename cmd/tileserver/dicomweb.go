@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/tileserver/tileserver/girder"
+	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/pipeline"
+)
+
+// importDICOMwebCmd is the subcommand that stores an item for a series on a
+// DICOMweb server, as POST /api/v1/large_image/dicomweb does.
+const importDICOMwebCmd = "import-dicomweb"
+
+// runImportDICOMweb parses `tileserver import-dicomweb --url … --study …
+// --series … [--name …] [--folder-id …]` plus the server's own flags (for
+// --data, --slides, --config), opens the series once to check it and writes
+// its item to the store. The store is a single-writer database: with the
+// server running, use the HTTP route instead.
+func runImportDICOMweb(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tileserver "+importDICOMwebCmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var req girder.DICOMwebImport
+	fs.StringVar(&req.URL, "url", "", "DICOMweb service root, http or https (for Orthanc http://host:8042/dicom-web)")
+	fs.StringVar(&req.Study, "study", "", "Study Instance UID")
+	fs.StringVar(&req.Series, "series", "", "Series Instance UID")
+	fs.StringVar(&req.Name, "name", "", "item name (default: the series UID)")
+	fs.StringVar(&req.FolderID, "folder-id", "", "folder id to put the item in (default: the root folder)")
+	// The server's options are accepted too and handed to loadSettings, so
+	// --data, --slides and --config mean what they mean for the server.
+	server := map[string]*string{}
+	for _, o := range options {
+		server[o.name] = fs.String(o.name, o.def, o.usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tileserver %s --url URL --study UID --series UID [--name NAME] [--folder-id ID] [server flags]\n\n"+
+			"Adds an item that serves a whole-slide series held by a DICOMweb server.\n"+
+			"Run it while the server is stopped (the item store has one writer);\n"+
+			"a running server takes POST /api/v1/large_image/dicomweb instead.\n\nFlags:\n", importDICOMwebCmd)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var serverArgs []string
+	fs.Visit(func(f *flag.Flag) {
+		if _, ok := server[f.Name]; ok {
+			serverArgs = append(serverArgs, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	cfg, err := loadSettings(serverArgs, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	if req.URL == "" || req.Study == "" || req.Series == "" {
+		return errors.New("--url, --study and --series are required")
+	}
+	for _, d := range []string{cfg.Data, cfg.Slides} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(cfg.Data, cfg.Slides)
+	if err != nil {
+		return fmt.Errorf("%w (is the server running? use POST /api/v1/large_image/dicomweb then)", err)
+	}
+	defer st.Close()
+	sources := tilecache.NewSources(tilecache.DefaultSourcesConfig())
+	defer sources.Close()
+	pl, err := pipeline.New(pipeline.Config{Sources: sources})
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv := girder.New(girder.Config{Logger: log}, pl, st)
+	it, err := srv.ImportDICOMweb(ctx, req)
+	if err != nil {
+		var te *tilesource.Error
+		if errors.As(err, &te) {
+			if te.Status >= 500 && te.Cause != nil {
+				return fmt.Errorf("%s: %v", te.Message, te.Cause)
+			}
+			return errors.New(te.Message)
+		}
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]string{"_id": it.ID, "name": it.Name, "folderId": it.FolderID})
+}
