@@ -24,7 +24,7 @@ func (a TileCacheAdmin) Info(ctx context.Context) map[string]any {
 		st := a.Tiles.Stats()
 		tc := map[string]any{
 			"maxsize": st.Memory.MaxSize, "used": st.Memory.Used, "items": st.Memory.Items,
-			"memory": st.Memory, "memcached": st.Memcached,
+			"memory": st.Memory, "memcached": st.Memcached, "disk": st.Disk,
 			"produced": st.Produced, "coalesced": st.Coalesced, "produceErrors": st.ProduceErrors,
 		}
 		if servers := a.Tiles.ServerStats(ctx); servers != nil {

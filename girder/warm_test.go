@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -387,7 +387,9 @@ func TestPrefetchOverHTTP(t *testing.T) {
 		t.Fatalf("prefetch did not settle: %+v", pf.Stats())
 		return pipeline.PrefetchStats{}
 	}
-	cmu := func(z, x, y int) string { return itemPath("CMU-1-Small-Region.svs", fmt.Sprintf("/zxy/%d/%d/%d", z, x, y)) }
+	cmu := func(z, x, y int) string {
+		return itemPath("CMU-1-Small-Region.svs", fmt.Sprintf("/zxy/%d/%d/%d", z, x, y))
+	}
 
 	// Level 4 of CMU is 10×13 tiles and the deepest level.
 	if got := cacheStatus(t, e.get(cmu(4, 7, 10), "User-Agent", "viewer A")); got != tilecache.StatusMiss {

@@ -22,8 +22,6 @@ type Function struct {
 	Context bool
 }
 
-var validStages = []string{"pre", "preband", "band", "postband", "main", "post"}
-
 func parseFunctions(v any) ([]Function, error) {
 	var out []Function
 	var walk func(v any) error

@@ -20,6 +20,9 @@ var sectionTitles = []struct{ key, title, doc string }{
 		"twice the users and views of the other runs; the hit rate tells which policy keeps the tiles viewers come back to."},
 	{"viewport", "Time to a complete viewport", "Several users at the pace of real people (the trace's think times), " +
 		"in-process cache: the time from a user's action to the last sharp tile of the view."},
+	{"prefetch", "Predictive prefetch", "The time-to-viewport trace (think times from the trace, in-process cache) on a fresh " +
+		"server with prefetch off, then on (1 worker, only while no request is in flight): prefetch fetches the ring around " +
+		"each view and the next level in during the users' think time. Server statistics include the prefetch counters."},
 	{"twin", "Full pyramid vs every other level", "The same trace, cold, on the full pyramid and on its twin that stores only " +
 		"every other level (like Aperio SVS); the twin's missing levels are synthesised from the next sharper level."},
 	{"peers", "Peers", "The same warm trace against this server (in-process cache) and each peer; ratios are against the first row."},

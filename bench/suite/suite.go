@@ -43,18 +43,23 @@ type Config struct {
 	Seed     int64
 	Duration time.Duration // length of each warm run
 	Think    bool          // time-to-viewport run waits the trace's think times
+	Prefetch bool          // measure time to viewport with prefetch off and on
 	Peers    []string      // name=URLTEMPLATE, replayed with the warm trace
 	Log      io.Writer
 }
 
 // DefaultArgs are the tileserver flags of each configuration.
 var DefaultArgs = map[string]string{
-	"common":           "--addr {addr} --data {data} --slides {slides} --admin-token {token} --log-level warn",
+	// Background work is off except where a section measures it, so cold
+	// runs stay cold.
+	"common":           "--addr {addr} --data {data} --slides {slides} --admin-token {token} --log-level warn --warm-on-import=false --prefetch=false",
 	"none":             "--cache none",
 	"memory":           "--cache memory",
 	"memcached":        "--cache memcached --memcached {memcached}",
 	"memory+memcached": "--cache memory+memcached --memcached {memcached}",
 	"policy":           "--cache memory --cache-memory-bytes {budget} --cache-policy {policy}",
+	"prefetch-off":     "--cache memory --prefetch=false",
+	"prefetch-on":      "--cache memory --prefetch=true --prefetch-workers 1",
 }
 
 // DefaultConfig is the standard suite.
@@ -65,7 +70,7 @@ func DefaultConfig() Config {
 	}
 	return Config{Server: "bin/tileserver", Out: "out/bench", Size: 30000, Memcached: "memcached", Args: args,
 		Modes: []string{"none", "memory", "memcached", "memory+memcached"}, Policies: []string{"lru", "tinylfu"},
-		Budget: 32 << 20, Users: 8, Views: 40, Seed: 1, Duration: 10 * time.Second, Think: true, Log: io.Discard}
+		Budget: 32 << 20, Users: 8, Views: 40, Seed: 1, Duration: 10 * time.Second, Think: true, Prefetch: true, Log: io.Discard}
 }
 
 // Register binds c to flags of fs.
@@ -77,7 +82,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Size, "size", c.Size, "width and height of the generated slide in `pixels`")
 	fs.StringVar(&c.Memcached, "memcached", c.Memcached, "memcached `binary`")
 	fs.Func("server-args", "override the server flags of a configuration, `name=ARGS` (names: common, "+
-		"none, memory, memcached, memory+memcached, policy; placeholders {addr} {data} {slides} {token} "+
+		"none, memory, memcached, memory+memcached, policy, prefetch-off, prefetch-on; placeholders {addr} {data} {slides} {token} "+
 		"{memcached} {budget} {policy})", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok {
@@ -100,6 +105,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "trace seed")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "length of each warm run")
 	fs.BoolVar(&c.Think, "think", c.Think, "time-to-viewport run waits the trace's think times (real time)")
+	fs.BoolVar(&c.Prefetch, "prefetch", c.Prefetch, "measure time to viewport with predictive prefetch off and on (same trace)")
 	fs.Func("peer", "also replay against a running peer, `name=URLTEMPLATE` (repeatable; see /work/shared/peers)", func(s string) error {
 		c.Peers = append(c.Peers, s)
 		return nil
@@ -137,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (string, error) {
 	if err := s.prepareSlides(ctx); err != nil {
 		return "", err
 	}
-	sections := []func(context.Context) error{s.cacheModes, s.policies, s.viewport, s.twin, s.peers}
+	sections := []func(context.Context) error{s.cacheModes, s.policies, s.viewport, s.prefetch, s.twin, s.peers}
 	for _, f := range sections {
 		if err := f(ctx); err != nil {
 			return "", err
@@ -395,6 +401,41 @@ func (s *suiteRun) viewport(ctx context.Context) error {
 		return err
 	}
 	return s.measure(ctx, "viewport", fmt.Sprintf("%d users, memory", s.cfg.Users), sv, tr, replay.Options{ThinkFromTrace: s.cfg.Think})
+}
+
+// prefetch: the time-to-viewport trace (think times from the trace) on a
+// fresh server with predictive prefetch off, then on; prefetch works in
+// the users' think time.
+func (s *suiteRun) prefetch(ctx context.Context) error {
+	if !s.cfg.Prefetch {
+		return nil
+	}
+	for _, name := range []string{"prefetch-off", "prefetch-on"} {
+		sv, err := s.start(ctx, name, name, nil)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			sl, err := sv.slide(ctx, "slide.tif")
+			if err != nil {
+				return err
+			}
+			// Think times are what prefetch works in: use the trace
+			// generator's default (1.5 s mean) rather than none.
+			tr, err := trace.Generate([]trace.Slide{sl}, trace.Options{Seed: s.cfg.Seed + 500, Users: s.cfg.Users,
+				Views: s.cfg.Views / 2, ThinkMS: trace.DefaultOptions().ThinkMS})
+			if err != nil {
+				return err
+			}
+			label := fmt.Sprintf("%d users, %s", s.cfg.Users, strings.ReplaceAll(name, "-", " "))
+			return s.measure(ctx, "prefetch", label, sv, tr, replay.Options{ThinkFromTrace: s.cfg.Think})
+		}()
+		sv.stop()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // twin: the same trace cold on the full pyramid and on the every-other-

@@ -169,8 +169,10 @@ func loadDiskKey(file, env string, hasEnv bool) ([]byte, error) {
 			return nil, fmt.Errorf("--cache-key-file: %w", err)
 		}
 		k, err := tilecache.ParseDiskKey(string(b))
-		if err != nil && len(b) == 32 {
-			return b, nil // the raw key
+		if err != nil && len(b) == 32 && !isText(b) {
+			// The raw key; a 32-character text is a mistyped hex or
+			// base64 key, not a raw one.
+			return b, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("--cache-key-file %s: %w", file, err)
@@ -284,6 +286,16 @@ func parseSettings(v map[string]string) (settings, error) {
 		return s, errors.New("--addr, --data and --slides must not be empty")
 	}
 	return s, nil
+}
+
+// isText reports whether b is printable ASCII (and white space).
+func isText(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 || c > 0x7e) && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseDuration reads a Go duration, or a whole number of days such as

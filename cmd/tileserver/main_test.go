@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -153,9 +154,237 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("metrics: %v %v", err, res)
 	}
+	metrics, _ := io.ReadAll(res.Body)
 	res.Body.Close()
+	// Prefetch and warm-on-import are on by default.
+	for _, m := range []string{`tileserver_prefetch_tiles_total{outcome="queued"}`, `tileserver_warm_items{state="done"}`,
+		"tileserver_image_requests_in_flight"} {
+		if !bytes.Contains(metrics, []byte(m)) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+func TestDiskAndBackgroundSettings(t *testing.T) {
+	s, err := loadSettings(nil, envMap(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DiskDir != "" || s.DiskBytes != 0 || s.DiskTTL != 0 || s.DiskKey != nil || !s.WarmOnImport || s.WarmWorkers != 1 ||
+		!s.Prefetch || s.PrefetchWorkers != 1 || s.PrecacheBatch != 5 || s.PrecacheAhead != 15 {
+		t.Errorf("defaults: %+v", s)
+	}
+
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "tileserver.yaml")
+	yml := "disk-cache: /from/yaml\ndisk-cache-ttl: 1h\ndisk-cache-size: 1G\nprefetch: false\nwarm-workers: 3\n"
+	if err := os.WriteFile(cfgFile, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"TILESERVER_CONFIG": cfgFile, "TILESERVER_DISK_CACHE_TTL": "90m", "TILESERVER_DISK_CACHE": "/from/env"}
+	s, err = loadSettings([]string{"--disk-cache", "/from/flag", "--warm-on-import=false", "--prefetch-workers", "2",
+		"--precache-batch", "3", "--precache-ahead", "9"}, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DiskDir != "/from/flag" || s.DiskTTL != 90*time.Minute || s.DiskBytes != 1<<30 || s.Prefetch || s.WarmOnImport ||
+		s.WarmWorkers != 3 || s.PrefetchWorkers != 2 || s.PrecacheBatch != 3 || s.PrecacheAhead != 9 {
+		t.Errorf("precedence: %+v", s)
+	}
+	if s, err = loadSettings([]string{"--disk-cache-ttl", "7d"}, envMap(nil), io.Discard); err != nil || s.DiskTTL != 7*24*time.Hour {
+		t.Errorf("7d: %v %v", s.DiskTTL, err)
+	}
+	for _, args := range [][]string{{"--disk-cache-ttl", "soon"}, {"--disk-cache-ttl", "-1h"}, {"--disk-cache-size", "lots"},
+		{"--warm-workers", "0"}, {"--prefetch", "maybe"}, {"--precache-ahead", "x"}} {
+		if _, err := loadSettings(args, envMap(nil), io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestCacheKeyFileAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{0xa5}, 32)
+	hexKey := strings.Repeat("a5", 32)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for name, content := range map[string][]byte{
+		"hex":    []byte(hexKey + "\n"),
+		"base64": []byte(base64.StdEncoding.EncodeToString(key)),
+		"raw":    key,
+	} {
+		s, err := loadSettings([]string{"--cache-key-file", write(name, content)}, envMap(nil), io.Discard)
+		if err != nil || !bytes.Equal(s.DiskKey, key) {
+			t.Errorf("%s key file: %x %v", name, s.DiskKey, err)
+		}
+	}
+	s, err := loadSettings(nil, envMap(map[string]string{"TILESERVER_CACHE_KEY": hexKey}), io.Discard)
+	if err != nil || !bytes.Equal(s.DiskKey, key) {
+		t.Errorf("TILESERVER_CACHE_KEY: %x %v", s.DiskKey, err)
+	}
+	s, err = loadSettings(nil, envMap(map[string]string{"TILESERVER_CACHE_KEY_FILE": write("env", []byte(hexKey))}), io.Discard)
+	if err != nil || !bytes.Equal(s.DiskKey, key) {
+		t.Errorf("TILESERVER_CACHE_KEY_FILE: %x %v", s.DiskKey, err)
+	}
+	short := write("short", []byte(strings.Repeat("a5", 16)))
+	_, err = loadSettings([]string{"--cache-key-file", short}, envMap(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--cache-key-file") || !strings.Contains(err.Error(), "32 bytes") {
+		t.Errorf("16-byte key: %v", err)
+	}
+	if _, err := loadSettings(nil, envMap(map[string]string{"TILESERVER_CACHE_KEY": "abcd"}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "TILESERVER_CACHE_KEY") {
+		t.Errorf("short env key: %v", err)
+	}
+	if _, err := loadSettings([]string{"--cache-key-file", filepath.Join(dir, "missing")}, envMap(nil), io.Discard); err == nil {
+		t.Error("missing key file accepted")
+	}
+	if _, err := loadSettings([]string{"--cache-key-file", short}, envMap(map[string]string{"TILESERVER_CACHE_KEY": hexKey}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "use one") {
+		t.Errorf("key file and env key: %v", err)
+	}
+}
+
+// server is one run of the command for a test.
+type server struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startServer(t *testing.T, args []string, env map[string]string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	sv := &server{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		sv.done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, args...), envMap(env), pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("no listening line: %v (run: %v)", err, <-sv.done)
+	}
+	go io.Copy(io.Discard, pr)
+	sv.base = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(line), "tileserver listening on "), "/")
+	return sv
+}
+
+func (sv *server) stop(t *testing.T) {
+	t.Helper()
+	sv.cancel()
+	if err := <-sv.done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunWithDiskCache: a tile produced by one run is a disk hit in the
+// next run over the same directory and key, and a miss under another key.
+func TestRunWithDiskCache(t *testing.T) {
+	dir := t.TempDir()
+	slides := filepath.Join(dir, "slides")
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "openslide-python", "boxes.tiff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(slides, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(slides, "boxes.tiff"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--data", filepath.Join(dir, "data"), "--slides", slides, "--admin-token", "tok",
+		"--disk-cache", filepath.Join(dir, "disk"), "--warm-on-import=false", "--prefetch=false"}
+	key := map[string]string{"TILESERVER_CACHE_KEY": strings.Repeat("5a", 32)}
+
+	tile := func(sv *server) string {
+		t.Helper()
+		var items []map[string]any
+		for i := 0; i < 200 && len(items) == 0; i++ {
+			getJSON(t, sv.base+"/api/v1/item?text=boxes", &items)
+			if len(items) == 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if len(items) != 1 {
+			t.Fatalf("boxes.tiff not imported: %v", items)
+		}
+		res, err := http.Get(sv.base + "/api/v1/item/" + items[0]["_id"].(string) + "/tiles/zxy/3/1/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("tile: %d", res.StatusCode)
+		}
+		return res.Header.Get("X-Tile-Cache")
+	}
+	sv := startServer(t, args, key)
+	if got := tile(sv); got != "miss" {
+		t.Errorf("first run: %s", got)
+	}
+	// The disk write is asynchronous: wait (bounded) until it is done.
+	for i := 0; ; i++ {
+		var info struct {
+			TileCache struct {
+				Disk struct {
+					Enabled bool
+					Writes  int
+				}
+			}
+		}
+		getJSON(t, sv.base+"/api/v1/large_image/cache?token=tok", &info)
+		if !info.TileCache.Disk.Enabled {
+			t.Fatalf("disk tier not on: %+v", info)
+		}
+		if info.TileCache.Disk.Writes > 0 {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the tile was never written to disk")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sv.stop(t)
+
+	sv = startServer(t, args, key)
+	if got := tile(sv); got != "hit-disk" {
+		t.Errorf("second run, same key: %s", got)
+	}
+	sv.stop(t)
+
+	sv = startServer(t, args, map[string]string{"TILESERVER_CACHE_KEY": strings.Repeat("77", 32)})
+	if got := tile(sv); got != "miss" {
+		t.Errorf("third run, another key: %s", got)
+	}
+	sv.stop(t)
+
+	// A key of the wrong length stops start-up with a clear error.
+	err = run(context.Background(), append(args, "--addr", "127.0.0.1:0"),
+		envMap(map[string]string{"TILESERVER_CACHE_KEY": "00ff"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "32 bytes") {
+		t.Errorf("short key: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Activity counts the real (client) requests in flight, so that background
@@ -12,8 +13,11 @@ import (
 // every image request; background workers call WaitIdle before each unit
 // of work. The zero value is not usable: use NewActivity.
 type Activity struct {
-	n  atomic.Int64
-	mu sync.Mutex
+	n atomic.Int64
+	// last is when a request last began or ended, as time since base.
+	last atomic.Int64
+	base time.Time
+	mu   sync.Mutex
 	// drop is closed and replaced whenever the count goes down, waking
 	// every waiter to look again.
 	drop chan struct{}
@@ -21,17 +25,19 @@ type Activity struct {
 
 // NewActivity returns a counter with nothing in flight.
 func NewActivity() *Activity {
-	return &Activity{drop: make(chan struct{})}
+	return &Activity{drop: make(chan struct{}), base: time.Now()}
 }
 
 // Begin counts one real request; call the returned function (once) when it
 // is done.
 func (a *Activity) Begin() (end func()) {
 	a.n.Add(1)
+	a.touch()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			a.n.Add(-1)
+			a.touch()
 			a.mu.Lock()
 			close(a.drop)
 			a.drop = make(chan struct{})
@@ -39,6 +45,8 @@ func (a *Activity) Begin() (end func()) {
 		})
 	}
 }
+
+func (a *Activity) touch() { a.last.Store(int64(time.Since(a.base))) }
 
 // InFlight returns the number of real requests in flight.
 func (a *Activity) InFlight() int64 { return a.n.Load() }
@@ -58,6 +66,31 @@ func (a *Activity) WaitIdle(ctx context.Context, limit int64) (int64, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// WaitQuiet is WaitIdle that also waits until no request has begun or
+// ended for quiet. Viewers send a view's tiles in bursts with gaps of
+// microseconds between one response and the next request; background
+// work started in such a gap would delay the view, so it waits for the
+// pause after the burst instead.
+func (a *Activity) WaitQuiet(ctx context.Context, limit int64, quiet time.Duration) (int64, error) {
+	for {
+		n, err := a.WaitIdle(ctx, limit)
+		if err != nil || quiet <= 0 {
+			return n, err
+		}
+		wait := time.Duration(a.last.Load()) + quiet - time.Since(a.base)
+		if wait <= 0 {
+			return n, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 			return 0, ctx.Err()
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
@@ -27,6 +28,11 @@ type PrefetchConfig struct {
 	// MaxInFlight: a worker takes work only while at most this many real
 	// requests are in flight (default 0: only when the server is idle).
 	MaxInFlight int64
+	// Quiet is how long no real request may have begun or ended before a
+	// worker takes work (default 20ms; negative: no wait), so prefetch
+	// runs in the pauses between a viewer's views, not in the gaps
+	// between the tiles of one view.
+	Quiet time.Duration
 	// QueueSize bounds the planned tiles waiting (default 256); when full
 	// the oldest plans are dropped.
 	QueueSize int
@@ -125,6 +131,9 @@ func NewPrefetcher(p *Pipeline, cfg PrefetchConfig) *Prefetcher {
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 256
+	}
+	if cfg.Quiet == 0 {
+		cfg.Quiet = 20 * time.Millisecond
 	}
 	if cfg.Clients <= 0 {
 		cfg.Clients = 256
@@ -259,7 +268,7 @@ func (f *Prefetcher) work(ctx context.Context) {
 	for {
 		// Idle first, then take: work is chosen only when it can start at
 		// once, so a viewer's newer requests can still replace it.
-		n, err := f.act.WaitIdle(ctx, f.cfg.MaxInFlight)
+		n, err := f.act.WaitQuiet(ctx, f.cfg.MaxInFlight, f.cfg.Quiet)
 		if err != nil {
 			return
 		}

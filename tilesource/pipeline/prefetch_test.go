@@ -22,7 +22,7 @@ func TestPlanTilesRingAndZoom(t *testing.T) {
 		}
 	}
 	recent = append([]tilePos{{0, 1, 0, 3 - 3}}, recent...) // (0,0) touches (1,1): part of the view
-	recent = append(recent, tilePos{0, 2, 9, 7})             // other level: ignored
+	recent = append(recent, tilePos{0, 2, 9, 7})            // other level: ignored
 	got := planTiles(g, recent, tilePos{0, 1, 3, 2}, 64)
 	var ring, zoom []string
 	for _, p := range got {
@@ -90,7 +90,15 @@ func TestActivityWaitIdle(t *testing.T) {
 	if _, err := a.WaitIdle(ctx, 0); err == nil {
 		t.Error("WaitIdle ignored its context")
 	}
+	// WaitQuiet returns no sooner than quiet after the last request ended.
+	before := time.Now()
 	end()
+	if n, err := a.WaitQuiet(context.Background(), 0, 30*time.Millisecond); err != nil || n != 0 {
+		t.Fatalf("WaitQuiet: %d %v", n, err)
+	}
+	if d := time.Since(before); d < 30*time.Millisecond {
+		t.Errorf("WaitQuiet returned %s after the last request", d)
+	}
 }
 
 // settle waits (bounded) until the prefetcher has nothing left to do.
