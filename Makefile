@@ -55,9 +55,13 @@ unit: deps web
 race:
 	$(GO) test -count=1 -race ./tilecache/... ./tilesource/pipeline/...
 
-# A short fuzz run of each parser (the seed corpus lives in testdata/).
+# A short fuzz run of each parser (the seed corpora live in testdata/).
+FUZZ = -run '^$$' -fuzztime 10s -fuzzminimizetime 5s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 15s ./tilesource/tiff/
+	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/tiff/
+	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
+	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
+	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
 
 test: deps vet lint unit race fuzz
 

@@ -377,9 +377,12 @@ func TestPrefetchOverHTTP(t *testing.T) {
 		return []Option{WithBackground(BackgroundConfig{Activity: act, Prefetch: pf})}
 	})
 	t.Cleanup(pf.Close) // runs before the caches close
-	settle := func() pipeline.PrefetchStats {
+	// settle waits until at least queued tiles have been planned (the plan
+	// is made after the response is written, so it may not exist yet) and
+	// all planned work is done.
+	settle := func(queued uint64) pipeline.PrefetchStats {
 		for range 3000 {
-			if st := pf.Stats(); st.Pending == 0 && st.Active == 0 {
+			if st := pf.Stats(); st.Queued >= queued && st.Pending == 0 && st.Active == 0 {
 				return st
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -395,7 +398,7 @@ func TestPrefetchOverHTTP(t *testing.T) {
 	if got := cacheStatus(t, e.get(cmu(4, 7, 10), "User-Agent", "viewer A")); got != tilecache.StatusMiss {
 		t.Fatalf("first request: %s", got)
 	}
-	st := settle()
+	st := settle(8)
 	if st.Queued != 8 || st.Produced != 8 {
 		t.Errorf("ring of 8: %+v", st)
 	}
@@ -412,7 +415,15 @@ func TestPrefetchOverHTTP(t *testing.T) {
 	if got := cacheStatus(t, e.get(cmu(4, 9, 12), "User-Agent", "viewer C")); got != tilecache.StatusMiss {
 		t.Errorf("tile outside the ring: %s", got)
 	}
-	settle()
+	// Viewer C's plan is made after its response: give it a moment to
+	// appear before waiting for the queue to drain.
+	for range 100 {
+		if pf.Stats().Queued > st.Queued {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	settle(0)
 
 	var wg sync.WaitGroup
 	for u := range 8 {
@@ -437,7 +448,7 @@ func TestPrefetchOverHTTP(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	st = settle()
+	st = settle(0)
 	mu.Lock()
 	if len(starts) <= 16 {
 		t.Errorf("only %d prefetch fetches after the load", len(starts))

@@ -21,8 +21,8 @@ func TestPlanTilesRingAndZoom(t *testing.T) {
 			recent = append(recent, tilePos{0, 1, x, y})
 		}
 	}
-	recent = append([]tilePos{{0, 1, 0, 3 - 3}}, recent...) // (0,0) touches (1,1): part of the view
-	recent = append(recent, tilePos{0, 2, 9, 7})            // other level: ignored
+	recent = append([]tilePos{{0, 1, 0, 0}}, recent...) // (0,0) touches (1,1): part of the view
+	recent = append(recent, tilePos{0, 2, 9, 7})        // other level: ignored
 	got := planTiles(g, recent, tilePos{0, 1, 3, 2}, 64)
 	var ring, zoom []string
 	for _, p := range got {
