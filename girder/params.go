@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,11 +147,15 @@ func isSafari(ua string) bool {
 	return !strings.Contains(before, "chrome") && !strings.Contains(before, "android")
 }
 
-var objectIDRe = regexp.MustCompile(`^[0-9a-fA-F]{24}$`)
-
-// checkObjectID validates a Girder id.
+// checkObjectID validates a Girder id: 24 hex digits. It runs on every
+// tile request, so it is a plain loop rather than a regexp.
 func checkObjectID(id string) error {
-	if !objectIDRe.MatchString(id) {
+	ok := len(id) == 24
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	}
+	if !ok {
 		return &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid ObjectId: " + id, Type: "validation", Field: "id"}
 	}
 	return nil
