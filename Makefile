@@ -65,8 +65,13 @@ fuzz:
 
 test: deps vet lint unit race fuzz
 
+# The standard benchmark suite (makes its own 30000² slide and its
+# every-other-level twin, runs every cache configuration, writes
+# out/bench/report.md), then the Go micro-benchmarks.
 bench: build
-	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/... | tee out/bench.txt
+	mkdir -p out/bench
+	bin/tilebench suite --server bin/tileserver --out out/bench
+	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/pipeline/ ./encode/ | tee out/bench/go-bench.txt
 
 clean:
 	rm -rf bin out web/node_modules girder/web/dist/openseadragon

@@ -14,25 +14,6 @@ import (
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
-// regionParams reads the region parameters shared by region-like routes.
-func (p *params) region(c echo.Context) pipeline.RegionRequest {
-	return pipeline.RegionRequest{
-		Left: p.floatPtr("left"), Top: p.floatPtr("top"),
-		Right: p.floatPtr("right"), Bottom: p.floatPtr("bottom"),
-		RegionWidth: p.floatPtr("regionWidth"), RegionHeight: p.floatPtr("regionHeight"),
-		Units: p.str("units"), UnitsWH: p.str("unitsWH"),
-		Width: p.intPtr("width"), Height: p.intPtr("height"),
-		Fill:          p.str("fill"),
-		Magnification: p.floatPtr("magnification"),
-		MMX:           p.floatPtr("mm_x"), MMY: p.floatPtr("mm_y"),
-		Exact:    p.bool("exact"),
-		Frame:    p.int("frame", 0),
-		Encode:   p.encodeOptions(c.Request(), true),
-		Style:    p.str("style"),
-		Resample: p.boolOrInt("resample"),
-	}
-}
-
 // frameList reads a comma-separated list of frames, optionally in
 // brackets; nil when absent or empty.
 func (p *params) frameList(name string) []int {
@@ -61,11 +42,8 @@ func (p *params) required(name string) {
 }
 
 func (s *Server) histogram(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
-	if done, err := s.conditional(c, "histogram", it); done {
+	_, loc, done, err := s.cacheableImage(c, "histogram")
+	if done {
 		return err
 	}
 	p := newParams(c)
@@ -83,8 +61,8 @@ func (s *Server) histogram(c echo.Context) error {
 	if req.Bins < 1 {
 		return tilesource.BadRequest("Value Error: bins must be between 1 and 65536.")
 	}
-	if (req.Region.Width != nil && *req.Region.Width < 0) || (req.Region.Height != nil && *req.Region.Height < 0) {
-		return tilesource.BadRequest(msgRegionSize)
+	if err := checkRegionSize(req.Region); err != nil {
+		return err
 	}
 	hist, err := s.svc.Histogram(c.Request().Context(), loc, req)
 	if err != nil {
@@ -94,11 +72,8 @@ func (s *Server) histogram(c echo.Context) error {
 }
 
 func (s *Server) bands(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
-	if done, err := s.conditional(c, "bands", it); done {
+	_, loc, done, err := s.cacheableImage(c, "bands")
+	if done {
 		return err
 	}
 	p := newParams(c)
@@ -141,11 +116,8 @@ func (s *Server) pixel(c echo.Context) error {
 }
 
 func (s *Server) tileFrames(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
-	if done, err := s.conditional(c, "tile_frames", it); done {
+	it, loc, done, err := s.cacheableImage(c, "tile_frames")
+	if done {
 		return err
 	}
 	p := newParams(c)
@@ -157,8 +129,8 @@ func (s *Server) tileFrames(c echo.Context) error {
 	if p.err != nil {
 		return p.err
 	}
-	if (req.Region.Width != nil && *req.Region.Width < 0) || (req.Region.Height != nil && *req.Region.Height < 0) {
-		return tilesource.BadRequest(msgRegionSize)
+	if err := checkRegionSize(req.Region); err != nil {
+		return err
 	}
 	res, err := s.svc.TileFrames(c.Request().Context(), loc, req)
 	if err != nil {

@@ -209,3 +209,22 @@ func (s *Server) checkETag(c echo.Context, tag string) (done bool, err error) {
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(s.cfg.MaxAge))
 	return false, nil
 }
+
+// region reads the region parameters shared by region-like routes.
+func (p *params) region(c echo.Context) pipeline.RegionRequest {
+	return pipeline.RegionRequest{
+		Left: p.floatPtr("left"), Top: p.floatPtr("top"),
+		Right: p.floatPtr("right"), Bottom: p.floatPtr("bottom"),
+		RegionWidth: p.floatPtr("regionWidth"), RegionHeight: p.floatPtr("regionHeight"),
+		Units: p.str("units"), UnitsWH: p.str("unitsWH"),
+		Width: p.intPtr("width"), Height: p.intPtr("height"),
+		Fill:          p.str("fill"),
+		Magnification: p.floatPtr("magnification"),
+		MMX:           p.floatPtr("mm_x"), MMY: p.floatPtr("mm_y"),
+		Exact:    p.bool("exact"),
+		Frame:    p.int("frame", 0),
+		Encode:   p.encodeOptions(c.Request(), true),
+		Style:    p.str("style"),
+		Resample: p.boolOrInt("resample"),
+	}
+}

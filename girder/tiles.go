@@ -32,7 +32,10 @@ const (
 // item validates the id and finds the item; both failures are Girder
 // validation errors (400) on every route.
 func (s *Server) item(c echo.Context) (store.Item, error) {
-	id := c.Param("id")
+	return s.itemByID(c.Param("id"))
+}
+
+func (s *Server) itemByID(id string) (store.Item, error) {
 	if err := checkObjectID(id); err != nil {
 		return store.Item{}, err
 	}
@@ -43,11 +46,17 @@ func (s *Server) item(c echo.Context) (store.Item, error) {
 	return it, nil
 }
 
-// largeImage finds the item and checks its file, returning the refreshed
-// item (whose version reflects the file now) and the pipeline's locator.
-// status is the route's status for source errors.
+// largeImage is itemLocator for the item of the route.
 func (s *Server) largeImage(c echo.Context, status int) (store.Item, pipeline.Locator, error) {
-	it, err := s.item(c)
+	return s.itemLocator(c.Param("id"), status)
+}
+
+// itemLocator finds the item and checks its file, returning the refreshed
+// item (whose version reflects the file now) and the pipeline's locator.
+// status is the route's status for source errors. Background work calls it
+// too, so that it resolves items exactly as the image routes do.
+func (s *Server) itemLocator(id string, status int) (store.Item, pipeline.Locator, error) {
+	it, err := s.itemByID(id)
 	if err != nil {
 		return it, pipeline.Locator{}, err
 	}
@@ -111,6 +120,26 @@ func sendResult(c echo.Context, res *pipeline.Result) error {
 // when it decides the response; done reports that the handler must stop.
 func (s *Server) conditional(c echo.Context, route string, it store.Item, pathArgs ...string) (bool, error) {
 	return s.checkETag(c, etag(route, it.ID, it.Version, pathArgs, c.QueryParams()))
+}
+
+// cacheableImage is largeImage (with status 400) followed by conditional,
+// the start of every cacheable image route but the tile ones; done reports
+// that the handler must stop and return err.
+func (s *Server) cacheableImage(c echo.Context, route string, pathArgs ...string) (it store.Item, loc pipeline.Locator, done bool, err error) {
+	it, loc, err = s.largeImage(c, http.StatusBadRequest)
+	if err != nil {
+		return it, loc, true, err
+	}
+	done, err = s.conditional(c, route, it, pathArgs...)
+	return it, loc, done, err
+}
+
+// checkRegionSize refuses a negative output size of a region-like route.
+func checkRegionSize(req pipeline.RegionRequest) error {
+	if (req.Width != nil && *req.Width < 0) || (req.Height != nil && *req.Height < 0) {
+		return tilesource.BadRequest(msgRegionSize)
+	}
+	return nil
 }
 
 func (s *Server) metadata(c echo.Context) error {
@@ -268,11 +297,8 @@ func (s *Server) testTile(c echo.Context) error {
 }
 
 func (s *Server) thumbnail(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
-	if done, err := s.conditional(c, "thumbnail", it); done {
+	it, loc, done, err := s.cacheableImage(c, "thumbnail")
+	if done {
 		return err
 	}
 	p := newParams(c)
@@ -305,34 +331,17 @@ func (s *Server) thumbnail(c echo.Context) error {
 }
 
 func (s *Server) region(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
-	if done, err := s.conditional(c, "region", it); done {
+	it, loc, done, err := s.cacheableImage(c, "region")
+	if done {
 		return err
 	}
 	p := newParams(c)
-	req := pipeline.RegionRequest{
-		Left: p.floatPtr("left"), Top: p.floatPtr("top"),
-		Right: p.floatPtr("right"), Bottom: p.floatPtr("bottom"),
-		RegionWidth: p.floatPtr("regionWidth"), RegionHeight: p.floatPtr("regionHeight"),
-		Units: p.str("units"), UnitsWH: p.str("unitsWH"),
-		Width: p.intPtr("width"), Height: p.intPtr("height"),
-		Fill:          p.str("fill"),
-		Magnification: p.floatPtr("magnification"),
-		MMX:           p.floatPtr("mm_x"), MMY: p.floatPtr("mm_y"),
-		Exact:    p.bool("exact"),
-		Frame:    p.int("frame", 0),
-		Encode:   p.encodeOptions(c.Request(), true),
-		Style:    p.str("style"),
-		Resample: p.boolOrInt("resample"),
-	}
+	req := p.region(c)
 	if p.err != nil {
 		return p.err
 	}
-	if (req.Width != nil && *req.Width < 0) || (req.Height != nil && *req.Height < 0) {
-		return tilesource.BadRequest(msgRegionSize)
+	if err := checkRegionSize(req); err != nil {
+		return err
 	}
 	res, err := s.svc.Region(c.Request().Context(), loc, req)
 	if err != nil {
@@ -390,11 +399,8 @@ func (s *Server) dziInfo(c echo.Context) error {
 }
 
 func (s *Server) dziTile(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
-	if done, err := s.conditional(c, "dzi_files", it, c.Param("level"), c.Param("name")); done {
+	_, loc, done, err := s.cacheableImage(c, "dzi_files", c.Param("level"), c.Param("name"))
+	if done {
 		return err
 	}
 	ts, ov, enc, err := dziParams(c)
@@ -447,12 +453,9 @@ func (s *Server) associatedList(c echo.Context) error {
 }
 
 func (s *Server) associatedImage(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
 	key := c.Param("key")
-	if done, err := s.conditional(c, "images", it, key); done {
+	it, loc, done, err := s.cacheableImage(c, "images", key)
+	if done {
 		return err
 	}
 	p := newParams(c)
@@ -478,12 +481,9 @@ func (s *Server) associatedImage(c echo.Context) error {
 }
 
 func (s *Server) associatedMetadata(c echo.Context) error {
-	it, loc, err := s.largeImage(c, http.StatusBadRequest)
-	if err != nil {
-		return err
-	}
 	key := c.Param("key")
-	if done, err := s.conditional(c, "images/metadata", it, key); done {
+	_, loc, done, err := s.cacheableImage(c, "images/metadata", key)
+	if done {
 		return err
 	}
 	md, err := s.svc.AssociatedMetadata(c.Request().Context(), loc, key)

@@ -83,7 +83,6 @@ type background struct {
 	prefetch Prefetch
 	onImport func(ctx context.Context, items []store.Item)
 	warm     *warmer
-	echoRef  *echo.Echo
 }
 
 func (s *Server) background() *background {
@@ -110,7 +109,6 @@ func (s *Server) backgroundRoutes(e *echo.Echo, g *echo.Group) {
 	if s.bg == nil || !s.bg.on {
 		return
 	}
-	s.bg.echoRef = e
 	e.Use(s.trackImageRequests)
 	if s.bg.warm != nil {
 		g.GET("/large_image/cache/warm", s.warmStatus, s.requireAdmin)
@@ -191,19 +189,6 @@ func clientKey(c echo.Context) string {
 	h := fnv.New64a()
 	h.Write([]byte(c.Request().UserAgent()))
 	return c.RealIP() + "|" + strconv.FormatUint(h.Sum64(), 36)
-}
-
-// itemLocator resolves an item exactly as the image routes do, for work
-// done outside a request.
-func (s *Server) itemLocator(ctx context.Context, id string) (store.Item, pipeline.Locator, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	if err != nil {
-		return store.Item{}, pipeline.Locator{}, err
-	}
-	c := s.bg.echoRef.NewContext(req, nil)
-	c.SetParamNames("id")
-	c.SetParamValues(id)
-	return s.largeImage(c, http.StatusBadRequest)
 }
 
 // Warm states of an item.
@@ -458,7 +443,7 @@ func (w *warmer) work(ctx context.Context) {
 }
 
 func (w *warmer) warmOne(ctx context.Context, id string, wait func(context.Context) error, r *WarmItemStatus) (pipeline.WarmProgress, error) {
-	it, loc, err := w.s.itemLocator(ctx, id)
+	it, loc, err := w.s.itemLocator(id, http.StatusBadRequest)
 	if err != nil {
 		return pipeline.WarmProgress{}, err
 	}

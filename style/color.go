@@ -77,7 +77,7 @@ func parsePILColour(s string) (Colour, bool) {
 		return Colour{round255(r), round255(g), round255(b), 255}, true
 	}
 	if m := reHSV.FindStringSubmatch(s); m != nil {
-		r, g, b := hsvToRGB(atof(m[1])/360, atof(m[2])/100, atof(m[3])/100)
+		r, g, b := HSVToRGB(atof(m[1])/360, atof(m[2])/100, atof(m[3])/100)
 		return Colour{round255(r), round255(g), round255(b), 255}, true
 	}
 	if m := reRGBA.FindStringSubmatch(s); m != nil {
@@ -170,7 +170,9 @@ func hueValue(m1, m2, hue float64) float64 {
 	return m1
 }
 
-func hsvToRGB(h, s, v float64) (float64, float64, float64) {
+// HSVToRGB converts a colour with components in [0, 1] as Python's
+// colorsys.hsv_to_rgb does; the hue wraps at 1, negative hues included.
+func HSVToRGB(h, s, v float64) (float64, float64, float64) {
 	if s == 0 {
 		return v, v, v
 	}

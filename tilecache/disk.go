@@ -135,19 +135,17 @@ type diskTier struct {
 	nonceLimit  uint64
 	noncePrefix [4]byte
 
-	queue     chan diskWrite
+	writeQueue[diskWrite]
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	closed    atomic.Bool
-	pending   atomic.Int64
 	// swept is closed when the start-up sweep (if any) has ended;
 	// sweepComplete tells whether it ran to the end (or was not needed).
 	swept         chan struct{}
 	sweepComplete atomic.Bool
 
 	hits, misses, evictions, expired, corrupt, undecryptable atomic.Uint64
-	errors, dropped, skipped, writes                         atomic.Uint64
+	errors, skipped, writes                                  atomic.Uint64
 }
 
 type diskWrite struct {
@@ -168,18 +166,18 @@ func defaultDiskBytes(dir string) int64 {
 
 func openDiskTier(cfg Config) (*diskTier, error) {
 	t := &diskTier{
-		dir:      cfg.DiskDir,
-		tilesDir: filepath.Join(cfg.DiskDir, diskTilesDir),
-		tmpDir:   filepath.Join(cfg.DiskDir, diskTmpDir),
-		max:      cfg.DiskBytes,
-		ttl:      cfg.DiskTTL,
-		now:      cfg.now,
-		log:      newLogThrottle(cfg.Logger, cfg.LogInterval),
-		entries:  make(map[diskID]*diskEntry),
-		dirty:    make(map[diskID]struct{}),
-		queue:    make(chan diskWrite, cfg.WriteQueue),
-		done:     make(chan struct{}),
-		swept:    make(chan struct{}),
+		dir:        cfg.DiskDir,
+		tilesDir:   filepath.Join(cfg.DiskDir, diskTilesDir),
+		tmpDir:     filepath.Join(cfg.DiskDir, diskTmpDir),
+		max:        cfg.DiskBytes,
+		ttl:        cfg.DiskTTL,
+		now:        cfg.now,
+		log:        newLogThrottle(cfg.Logger, cfg.LogInterval),
+		entries:    make(map[diskID]*diskEntry),
+		dirty:      make(map[diskID]struct{}),
+		writeQueue: newWriteQueue[diskWrite](cfg.WriteQueue),
+		done:       make(chan struct{}),
+		swept:      make(chan struct{}),
 	}
 	t.lru.next, t.lru.prev = &t.lru, &t.lru
 	var err error
@@ -529,33 +527,17 @@ func (t *diskTier) setAsync(key string, val []byte) {
 		t.skipped.Add(1)
 		return
 	}
-	if t.closed.Load() {
-		t.dropped.Add(1)
-		return
-	}
-	t.pending.Add(1)
-	select {
-	case t.queue <- diskWrite{key, val}:
-	default:
-		t.pending.Add(-1)
-		t.dropped.Add(1)
-	}
+	t.push(diskWrite{key, val})
 }
 
 func (t *diskTier) writer() {
 	defer t.wg.Done()
-	for {
-		select {
-		case w := <-t.queue:
-			if err := t.write(w.key, w.val); err != nil {
-				t.errors.Add(1)
-				t.log.warn("disk-write", "disk cache write failed", err)
-			}
-			t.pending.Add(-1)
-		case <-t.done:
-			return
+	t.drain(t.done, func(w diskWrite) {
+		if err := t.write(w.key, w.val); err != nil {
+			t.errors.Add(1)
+			t.log.warn("disk-write", "disk cache write failed", err)
 		}
-	}
+	})
 }
 
 // nonce returns a GCM nonce never used before with this index: a counter

@@ -40,13 +40,11 @@ type mcTier struct {
 	timeout time.Duration
 	log     *logThrottle
 
-	queue   chan mcWrite
-	done    chan struct{}
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	pending atomic.Int64
+	writeQueue[mcWrite]
+	done chan struct{}
+	wg   sync.WaitGroup
 
-	hits, misses, errors, dropped, skipped, writes atomic.Uint64
+	hits, misses, errors, skipped, writes atomic.Uint64
 }
 
 type mcWrite struct {
@@ -63,15 +61,15 @@ func newMCTier(cfg Config) (*mcTier, error) {
 	c.Timeout = cfg.Timeout
 	c.MaxIdleConns = cfg.MaxIdleConns
 	t := &mcTier{
-		client:  c,
-		ring:    ring,
-		servers: append([]string(nil), cfg.MemcachedServers...),
-		maxItem: cfg.MemcachedMaxItemBytes,
-		ttl:     cfg.TTL,
-		timeout: cfg.Timeout,
-		log:     newLogThrottle(cfg.Logger, cfg.LogInterval),
-		queue:   make(chan mcWrite, cfg.WriteQueue),
-		done:    make(chan struct{}),
+		client:     c,
+		ring:       ring,
+		servers:    append([]string(nil), cfg.MemcachedServers...),
+		maxItem:    cfg.MemcachedMaxItemBytes,
+		ttl:        cfg.TTL,
+		timeout:    cfg.Timeout,
+		log:        newLogThrottle(cfg.Logger, cfg.LogInterval),
+		writeQueue: newWriteQueue[mcWrite](cfg.WriteQueue),
+		done:       make(chan struct{}),
 	}
 	for range cfg.Writers {
 		t.wg.Add(1)
@@ -117,33 +115,15 @@ func (t *mcTier) setAsync(key string, val []byte) {
 		t.skipped.Add(1)
 		return
 	}
-	if t.closed.Load() {
-		t.dropped.Add(1)
-		return
-	}
-	t.pending.Add(1)
-	select {
-	case t.queue <- mcWrite{mk, val}:
-	default:
-		t.pending.Add(-1)
-		t.dropped.Add(1)
-	}
+	t.push(mcWrite{mk, val})
 }
 
 func (t *mcTier) writer() {
 	defer t.wg.Done()
-	for {
-		select {
-		case w := <-t.queue:
-			t.write(w)
-		case <-t.done:
-			return
-		}
-	}
+	t.drain(t.done, t.write)
 }
 
 func (t *mcTier) write(w mcWrite) {
-	defer t.pending.Add(-1)
 	err := t.client.Set(&memcache.Item{Key: w.key, Value: w.val, Flags: valueFlags, Expiration: t.expiration()})
 	if err != nil {
 		t.fail("set", w.key, err)

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"github.com/tileserver/tileserver/encode"
@@ -359,12 +358,7 @@ func (s *Source) blank() *encode.Image {
 
 // AssociatedNames lists the associated images.
 func (s *Source) AssociatedNames() []string {
-	names := make([]string, 0, len(s.assoc))
-	for k := range s.assoc {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
+	return tilesource.SortedNames(s.assoc)
 }
 
 // Associated assembles an associated image from its frames (first optical

@@ -226,26 +226,15 @@ func (p *Pipeline) TileFrames(ctx context.Context, loc Locator, req TileFramesRe
 		return nil, publicError(err)
 	}
 	key := tilecache.Key(identity(loc), "tile_frames", string(kb), style.key)
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Region.Encode, func() (*encode.Image, error) {
 		var img *encode.Image
 		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
 			var err error
 			img, err = p.montage(ctx, loc, src, rr, req, enc)
 			return err
 		})
-		if err != nil {
-			return nil, err
-		}
-		res, err := encodeResult(img, enc, req.Region.Encode, mime, "")
-		if err != nil {
-			return nil, err
-		}
-		return res.Data, nil
+		return img, err
 	})
-	if err != nil {
-		return nil, publicError(err)
-	}
-	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 }
 
 // montage renders each frame's region and places it in the grid.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/tileserver/tileserver/encode"
@@ -184,8 +185,13 @@ func (p *Pipeline) AssociatedNames(ctx context.Context, loc Locator) ([]string, 
 	return names, err
 }
 
+// errNoAssociated marks an unknown associated image key inside the cache's
+// producer, so that nothing is stored for it.
+var errNoAssociated = errors.New("no such associated image")
+
 // Associated returns an associated image scaled into the requested box
-// (spec 1.11), or nil, nil for an unknown key.
+// (spec 1.11), or nil, nil for an unknown key. Results go through the tile
+// cache, so warm-up (Warm) pays off for them as for thumbnails.
 func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRequest) (*Result, error) {
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
 	if err != nil {
@@ -194,15 +200,24 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	if req.Width < 0 || req.Height < 0 {
 		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 0.")
 	}
-	var img *encode.Image
-	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
-		img, err = src.Associated(req.Key)
-		return err
-	})
-	if err != nil || img == nil {
-		return nil, err
-	}
-	if req.Width > 0 || req.Height > 0 {
+	key := tilecache.Key(identity(loc), "associated", req.Key, strconv.Itoa(req.Width),
+		strconv.Itoa(req.Height), encodingKey(enc, req.Encode))
+	res, err := p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+		var img *encode.Image
+		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+			var err error
+			img, err = src.Associated(req.Key)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if img == nil {
+			return nil, errNoAssociated
+		}
+		if req.Width == 0 && req.Height == 0 {
+			return img, nil
+		}
 		var mw, mh *int
 		if req.Width > 0 {
 			mw = &req.Width
@@ -211,16 +226,12 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 			mh = &req.Height
 		}
 		w, h := calculateWidthHeight(mw, mh, img.Width, img.Height)
-		if img, err = resizeImage(img, w, h, ""); err != nil {
-			return nil, publicError(err)
-		}
+		return resizeImage(img, w, h, "")
+	})
+	if errors.Is(err, errNoAssociated) {
+		return nil, nil
 	}
-	opt := encodeOptions(enc, req.Encode)
-	data, err := encode.Encode(img, opt)
-	if err != nil {
-		return nil, publicError(err)
-	}
-	return &Result{Data: data, MIME: mime}, nil
+	return res, err
 }
 
 // AssociatedMetadata returns {sizeX, sizeY, mode} of an associated image,

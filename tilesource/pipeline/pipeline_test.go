@@ -494,6 +494,52 @@ func TestCacheHit(t *testing.T) {
 	}
 }
 
+// TestAssociatedCacheHit checks that associated images go through the tile
+// cache: a second identical request is a hit with the same bytes, another
+// size is another entry, and an unknown key stores nothing.
+func TestAssociatedCacheHit(t *testing.T) {
+	cfg := tilecache.DefaultConfig()
+	cfg.MemoryBytes = 64 << 20
+	tiles, err := tilecache.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiles.Close()
+	p := newPipeline(t, tiles)
+	ctx := context.Background()
+	cmu := cmuLoc(t)
+	req := AssociatedRequest{Key: "label", Encode: EncodeOptions{Encoding: "PNG"}}
+	first, err := p.Associated(ctx, cmu, req)
+	if err != nil || first == nil {
+		t.Fatal(first, err)
+	}
+	second, err := p.Associated(ctx, cmu, req)
+	if err != nil || second == nil {
+		t.Fatal(second, err)
+	}
+	if first.CacheStatus != tilecache.StatusMiss || second.CacheStatus != tilecache.StatusHitMemory {
+		t.Errorf("statuses %q, %q", first.CacheStatus, second.CacheStatus)
+	}
+	if !bytes.Equal(first.Data, second.Data) || second.MIME != "image/png" {
+		t.Errorf("cached label differs (mime %q)", second.MIME)
+	}
+	if img := decode(t, second.Data); img.Width != 387 || img.Height != 463 {
+		t.Errorf("label %dx%d, want 387x463", img.Width, img.Height)
+	}
+	small, err := p.Associated(ctx, cmu, AssociatedRequest{Key: "label", Width: 100, Encode: req.Encode})
+	if err != nil || small == nil || small.CacheStatus != tilecache.StatusMiss {
+		t.Fatalf("resized label: %v %v", small, err)
+	}
+	if img := decode(t, small.Data); img.Width != 100 {
+		t.Errorf("resized label %dx%d", img.Width, img.Height)
+	}
+	for range 2 {
+		if res, err := p.Associated(ctx, cmu, AssociatedRequest{Key: "nope"}); res != nil || err != nil {
+			t.Errorf("unknown key: %v %v", res, err)
+		}
+	}
+}
+
 func TestMetadataRoutes(t *testing.T) {
 	p := newPipeline(t, nil)
 	ctx := context.Background()

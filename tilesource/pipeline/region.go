@@ -40,15 +40,42 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		return nil, err
 	}
 	rr.style = style
-	var img *encode.Image
-	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
-		img, err = p.region(ctx, loc, src, rr, enc)
-		return err
-	})
+	img, err := p.regionImage(ctx, loc, rr, enc)
 	if err != nil {
 		return nil, err
 	}
 	return encodeResult(img, enc, req.Encode, mime, "")
+}
+
+// regionImage assembles rr from the source of loc.
+func (p *Pipeline) regionImage(ctx context.Context, loc Locator, rr regionParams, enc string) (*encode.Image, error) {
+	var img *encode.Image
+	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+		var err error
+		img, err = p.region(ctx, loc, src, rr, enc)
+		return err
+	})
+	return img, err
+}
+
+// cachedEncoded returns the image render makes, encoded as enc, through
+// the tile cache under key.
+func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func() (*encode.Image, error)) (*Result, error) {
+	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
+		img, err := render()
+		if err != nil {
+			return nil, err
+		}
+		res, err := encodeResult(img, enc, o, mime, "")
+		if err != nil {
+			return nil, err
+		}
+		return res.Data, nil
+	})
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 }
 
 // Thumbnail returns the whole image scaled into a box (spec 1.4 and 2.9),
@@ -81,26 +108,9 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	}
 	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
 		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
-		var img *encode.Image
-		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
-			var err error
-			img, err = p.region(ctx, loc, src, rr, enc)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		res, err := encodeResult(img, enc, req.Encode, mime, "")
-		if err != nil {
-			return nil, err
-		}
-		return res.Data, nil
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+		return p.regionImage(ctx, loc, rr, enc)
 	})
-	if err != nil {
-		return nil, publicError(err)
-	}
-	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 }
 
 // DZITile returns a DeepZoom tile (spec 1.9).
@@ -166,26 +176,9 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
-		var img *encode.Image
-		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
-			var err error
-			img, err = p.region(ctx, loc, src, rr, enc)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		res, err := encodeResult(img, enc, req.Encode, mime, "")
-		if err != nil {
-			return nil, err
-		}
-		return res.Data, nil
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+		return p.regionImage(ctx, loc, rr, enc)
 	})
-	if err != nil {
-		return nil, publicError(err)
-	}
-	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 }
 
 // valueEncoding is encodingFor with the "Value Error: " prefix that the

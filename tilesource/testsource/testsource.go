@@ -19,6 +19,7 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilesource"
 )
 
@@ -205,35 +206,12 @@ func (s *Source) Color(frame, z, x, y int) [3]uint8 {
 	if n := in.FrameCount(); n > 1 {
 		ff = float64(frame) / float64(n-1)
 	}
-	r, g, b := hsvToRGB(xf, 0.3+0.7*ff, 0.3+0.7*yf)
+	r, g, b := style.HSVToRGB(xf, 0.3+0.7*ff, 0.3+0.7*yf)
 	return [3]uint8{to255(r), to255(g), to255(b)}
 }
 
 func to255(v float64) uint8 {
 	return uint8(min(max(int(v*255), 0), 255))
-}
-
-// hsvToRGB follows Python's colorsys.hsv_to_rgb, hue wrapping at 1.
-func hsvToRGB(h, s, v float64) (float64, float64, float64) {
-	if s == 0 {
-		return v, v, v
-	}
-	i := math.Floor(h * 6)
-	f := h*6 - i
-	p, q, t := v*(1-s), v*(1-s*f), v*(1-s*(1-f))
-	switch int(i) % 6 {
-	case 0:
-		return v, t, p
-	case 1:
-		return q, v, p
-	case 2:
-		return p, v, t
-	case 3:
-		return p, q, v
-	case 4:
-		return t, p, v
-	}
-	return v, p, q
 }
 
 var (

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -564,12 +563,7 @@ func (s *Source) decodePage(d *dir) (*encode.Image, error) {
 
 // AssociatedNames lists the associated images, sorted.
 func (s *Source) AssociatedNames() []string {
-	names := make([]string, 0, len(s.assoc))
-	for k := range s.assoc {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
+	return tilesource.SortedNames(s.assoc)
 }
 
 // Associated decodes an associated image; nil, nil when there is none.
