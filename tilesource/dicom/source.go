@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/tileserver/tileserver/encode"
@@ -434,8 +436,12 @@ func (s *Source) InternalMetadata() map[string]any {
 			break
 		}
 	}
+	// Files come in directory order and DICOMweb instances in the server's
+	// order: list them by SOP Instance UID so both read the same.
+	insts := slices.Clone(s.insts)
+	slices.SortStableFunc(insts, func(a, b *Instance) int { return strings.Compare(a.SOPInstanceUID, b.SOPInstanceUID) })
 	var list []map[string]any
-	for _, in := range s.insts {
+	for _, in := range insts {
 		list = append(list, map[string]any{
 			"SOPInstanceUID":              in.SOPInstanceUID,
 			"ImageType":                   in.Flavor,
