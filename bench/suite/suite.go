@@ -194,7 +194,29 @@ func provide(src, dst string) error {
 		return err
 	}
 	os.Remove(dst)
-	return os.Symlink(abs, dst)
+	// The server refuses links that leave its slide root: a hard link
+	// costs nothing on the same file system, a copy elsewhere.
+	if err := os.Link(abs, dst); err == nil {
+		return nil
+	}
+	return copyFile(abs, dst)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // server is one started tileserver.

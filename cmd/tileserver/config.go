@@ -30,6 +30,12 @@ type settings struct {
 	CachePolicy      string
 	MaxAge           int
 	LogLevel         string
+	// memcached tuning and the open-source cache budget.
+	MemcachedTTL     time.Duration
+	MemcachedMaxItem int64
+	MemcachedTimeout time.Duration
+	MemcachedPool    int
+	SourceCacheBytes int64
 	// The persistent disk tier: on when DiskDir is set; DiskKey (32 bytes)
 	// encrypts its entries.
 	DiskDir      string
@@ -68,6 +74,11 @@ var options = []option{
 	{"disk-cache", "", "directory of the persistent disk tile cache tier (behind memory and memcached); empty turns the tier off"},
 	{"disk-cache-size", "0", "disk tier budget in bytes (suffixes K, M, G, T; 0 = a quarter of the free space, at most 10 GiB)"},
 	{"disk-cache-ttl", "0", "how long a disk entry is served, e.g. 72h or 7d (0 = 7 days)"},
+	{"memcached-ttl", "0", "memcached expiry of tiles, e.g. 24h or 30d (0 = none: memcached evicts least recently used)"},
+	{"memcached-max-item", "1M", "largest tile written to memcached; match memcached's -I (suffixes K, M)"},
+	{"memcached-timeout", "200ms", "timeout of each memcached operation; a slower answer is a miss"},
+	{"memcached-pool", "64", "idle connections kept per memcached server (about the number of concurrent requests)"},
+	{"source-cache-bytes", "0", "memory budget of open slides (decoders, caches, parsed directories) in bytes (0 = 1/16 of total memory)"},
 	{"cache-key-file", "", "file holding the 32-byte key (hex, base64 or raw bytes) that encrypts disk entries; " +
 		"alternatively put the key itself in " + cacheKeyEnv},
 	{"warm-on-import", "true", "warm imported items in the background: thumbnail, levels of up to 64 tiles, associated images"},
@@ -265,6 +276,18 @@ func parseSettings(v map[string]string) (settings, error) {
 	if s.DiskTTL, err = parseDuration(v["disk-cache-ttl"]); err != nil {
 		return s, fmt.Errorf("--disk-cache-ttl: %w", err)
 	}
+	if s.MemcachedTTL, err = parseDuration(v["memcached-ttl"]); err != nil {
+		return s, fmt.Errorf("--memcached-ttl: %w", err)
+	}
+	if s.MemcachedTimeout, err = parseDuration(v["memcached-timeout"]); err != nil || s.MemcachedTimeout <= 0 {
+		return s, fmt.Errorf("--memcached-timeout: %q is not a positive duration", v["memcached-timeout"])
+	}
+	if s.MemcachedMaxItem, err = parseBytes(v["memcached-max-item"]); err != nil || s.MemcachedMaxItem <= 0 {
+		return s, fmt.Errorf("--memcached-max-item: %q is not a positive size", v["memcached-max-item"])
+	}
+	if s.SourceCacheBytes, err = parseBytes(v["source-cache-bytes"]); err != nil {
+		return s, fmt.Errorf("--source-cache-bytes: %w", err)
+	}
 	for _, b := range []struct {
 		name string
 		dst  *bool
@@ -276,7 +299,7 @@ func parseSettings(v map[string]string) (settings, error) {
 	for _, n := range []struct {
 		name string
 		dst  *int
-	}{{"warm-workers", &s.WarmWorkers}, {"prefetch-workers", &s.PrefetchWorkers},
+	}{{"warm-workers", &s.WarmWorkers}, {"prefetch-workers", &s.PrefetchWorkers}, {"memcached-pool", &s.MemcachedPool},
 		{"precache-batch", &s.PrecacheBatch}, {"precache-ahead", &s.PrecacheAhead}} {
 		if *n.dst, err = strconv.Atoi(strings.TrimSpace(v[n.name])); err != nil || *n.dst < 1 {
 			return s, fmt.Errorf("--%s: %q is not a positive number", n.name, v[n.name])

@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	tcfg.Policy = cfg.CachePolicy
 	tcfg.MemoryBytes = cfg.CacheMemoryBytes
 	tcfg.MemcachedServers = cfg.Memcached
+	tcfg.TTL, tcfg.Timeout, tcfg.MaxIdleConns = cfg.MemcachedTTL, cfg.MemcachedTimeout, cfg.MemcachedPool
+	tcfg.MemcachedMaxItemBytes = int(cfg.MemcachedMaxItem)
 	tcfg.Logger = log
 	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
 	tiles, err := tilecache.New(tcfg)
@@ -82,7 +84,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	defer tiles.Close()
-	sources := tilecache.NewSources(tilecache.DefaultSourcesConfig())
+	scfg := tilecache.DefaultSourcesConfig()
+	scfg.MemoryBytes = cfg.SourceCacheBytes
+	sources := tilecache.NewSources(scfg)
 	defer sources.Close()
 	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources})
 	if err != nil {

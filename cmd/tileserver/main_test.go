@@ -206,6 +206,33 @@ func TestDiskAndBackgroundSettings(t *testing.T) {
 	}
 }
 
+func TestMemcachedAndSourceCacheSettings(t *testing.T) {
+	s, err := loadSettings(nil, envMap(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MemcachedTTL != 0 || s.MemcachedMaxItem != 1<<20 || s.MemcachedTimeout != 200*time.Millisecond ||
+		s.MemcachedPool != 64 || s.SourceCacheBytes != 0 {
+		t.Errorf("defaults: %+v", s)
+	}
+	env := map[string]string{"TILESERVER_MEMCACHED_TTL": "30d", "TILESERVER_MEMCACHED_POOL": "16"}
+	s, err = loadSettings([]string{"--memcached-max-item", "8M", "--memcached-timeout", "50ms",
+		"--source-cache-bytes", "2G", "--memcached-pool", "128"}, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MemcachedTTL != 30*24*time.Hour || s.MemcachedMaxItem != 8<<20 || s.MemcachedTimeout != 50*time.Millisecond ||
+		s.MemcachedPool != 128 || s.SourceCacheBytes != 2<<30 {
+		t.Errorf("flags and env: %+v", s)
+	}
+	for _, args := range [][]string{{"--memcached-timeout", "0"}, {"--memcached-max-item", "0"},
+		{"--memcached-pool", "0"}, {"--source-cache-bytes", "much"}, {"--memcached-ttl", "later"}} {
+		if _, err := loadSettings(args, envMap(nil), io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
 func TestCacheKeyFileAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	key := bytes.Repeat([]byte{0xa5}, 32)
