@@ -35,7 +35,7 @@ demo:
 	@if [ -d $(SHARED)/testdata ] && [ -z "$$(ls -A $(SLIDES))" ]; then \
 		mkdir -p $(SLIDES)/demo; \
 		for f in libvips/CMU-1-Small-Region.svs openslide-python/boxes.tiff large_image/yb10kx5k.zstd.tiff \
-			libvips/multi-channel-z-series.ome.tif libvips/Bretagne2_4.j2k libvips/world.jp2; do \
+			libvips/multi-channel-z-series.ome.tif libvips/world.jp2 wsi-to-dicom-converter/jpeg.dicom; do \
 			cp $(SHARED)/testdata/$$f $(SLIDES)/demo/; done; \
 		echo "demo slides copied to $(SLIDES)/demo"; fi
 

@@ -69,6 +69,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	defer st.Close()
+	// The synthetic test image is always there, as in large_image's demo.
+	if _, err := st.PutTestItem(); err != nil {
+		return err
+	}
 
 	tcfg := tilecache.DefaultConfig()
 	tcfg.Mode = cfg.Cache

@@ -145,6 +145,40 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" || len(body) == 0 {
 		t.Fatalf("tile: %d %s %q", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
+	// The synthetic test image is an item too; its tiles are the test
+	// source's (PNG by default, 256 px, 10 levels).
+	var tests []map[string]any
+	res, err = http.Get(base + "/api/v1/item?text=synthetic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&tests); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(tests) != 1 || tests[0]["largeImage"].(map[string]any)["sourceName"] != "test" {
+		t.Fatalf("test item: %v", tests)
+	}
+	var meta map[string]any
+	res, err = http.Get(base + "/api/v1/item/" + tests[0]["_id"].(string) + "/tiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&meta); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if meta["levels"] != float64(10) || meta["sizeX"] != float64(131072) || meta["tileWidth"] != float64(256) {
+		t.Errorf("test item metadata: %v", meta)
+	}
+	res, err = http.Get(base + "/api/v1/item/" + tests[0]["_id"].(string) + "/tiles/zxy/9/3/4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("test item tile: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
 	res, err = http.Get(base + "/")
 	if err != nil || res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("viewer page: %v %v", err, res)

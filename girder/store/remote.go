@@ -12,6 +12,17 @@ import (
 // hold.
 var ErrNoFolder = errors.New("no such folder")
 
+// TestRemote is the Remote of the item that stands for large_image's
+// synthetic test image, so that browsing the embedded default shows it.
+const TestRemote = "test"
+
+// PutTestItem stores (or refreshes) the synthetic test image's item in the
+// root folder.
+func (s *Store) PutTestItem() (Item, error) {
+	return s.PutRemote(Item{Name: "test (synthetic image)", Remote: TestRemote, SourceName: "test", Version: "1",
+		Description: "large_image's synthetic test source: each tile shows its x, y and z"})
+}
+
 // RemoteID is the stable id of the item for a remote source locator, so
 // that importing the same series again updates its item.
 func RemoteID(remote string) string { return ID("remote", remote) }

@@ -126,10 +126,11 @@ func startTileserver(t *testing.T) string {
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 
-	// The import runs beside the server: wait for both items.
+	// The import runs beside the server: wait for both slides (beside the
+	// synthetic test image's item, which is there from the start).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if n, err := countItems(base); err == nil && n == 2 {
+		if n, err := countItems(base); err == nil && n == 3 {
 			return base
 		}
 		if time.Now().After(deadline) {
@@ -400,10 +401,10 @@ func TestViewerInBrowser(t *testing.T) {
 		waitFor(what+" to finish", `document.getElementById("viewer").getAttribute("aria-busy") === "false"`)
 	}
 
-	// Browse: the root folder opens by itself and lists both items with
-	// thumbnails.
+	// Browse: the root folder opens by itself and lists both slides and
+	// the synthetic test image with thumbnails.
 	do("open the page", chromedp.Navigate(base+"/"))
-	waitFor("item cards", `document.querySelectorAll("#items a.card").length === 2`)
+	waitFor("item cards", `document.querySelectorAll("#items a.card").length === 3`)
 	waitFor("thumbnails", `[...document.querySelectorAll("#items img")].every(i => i.complete && i.naturalWidth > 0)`)
 	if n, _, _ := rec.stats(cmu); n != 0 {
 		t.Fatalf("%d tiles requested before an item was opened", n)
@@ -587,7 +588,7 @@ func TestViewerInBrowser(t *testing.T) {
 	// A build without the viewer library still browses and says what is
 	// missing instead of failing.
 	do("open a page built without the library", chromedp.Navigate(pageWithoutLib(t, base)+"/"))
-	waitFor("item cards", `document.querySelectorAll("#items a.card").length === 2`)
+	waitFor("item cards", `document.querySelectorAll("#items a.card").length === 3`)
 	do("open the slide", chromedp.Click(chromedp.CSS(`#items a.card[title="`+cmuName+`"]`)))
 	waitFor("the missing-library message", `document.getElementById("stage-message").textContent.includes("missing from this build")`)
 	if got := text("#meta-facts"); !strings.Contains(got, "2220 × 2967 px") {
