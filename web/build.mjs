@@ -1,5 +1,5 @@
 // Copies the viewer library from node_modules into girder/web/dist, where
-// go:embed picks it up. Run after `npm ci` (see Makefile.fragment).
+// go:embed picks it up. Run after `npm ci` (the Makefile's web target).
 import { cpSync, mkdirSync, rmSync, existsSync, writeFileSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
