@@ -99,6 +99,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.recoverJSON)
+	e.Use(rejectRepeatedParams)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	for _, f := range s.extra {

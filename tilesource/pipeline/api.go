@@ -99,8 +99,9 @@ type AssociatedRequest struct {
 }
 
 // HistogramRequest asks for per-band histograms of a region (spec 1.7 and
-// 2.13). Region.Resample "" or false reads the level pixels without
-// scaling them to the output size, as large_image does by default.
+// 2.13). Region.Resample false or 0 reads the level pixels without scaling
+// them to the output size; absent or true resamples, as large_image's
+// TileIterator does by default.
 type HistogramRequest struct {
 	Region RegionRequest
 	// Bins is the number of bins (1–65536); 0 means 256.

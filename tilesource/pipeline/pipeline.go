@@ -151,6 +151,11 @@ func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[strin
 			m[k] = v
 		}
 		info := src.Info()
+		// large_image's ImageItem.getInternalMetadata lists the profiles'
+		// descriptions when the source has any.
+		if desc, ok := encode.ICCProfileInfo(info.ICCProfile); ok {
+			m["iccprofiles"] = []string{desc}
+		}
 		m["tilesource"] = info.SourceName
 		n := 0
 		for _, s := range info.Stored {
