@@ -379,16 +379,7 @@ func levelForMagnification(info *tilesource.Info, mag, mmX, mmY *float64, exact 
 // calculateWidthHeight is large_image's _calculateWidthHeight (spec 2.8
 // step 4): the output size that fits rW×rH into the max box, aspect kept.
 func calculateWidthHeight(maxW, maxH *int, rW, rH int) (int, int) {
-	var mw, mh *float64
-	if maxW != nil {
-		v := float64(*maxW)
-		mw = &v
-	}
-	if maxH != nil {
-		v := float64(*maxH)
-		mh = &v
-	}
-	w, h, _ := calcWH(mw, mh, float64(rW), float64(rH))
+	w, h, _ := calcWH(intToFloat(maxW), intToFloat(maxH), float64(rW), float64(rH))
 	return w, h
 }
 
