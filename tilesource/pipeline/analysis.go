@@ -57,8 +57,8 @@ func (p *Pipeline) Histogram(ctx context.Context, loc Locator, req HistogramRequ
 		return []style.BandHist{}, nil
 	}
 	parts := []*encode.Image{img}
-	if f, ok := histogramFilter(req.Region.Resample); ok && math.Round(geom.scale*100) != 100 {
-		parts = resampleByTiles(img, geom, f)
+	if histogramResamples(req.Region.Resample) && math.Round(geom.scale*100) != 100 {
+		parts = resampleByTiles(img, geom)
 	}
 	h := style.NewHistogrammer(bins, lo, hi, req.RoundRange, req.Density)
 	for _, part := range parts {
@@ -70,30 +70,26 @@ func (p *Pipeline) Histogram(ctx context.Context, loc Locator, req HistogramRequ
 	return h.Result(), nil
 }
 
-// histogramFilter reads the histogram's resample parameter as
+// histogramResamples reads the histogram's resample parameter as
 // large_image's TileIterator does: absent means resample (its default is
 // True, whatever the route's documentation says), false or 0 reads the
-// level as stored, true or 1 is LANCZOS, 2 BILINEAR and 3 BICUBIC (Pillow's
-// filter numbers).
-func histogramFilter(v string) (pilFilter, bool) {
-	switch strings.ToLower(v) {
+// level as stored. Any other value resamples with LANCZOS: the iterator
+// hands tiles bool(resample), so a Pillow filter number is not used.
+func histogramResamples(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "false", "off", "no", "0":
-		return pilFilter{}, false
-	case "2":
-		return pilBilinear, true
-	case "3":
-		return pilBicubic, true
+		return false
 	}
-	return pilLanczos, true
+	return true
 }
 
 // resampleByTiles scales level pixels to the output resolution the way
 // large_image's tile iterator does when it resamples: the level is cut
 // into tiles of ceil(tile size · scale) level pixels, counted from the
 // level's origin and clipped to the region, and each piece is converted
-// to 8 bits and resized on its own to int(size / scale) (at least 1)
-// output pixels (LazyTileDict._resample, through Pillow).
-func resampleByTiles(img *encode.Image, g regionGeom, f pilFilter) []*encode.Image {
+// to 8 bits and resized on its own with LANCZOS to int(size / scale) (at
+// least 1) output pixels (LazyTileDict._resample, through Pillow).
+func resampleByTiles(img *encode.Image, g regionGeom) []*encode.Image {
 	tw := max(1, int(math.Ceil(float64(g.tileW)*g.scale)))
 	th := max(1, int(math.Ceil(float64(g.tileH)*g.scale)))
 	img = encode.To8Bit(img)
@@ -107,7 +103,7 @@ func resampleByTiles(img *encode.Image, g regionGeom, f pilFilter) []*encode.Ima
 			piece := encode.Crop(img, left, top, right-left, bottom-top)
 			w := max(1, int(float64(piece.Width)/g.scale))
 			h := max(1, int(float64(piece.Height)/g.scale))
-			if out, ok := pilResize(piece, w, h, f); ok {
+			if out, ok := pilResize(piece, w, h, pilLanczos); ok {
 				piece = out
 			} else if out, err := encode.Resize(piece, w, h, encode.Lanczos3); err == nil {
 				piece = out

@@ -168,7 +168,11 @@ func TestHistogramResamplesByDefault(t *testing.T) {
 	}{
 		{"", 8300, 159.03686746987952, []float64{3050, 111, 28, 5111}},
 		{"true", 8300, 159.03686746987952, []float64{3050, 111, 28, 5111}},
+		// The iterator hands its tiles bool(resample): any number but 0 is
+		// LANCZOS.
+		{"3", 8300, 159.03686746987952, []float64{3050, 111, 28, 5111}},
 		{"false", 18750, 159.09386666666666, []float64{6968, 0, 169, 11613}},
+		{"0", 18750, 159.09386666666666, []float64{6968, 0, 169, 11613}},
 	} {
 		hist, err := p.Histogram(ctx, loc, HistogramRequest{Region: region(c.resample), Bins: 4})
 		if err != nil {
@@ -180,6 +184,30 @@ func TestHistogramResamplesByDefault(t *testing.T) {
 				h.Hist, c.samples, c.mean, c.red)
 		}
 	}
+}
+
+func TestRegionIgnoresResampleValue(t *testing.T) {
+	// large_image's getRegion scales with LANCZOS (BICUBIC when growing)
+	// whatever resample says; only an integer or a boolean is accepted.
+	p := newPipeline(t, nil)
+	ctx := context.Background()
+	loc := fileLoc(t, "openslide-python/boxes.tiff")
+	get := func(resample string) *encode.Image {
+		res, err := p.Region(ctx, loc, RegionRequest{Width: ptr(97), Resample: resample,
+			Encode: EncodeOptions{Encoding: "PNG"}})
+		if err != nil {
+			t.Fatalf("resample %q: %v", resample, err)
+		}
+		return decode(t, res.Data)
+	}
+	want := get("")
+	for _, v := range []string{"0", "2", "3", "9", "false"} {
+		if d := meanAbsDiff(t, get(v), want); d != 0 {
+			t.Errorf("resample=%s differs from the default by %v", v, d)
+		}
+	}
+	_, err := p.Region(ctx, loc, RegionRequest{Width: ptr(97), Resample: "maybe"})
+	wantError(t, err, 400, `"resample" parameter is an incorrect type.`)
 }
 
 func equalFloats(a, b []float64) bool {

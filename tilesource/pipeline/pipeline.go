@@ -231,7 +231,7 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 			mh = &req.Height
 		}
 		w, h := calculateWidthHeight(mw, mh, img.Width, img.Height)
-		return resizeImage(img, w, h, "")
+		return resizeImage(img, w, h)
 	})
 	if errors.Is(err, errNoAssociated) {
 		return nil, nil

@@ -215,8 +215,6 @@ type regionParams struct {
 	magnification, mmX, mmY  *float64
 	exact                    bool
 	frame                    int
-	kernel                   encode.Kernel
-	nearest, resampleGiven   bool
 	style                    styleSpec
 	// noScale returns the assembled level pixels without the final
 	// scaling, letterbox and mode change (large_image's resample=False
@@ -274,16 +272,16 @@ func newRegionParams(req RegionRequest) (regionParams, error) {
 			return rr, err
 		}
 	}
+	// Girder's boolOrInt: a boolean word or an integer. large_image's
+	// getRegion scales the same way whatever the value (only an absent
+	// value, None, would mean NEAREST, and HTTP cannot send one); the
+	// histogram reads it (histogramFilter).
 	switch strings.ToLower(req.Resample) {
-	case "", "true", "false", "on", "off", "yes", "no", "1":
-	case "0":
-		rr.nearest = true
-	case "2":
-		rr.kernel, rr.resampleGiven = encode.Linear, true
-	case "3":
-		rr.kernel, rr.resampleGiven = encode.Cubic, true
+	case "", "true", "false", "on", "off", "yes", "no":
 	default:
-		return rr, tilesource.BadRequest(`"resample" parameter is an incorrect type.`)
+		if _, err := strconv.Atoi(strings.TrimSpace(req.Resample)); err != nil {
+			return rr, tilesource.BadRequest(`"resample" parameter is an incorrect type.`)
+		}
 	}
 	return rr, nil
 }
@@ -560,7 +558,7 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	// 7. Final scaling.
 	resized := false
 	if img.Width != outW || img.Height != outH {
-		if img, err = scaleRegion(img, outW, outH, rr); err != nil {
+		if img, err = scaleRegion(img, outW, outH); err != nil {
 			return nil, err
 		}
 		resized = true
@@ -628,41 +626,23 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 	return out, nil
 }
 
-// scaleRegion scales the assembled region to the output size (spec 2.8
-// step 7).
-func scaleRegion(img *encode.Image, w, h int, rr regionParams) (*encode.Image, error) {
-	if rr.nearest || (img.Format == encode.Uint16 && img.Bands == 1) {
+// scaleRegion scales the assembled region to the output size as
+// large_image's getRegion does: single-band 16-bit pixels by nearest
+// neighbour (keeping 16 bits), everything else in 8 bits through Pillow.
+func scaleRegion(img *encode.Image, w, h int) (*encode.Image, error) {
+	if img.Format == encode.Uint16 && img.Bands == 1 {
 		return nearestResize(img, w, h), nil
 	}
-	return resizeImage(encode.To8Bit(img), w, h, kernelName(rr))
-}
-
-func kernelName(rr regionParams) string {
-	if !rr.resampleGiven {
-		return ""
-	}
-	switch rr.kernel {
-	case encode.Linear:
-		return "linear"
-	case encode.Cubic:
-		return "cubic"
-	}
-	return ""
+	return resizeImage(encode.To8Bit(img), w, h)
 }
 
 // resizeImage scales as large_image's getRegion and getAssociatedImage
-// do: Pillow's LANCZOS, or BICUBIC when the width grows, unless a kernel is
-// named. 8-bit images of up to 4 bands (everything large_image hands to
-// Pillow) go through pilResize; others through libvips.
-func resizeImage(img *encode.Image, w, h int, kernel string) (*encode.Image, error) {
+// do: Pillow's LANCZOS, or BICUBIC when the width grows. 8-bit images of up
+// to 4 bands (everything large_image hands to Pillow) go through
+// pilResize; others through libvips.
+func resizeImage(img *encode.Image, w, h int) (*encode.Image, error) {
 	k, f := encode.Lanczos3, pilLanczos
 	if w > img.Width {
-		k, f = encode.Cubic, pilBicubic
-	}
-	switch kernel {
-	case "linear":
-		k, f = encode.Linear, pilBilinear
-	case "cubic":
 		k, f = encode.Cubic, pilBicubic
 	}
 	if out, ok := pilResize(img, w, h, f); ok {

@@ -250,7 +250,7 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	} else {
 		// Pillow's LANCZOS, as large_image's _getTileFromEmptyLevel.
 		var err error
-		if out, err = resizeImage(canvas, w, h, ""); err != nil {
+		if out, err = resizeImage(canvas, w, h); err != nil {
 			return nil, err
 		}
 	}
