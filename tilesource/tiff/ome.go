@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -102,40 +103,48 @@ func (s *Source) setupOME(desc string) (bool, error) {
 			ifdOf[p0+k] = start + k
 		}
 	}
-	var frames [][]*dir
-	var meta []map[string]any
+	// Frames are numbered in file order (ascending IFD), as large_image's
+	// ometiff source numbers them: its frame list is the TiffData (or
+	// Plane) list, which writers emit in IFD order.
+	type plane struct{ c, z, t, ifd int }
+	planes := make([]plane, 0, n)
 	for t := 0; t < st; t++ {
 		for z := 0; z < sz; z++ {
 			for c := 0; c < sc; c++ {
-				p := planeIndex(c, z, t)
-				idx := ifdOf[p]
+				idx := ifdOf[planeIndex(c, z, t)]
 				if idx < 0 || idx >= len(s.tf.IFDs) {
 					return false, fmt.Errorf("OME plane C=%d Z=%d T=%d has no image directory", c, z, t)
 				}
-				main, err := newDir(s.tf.IFDs[idx], idx)
-				if err != nil {
-					return false, err
-				}
-				var subs []*dir
-				for _, sd := range s.tf.IFDs[idx].SubIFDs {
-					if d, err := newDir(sd, -1); err == nil {
-						subs = append(subs, d)
-					}
-				}
-				frames = append(frames, s.levelsFor(main, subs))
-				f := map[string]any{}
-				if sc > 1 {
-					f["IndexC"] = c
-				}
-				if sz > 1 {
-					f["IndexZ"] = z
-				}
-				if st > 1 {
-					f["IndexT"] = t
-				}
-				meta = append(meta, f)
+				planes = append(planes, plane{c, z, t, idx})
 			}
 		}
+	}
+	sort.SliceStable(planes, func(i, j int) bool { return planes[i].ifd < planes[j].ifd })
+	var frames [][]*dir
+	var meta []map[string]any
+	for _, p := range planes {
+		main, err := newDir(s.tf.IFDs[p.ifd], p.ifd)
+		if err != nil {
+			return false, err
+		}
+		var subs []*dir
+		for _, sd := range s.tf.IFDs[p.ifd].SubIFDs {
+			if d, err := newDir(sd, -1); err == nil {
+				subs = append(subs, d)
+			}
+		}
+		frames = append(frames, s.levelsFor(main, subs))
+		f := map[string]any{}
+		if sc > 1 {
+			f["IndexC"] = p.c
+		}
+		if sz > 1 {
+			f["IndexZ"] = p.z
+		}
+		if st > 1 {
+			f["IndexT"] = p.t
+		}
+		meta = append(meta, f)
 	}
 	main := frames[0][len(frames[0])-1]
 	for i, f := range frames {

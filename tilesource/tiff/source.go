@@ -289,41 +289,67 @@ func (s *Source) finish(aperio bool) error {
 			mag = v
 		}
 	}
-	if mmx == 0 && s.info.MMX != nil {
-		mmx, mmy = *s.info.MMX, *s.info.MMY
-	}
+	// As large_image: the description's pixel size first, then trusted
+	// resolution tags (tiff_reader._loadMetadata), then the OME physical
+	// size (ometiff's getNativeMagnification), each axis on its own.
+	rx, ry := resolutionMM(main.ifd)
 	if mmx == 0 {
-		mmx, mmy = resolutionMM(main.ifd)
+		mmx = rx
 	}
-	// large_image: magnification is the stored value or 0.01/mm_x, and null
-	// whenever mm_x is unknown (spec 2.2).
+	if mmy == 0 {
+		mmy = ry
+	}
+	if mmx == 0 && s.info.MMX != nil {
+		mmx = *s.info.MMX
+	}
+	if mmy == 0 && s.info.MMY != nil {
+		mmy = *s.info.MMY
+	}
+	// Magnification is the stored value or 0.01/mm_x, and null whenever
+	// mm_x is unknown (large_image's getNativeMagnification).
+	in.MMX, in.MMY, in.Magnification = nil, nil, nil
+	if mmy > 0 {
+		in.MMY = &mmy
+	}
 	if mmx > 0 {
-		in.MMX, in.MMY = &mmx, &mmy
+		in.MMX = &mmx
 		if mag == 0 {
 			mag = 0.01 / mmx
 		}
 		in.Magnification = &mag
-	} else {
-		in.MMX, in.MMY, in.Magnification = nil, nil, nil
 	}
 	s.meta = meta
 	return nil
 }
 
-// resolutionMM returns the pixel size in mm from the resolution tags, or
-// zeros when they are absent or use no absolute unit.
+// minTrustedResolution is the smallest XResolution/YResolution taken as a
+// real pixel size. large_image's tiff_reader (TiledTiffDirectory.
+// _loadMetadata) ignores smaller values as probable defaults (72 or 96
+// dpi, small metric values).
+const minTrustedResolution = 100
+
+// resolutionMM returns the pixel size in mm from the resolution tags, each
+// axis zero when large_image would not trust it: the tag is absent or below
+// minTrustedResolution, or ResolutionUnit is not present and inch (2) or
+// centimetre (3).
 func resolutionMM(d *IFD) (float64, float64) {
-	xr, yr := d.Float(tagXResolution, 0), d.Float(tagYResolution, 0)
-	if xr <= 0 || yr <= 0 {
-		return 0, 0
+	var unit float64
+	if d.Entries[tagResolutionUnit] != nil {
+		switch d.Uint(tagResolutionUnit, 0) {
+		case 2:
+			unit = 25.4
+		case 3:
+			unit = 10
+		}
 	}
-	switch d.Uint(tagResolutionUnit, 2) {
-	case 2:
-		return 25.4 / xr, 25.4 / yr
-	case 3:
-		return 10 / xr, 10 / yr
+	mm := func(tag uint16) float64 {
+		r := d.Float(tag, 0)
+		if unit == 0 || r < minTrustedResolution {
+			return 0
+		}
+		return unit / r
 	}
-	return 0, 0
+	return mm(tagXResolution), mm(tagYResolution)
 }
 
 // parseAperio splits an Aperio description's "|key = value" fields.

@@ -3,10 +3,12 @@ package tiff
 import (
 	"bytes"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -220,9 +222,9 @@ func TestBoxesInfo(t *testing.T) {
 	if len(in.ICCProfile) != 588 {
 		t.Fatalf("ICC profile %d bytes", len(in.ICCProfile))
 	}
-	// ResolutionUnit cm, 28.346 px/cm: mm = 10/res; magnification 0.01/mm.
-	if in.MMX == nil || *in.MMX < 0.35277 || *in.MMX > 0.35278 || in.Magnification == nil || *in.Magnification < 0.0283 || *in.Magnification > 0.0284 {
-		t.Fatalf("mm %v magnification %v", in.MMX, in.Magnification)
+	// 28.346 px/cm is below large_image's threshold of 100: no pixel size.
+	if in.MMX != nil || in.MMY != nil || in.Magnification != nil {
+		t.Fatalf("mm %v %v magnification %v", in.MMX, in.MMY, in.Magnification)
 	}
 	if s.AssociatedNames() == nil || len(s.AssociatedNames()) != 0 {
 		t.Fatalf("associated %v", s.AssociatedNames())
@@ -238,12 +240,23 @@ func TestOMETIFF(t *testing.T) {
 	if in.SourceName != "ometiff" || in.Format.DType() != "int8" || in.FrameCount() != 15 {
 		t.Fatalf("source %q dtype %s frames %d", in.SourceName, in.Format.DType(), in.FrameCount())
 	}
-	want := []map[string]any{{"IndexC": 0, "IndexZ": 0}, {"IndexC": 1, "IndexZ": 0}, {"IndexC": 2, "IndexZ": 0}, {"IndexC": 0, "IndexZ": 1}}
+	// File order, as large_image numbers them: the XML's TiffData list runs
+	// Z fastest (IFD 0-4 are C=0).
+	want := []map[string]any{{"IndexC": 0, "IndexZ": 0}, {"IndexC": 0, "IndexZ": 1}, {"IndexC": 0, "IndexZ": 4}, {"IndexC": 1, "IndexZ": 0}}
+	at := []int{0, 1, 4, 5}
 	for i, w := range want {
-		f := in.Frames[i]
+		f := in.Frames[at[i]]
 		if len(f) != 2 || f["IndexC"] != w["IndexC"] || f["IndexZ"] != w["IndexZ"] {
-			t.Fatalf("frame %d = %v, want %v", i, f, w)
+			t.Fatalf("frame %d = %v, want %v", at[i], f, w)
 		}
+		if d := s.frame[at[i]][in.Levels-1]; d.page != at[i] {
+			t.Fatalf("frame %d reads IFD %d", at[i], d.page)
+		}
+	}
+	m := tilesource.FrameMetadata(in)
+	if !reflect.DeepEqual(m["IndexStride"], map[string]any{"IndexC": 5, "IndexZ": 1}) ||
+		!reflect.DeepEqual(m["IndexRange"], map[string]any{"IndexC": 3, "IndexZ": 5}) {
+		t.Fatalf("IndexStride %v IndexRange %v", m["IndexStride"], m["IndexRange"])
 	}
 	if f := in.Frames[14]; f["IndexC"] != 2 || f["IndexZ"] != 4 {
 		t.Fatalf("frame 14 = %v", f)
@@ -478,6 +491,36 @@ func TestOldStyleJPEG(t *testing.T) {
 		t.Logf("%s: mean abs diff from libtiff %.3f", c.file, d)
 		if d > 3 {
 			t.Fatalf("%s differs from libtiff by %.2f", c.file, d)
+		}
+	}
+}
+
+// TestResolutionTrust checks large_image's rule for resolution tags
+// (tiff_reader._loadMetadata): trusted only at 100 or more pixels per inch
+// or centimetre with ResolutionUnit present.
+func TestResolutionTrust(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		mm   float64 // 0: null
+	}{
+		{"openslide-python/boxes.tiff", 0},  // 28.3465 px/cm
+		{"large_image/grey10kx5k.tif", 0},   // 72 px/inch
+		{"large_image/global_dem.tif", 0},   // 100, no ResolutionUnit
+		{"pathml/smalltif.tif", 0},          // 96 px/inch
+		{"libvips/sample.tif", 10 / 118.11}, // px/cm
+		{"libvips/ojpeg-strip.tif", 0.254},  // 100 px/inch
+	} {
+		s := openT(t, c.file)
+		in := s.Info()
+		if c.mm == 0 {
+			if in.MMX != nil || in.MMY != nil || in.Magnification != nil {
+				t.Errorf("%s: mm %v %v magnification %v, want null", c.file, in.MMX, in.MMY, in.Magnification)
+			}
+			continue
+		}
+		if in.MMX == nil || in.MMY == nil || in.Magnification == nil ||
+			math.Abs(*in.MMX-c.mm) > 1e-6 || math.Abs(*in.MMY-c.mm) > 1e-6 || math.Abs(*in.Magnification-0.01/c.mm) > 1e-6 {
+			t.Errorf("%s: mm %v %v magnification %v, want %g", c.file, in.MMX, in.MMY, in.Magnification, c.mm)
 		}
 	}
 }
