@@ -200,15 +200,13 @@ func checkDecodable(d *dir) error {
 // levelsFor returns the directories of every level of main's pyramid
 // (index = large_image level; nil where not stored) chosen from cands.
 func (s *Source) levelsFor(main *dir, cands []*dir) []*dir {
-	tw, th := main.tw, main.th
-	if !main.tiled {
-		tw, th = virtualTile, virtualTile
-	}
-	n := tilesource.LevelsFor(main.w, main.h, tw, th)
+	tw, th := main.tileSize()
+	mw, mh := main.orient.size(main.w, main.h)
+	n := tilesource.LevelsFor(mw, mh, tw, th)
 	levels := make([]*dir, n)
 	levels[n-1] = main
 	for _, d := range cands {
-		if d == main || d.tiled != main.tiled || d.spp != main.spp || d.bps != main.bps ||
+		if d == main || d.tiled != main.tiled || d.orient != main.orient || d.spp != main.spp || d.bps != main.bps ||
 			d.sampleFormat != main.sampleFormat || d.isLabel() || d.isMacro() || checkDecodable(d) != nil {
 			continue
 		}
@@ -236,11 +234,8 @@ func matchesScale(full, v, k int) bool {
 // setInfo fills the metadata from the full-resolution directory.
 func (s *Source) setInfo(main *dir, levels int) {
 	in := &s.info
-	in.SizeX, in.SizeY = main.w, main.h
-	in.TileWidth, in.TileHeight = main.tw, main.th
-	if !main.tiled {
-		in.TileWidth, in.TileHeight = virtualTile, virtualTile
-	}
+	in.SizeX, in.SizeY = main.orient.size(main.w, main.h)
+	in.TileWidth, in.TileHeight = main.tileSize()
 	in.Levels = levels
 	in.Format = main.format
 	in.Bands = main.bands
@@ -383,6 +378,13 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	d := s.frame[frame][z]
 	if d == nil {
 		return nil, fmt.Errorf("tiff level %d: %w", z, tilesource.ErrLevelNotStored)
+	}
+	if !d.orient.stored() {
+		img, err := s.orientedTile(d, x, y)
+		if err != nil {
+			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
+		}
+		return &tilesource.Tile{Pixels: img}, nil
 	}
 	if !d.tiled {
 		img, err := s.stripTile(d, x, y)
@@ -593,11 +595,21 @@ func (s *Source) AssociatedNames() []string {
 }
 
 // Associated decodes an associated image; nil, nil when there is none.
+// Its Orientation tag is applied, as large_image's _addAssociatedImage does.
 func (s *Source) Associated(name string) (*encode.Image, error) {
 	d := s.assoc[name]
 	if d == nil {
 		return nil, nil
 	}
+	img, err := s.associated(name, d)
+	if err != nil {
+		return nil, err
+	}
+	return d.orient.apply(img), nil
+}
+
+// associated decodes an associated image as stored.
+func (s *Source) associated(name string, d *dir) (*encode.Image, error) {
 	if int64(d.w)*int64(d.h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
 		return nil, ioError("associated image too large", nil)
 	}

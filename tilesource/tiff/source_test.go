@@ -524,3 +524,68 @@ func TestResolutionTrust(t *testing.T) {
 		}
 	}
 }
+
+// TestOrientationTiles checks every full-resolution tile of the
+// test_orient files against the whole stored page, decoded by libvips and
+// reoriented independently here; orientations 0 and 1 keep JPEG passthrough.
+func TestOrientationTiles(t *testing.T) {
+	for o := range 9 {
+		name := "large_image/test_orient" + strconv.Itoa(o) + ".tif"
+		s := openT(t, name)
+		in := s.Info()
+		wantW, wantH := 120, 180
+		if o >= 5 {
+			wantW, wantH = 180, 120
+		}
+		if in.SizeX != wantW || in.SizeY != wantH || in.TileWidth != 64 || in.TileHeight != 64 || in.Levels != 3 ||
+			!slices.Equal(in.Stored, []bool{true, true, true}) {
+			t.Fatalf("%s: %dx%d tile %dx%d levels %d stored %v", name, in.SizeX, in.SizeY, in.TileWidth, in.TileHeight, in.Levels, in.Stored)
+		}
+		data, err := os.ReadFile(tdPath(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := encode.Decode(data, "page=0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Displayed (x, y) reads stored (u, v): transpose, then flips, as
+		// large_image's _getTileRotated.
+		at := func(x, y int) uint8 {
+			u, v := x, y
+			if o >= 5 {
+				u, v = y, x
+			}
+			if o == 2 || o == 3 || o == 6 || o == 7 {
+				u = page.Width - 1 - u
+			}
+			if o == 3 || o == 4 || o == 7 || o == 8 {
+				v = page.Height - 1 - v
+			}
+			return page.Pix[(v*page.Width+u)*page.Bands]
+		}
+		cols, rows := in.TileCount(2)
+		for ty := range rows {
+			for tx := range cols {
+				tl, err := s.ReadTile(t.Context(), 0, 2, tx, ty)
+				if err != nil {
+					t.Fatalf("%s tile %d,%d: %v", name, tx, ty, err)
+				}
+				if (tl.Encoding == "JPEG") != (o <= 1) {
+					t.Errorf("%s: encoding %q", name, tl.Encoding)
+				}
+				img, err := tl.Image()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for y := 0; y < img.Height && ty*64+y < in.SizeY; y++ {
+					for x := 0; x < img.Width && tx*64+x < in.SizeX; x++ {
+						if got, want := img.Pix[(y*img.Width+x)*img.Bands], at(tx*64+x, ty*64+y); got != want {
+							t.Fatalf("%s tile %d,%d pixel %d,%d = %d, want %d", name, tx, ty, x, y, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
