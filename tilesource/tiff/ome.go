@@ -24,9 +24,9 @@ type omeXML struct {
 			} `xml:"Channel"`
 			TiffData []struct {
 				IFD        *int `xml:",attr"`
-				FirstC     int  `xml:",attr"`
-				FirstZ     int  `xml:",attr"`
-				FirstT     int  `xml:",attr"`
+				FirstC     *int `xml:",attr"`
+				FirstZ     *int `xml:",attr"`
+				FirstT     *int `xml:",attr"`
 				PlaneCount *int `xml:",attr"`
 			} `xml:"TiffData"`
 		} `xml:"Pixels"`
@@ -84,6 +84,10 @@ func (s *Source) setupOME(desc string) (bool, error) {
 			ifdOf[i] = i
 		}
 	}
+	// labelled[p] lists the axes a single-plane TiffData entry names
+	// (FirstC, FirstZ, FirstT): large_image's frames carry an Index key for
+	// each, even for an axis of size 1.
+	labelled := make([][3]bool, n)
 	for _, td := range px.TiffData {
 		start := 0
 		if td.IFD != nil {
@@ -95,10 +99,14 @@ func (s *Source) setupOME(desc string) (bool, error) {
 		} else if td.IFD != nil {
 			count = 1
 		}
-		if td.FirstC >= sc || td.FirstZ >= sz || td.FirstT >= st || td.FirstC < 0 || td.FirstZ < 0 || td.FirstT < 0 {
+		fc, fz, ft := intOr0(td.FirstC), intOr0(td.FirstZ), intOr0(td.FirstT)
+		if fc >= sc || fz >= sz || ft >= st || fc < 0 || fz < 0 || ft < 0 {
 			continue
 		}
-		p0 := planeIndex(td.FirstC, td.FirstZ, td.FirstT)
+		p0 := planeIndex(fc, fz, ft)
+		if count == 1 {
+			labelled[p0] = [3]bool{td.FirstC != nil, td.FirstZ != nil, td.FirstT != nil}
+		}
 		for k := 0; k < count && p0+k < n; k++ {
 			ifdOf[p0+k] = start + k
 		}
@@ -106,7 +114,7 @@ func (s *Source) setupOME(desc string) (bool, error) {
 	// Frames are numbered in file order (ascending IFD), as large_image's
 	// ometiff source numbers them: its frame list is the TiffData (or
 	// Plane) list, which writers emit in IFD order.
-	type plane struct{ c, z, t, ifd int }
+	type plane struct{ c, z, t, ifd, index int }
 	planes := make([]plane, 0, n)
 	for t := 0; t < st; t++ {
 		for z := 0; z < sz; z++ {
@@ -115,7 +123,7 @@ func (s *Source) setupOME(desc string) (bool, error) {
 				if idx < 0 || idx >= len(s.tf.IFDs) {
 					return false, fmt.Errorf("OME plane C=%d Z=%d T=%d has no image directory", c, z, t)
 				}
-				planes = append(planes, plane{c, z, t, idx})
+				planes = append(planes, plane{c, z, t, idx, planeIndex(c, z, t)})
 			}
 		}
 	}
@@ -135,13 +143,14 @@ func (s *Source) setupOME(desc string) (bool, error) {
 		}
 		frames = append(frames, s.levelsFor(main, subs))
 		f := map[string]any{}
-		if sc > 1 {
+		named := labelled[p.index]
+		if sc > 1 || named[0] {
 			f["IndexC"] = p.c
 		}
-		if sz > 1 {
+		if sz > 1 || named[1] {
 			f["IndexZ"] = p.z
 		}
-		if st > 1 {
+		if st > 1 || named[2] {
 			f["IndexT"] = p.t
 		}
 		meta = append(meta, f)
@@ -191,4 +200,11 @@ func distinctNames(v []string) bool {
 		seen[s] = true
 	}
 	return true
+}
+
+func intOr0(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -248,7 +248,8 @@ func TestOMETIFF(t *testing.T) {
 	at := []int{0, 1, 4, 5}
 	for i, w := range want {
 		f := in.Frames[at[i]]
-		if len(f) != 2 || f["IndexC"] != w["IndexC"] || f["IndexZ"] != w["IndexZ"] {
+		// IndexT too: the TiffData entries name FirstT="0".
+		if len(f) != 3 || f["IndexC"] != w["IndexC"] || f["IndexZ"] != w["IndexZ"] || f["IndexT"] != 0 {
 			t.Fatalf("frame %d = %v, want %v", at[i], f, w)
 		}
 		if d := s.frame[at[i]][in.Levels-1]; d.page != at[i] {
