@@ -36,6 +36,9 @@ type Source struct {
 
 	strips *stripCache
 
+	// qpiMag is the objective magnification a QPTIFF file records.
+	qpiMag float64
+
 	pageMu sync.Mutex
 	pages  map[int]*encode.Image // whole decoded pages (fallback path)
 }
@@ -97,6 +100,15 @@ func newSource(r io.ReaderAt, size int64, name string) (*Source, error) {
 	}
 	if strings.Contains(desc, "<OME") {
 		ok, err := s.setupOME(desc)
+		if err != nil {
+			return nil, openError(name, err)
+		}
+		if ok {
+			return s, s.finish(aperio)
+		}
+	}
+	if strings.Contains(desc, "<"+qpiRoot) {
+		ok, err := s.setupQPTIFF()
 		if err != nil {
 			return nil, openError(name, err)
 		}
@@ -283,6 +295,9 @@ func (s *Source) finish(aperio bool) error {
 		if v, err := strconv.ParseFloat(kv["AppMag"], 64); err == nil && v > 0 {
 			mag = v
 		}
+	}
+	if mag == 0 {
+		mag = s.qpiMag
 	}
 	// As large_image: the description's pixel size first, then trusted
 	// resolution tags (tiff_reader._loadMetadata), then the OME physical
