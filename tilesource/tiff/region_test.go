@@ -1,12 +1,14 @@
 package tiff_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
@@ -66,6 +68,36 @@ func TestOrientationRegion(t *testing.T) {
 			if math.Abs(got-c.pixels[i]) > tol {
 				t.Errorf("%s: pixel %d at %v = %v, want %v", name, i, xy, got, c.pixels[i])
 			}
+		}
+	}
+}
+
+// TestDefaultResolutionRefusesMM: boxes.tiff's 28.3 px/cm is a default
+// large_image ignores, so a region in mm is refused as large_image refuses
+// it; sample.tif's 118.11 px/cm is trusted.
+func TestDefaultResolutionRefusesMM(t *testing.T) {
+	p, err := pipeline.New(pipeline.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, one := 0.0, 1.0
+	for _, c := range []struct {
+		file   string
+		status int
+	}{{"openslide-python/boxes.tiff", 400}, {"libvips/sample.tif", 0}} {
+		path, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Region(t.Context(), pipeline.Locator{ID: c.file, Path: path, Version: "1"}, pipeline.RegionRequest{
+			Left: &zero, Top: &zero, Right: &one, Bottom: &one, Units: "mm", Encode: pipeline.EncodeOptions{Encoding: "PNG"},
+		})
+		var te *tilesource.Error
+		switch {
+		case c.status == 0 && err != nil:
+			t.Errorf("%s: %v", c.file, err)
+		case c.status != 0 && (!errors.As(err, &te) || te.Status != c.status || te.Message != "Value Error: No mm_x or mm_y to use for units"):
+			t.Errorf("%s: %v, want %d", c.file, err, c.status)
 		}
 	}
 }
