@@ -440,7 +440,8 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 }
 
 // ioError wraps a read or decode failure as large_image's public error
-// (spec 2.6: "Internal I/O failure: ..."); the detail stays in the cause.
+// ("Internal I/O failure: ...", from the tiff source's
+// getTileIOTiffError); the detail stays in the cause.
 func ioError(what string, err error) error {
 	var te *tilesource.Error
 	if errors.As(err, &te) {
