@@ -119,13 +119,17 @@ func Encode(img *Image, opt Options) ([]byte, error) {
 			q = DefaultJPEGQuality
 		}
 		q = min(q, 100)
-		// libvips 8.14 offers only "subsample or not" and its subsampling
-		// is 4:2:0, so 4:2:2 (1) is served as 4:2:0.
-		mode := "off"
-		if opt.JPEGSubsampling == 1 || opt.JPEGSubsampling == 2 {
-			mode = "on"
+		// TurboJPEG encodes grey and RGB directly, with large_image's three
+		// subsampling modes; anything else goes through libvips, which
+		// offers only "subsample or not" (4:2:0), so 4:2:2 is 4:2:0 there.
+		b, err := EncodeJPEGTurbo(img, q, opt.JPEGSubsampling)
+		if errors.Is(err, ErrTurboUnsupported) {
+			mode := "off"
+			if opt.JPEGSubsampling == 1 || opt.JPEGSubsampling == 2 {
+				mode = "on"
+			}
+			b, err = save(img, fmt.Sprintf(".jpg[Q=%d,subsample_mode=%s,strip=true]", q, mode))
 		}
-		b, err := save(img, fmt.Sprintf(".jpg[Q=%d,subsample_mode=%s,strip=true]", q, mode))
 		if err != nil {
 			return nil, err
 		}
