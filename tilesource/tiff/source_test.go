@@ -552,40 +552,84 @@ func TestOrientationTiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Displayed (x, y) reads stored (u, v): transpose, then flips, as
-		// large_image's _getTileRotated.
-		at := func(x, y int) uint8 {
-			u, v := x, y
-			if o >= 5 {
-				u, v = y, x
-			}
-			if o == 2 || o == 3 || o == 6 || o == 7 {
-				u = page.Width - 1 - u
-			}
-			if o == 3 || o == 4 || o == 7 || o == 8 {
-				v = page.Height - 1 - v
-			}
-			return page.Pix[(v*page.Width+u)*page.Bands]
+		checkOriented(t, s, page, o, o <= 1)
+	}
+}
+
+// TestOrientationStrips checks an untiled file with an Orientation tag: the
+// virtual tiles are assembled from strips and reoriented.
+func TestOrientationStrips(t *testing.T) {
+	vips, err := exec.LookPath("vips")
+	if err != nil {
+		t.Fatal("the vips command (libvips-tools) is required")
+	}
+	out := filepath.Join(t.TempDir(), "strips.tif")
+	// libvips keeps the Orientation tag and writes strips of 128 rows.
+	if b, err := exec.Command(vips, "tiffsave", tdPath("large_image/test_orient7.tif"), out, "--compression", "deflate").CombinedOutput(); err != nil {
+		t.Fatalf("vips: %v\n%s", err, b)
+	}
+	so, err := Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Close()
+	s := so.(*Source)
+	if d := s.frame[0][s.info.Levels-1]; d.tiled || d.orient != 7 {
+		t.Fatalf("tiled %v orientation %d", d.tiled, d.orient)
+	}
+	if in := s.Info(); in.SizeX != 180 || in.SizeY != 120 || in.TileWidth != 256 {
+		t.Fatalf("%dx%d tile %d", in.SizeX, in.SizeY, in.TileWidth)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := encode.Decode(data, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOriented(t, s, page, 7, false)
+}
+
+// checkOriented compares every full-resolution tile of s with page, the
+// stored image, displayed with orientation o: displayed (x, y) reads stored
+// (u, v) after a transpose, then flips, as large_image's _getTileRotated.
+func checkOriented(t *testing.T, s *Source, page *encode.Image, o int, passthrough bool) {
+	t.Helper()
+	at := func(x, y int) uint8 {
+		u, v := x, y
+		if o >= 5 {
+			u, v = y, x
 		}
-		cols, rows := in.TileCount(2)
-		for ty := range rows {
-			for tx := range cols {
-				tl, err := s.ReadTile(t.Context(), 0, 2, tx, ty)
-				if err != nil {
-					t.Fatalf("%s tile %d,%d: %v", name, tx, ty, err)
-				}
-				if (tl.Encoding == "JPEG") != (o <= 1) {
-					t.Errorf("%s: encoding %q", name, tl.Encoding)
-				}
-				img, err := tl.Image()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for y := 0; y < img.Height && ty*64+y < in.SizeY; y++ {
-					for x := 0; x < img.Width && tx*64+x < in.SizeX; x++ {
-						if got, want := img.Pix[(y*img.Width+x)*img.Bands], at(tx*64+x, ty*64+y); got != want {
-							t.Fatalf("%s tile %d,%d pixel %d,%d = %d, want %d", name, tx, ty, x, y, got, want)
-						}
+		if o == 2 || o == 3 || o == 6 || o == 7 {
+			u = page.Width - 1 - u
+		}
+		if o == 3 || o == 4 || o == 7 || o == 8 {
+			v = page.Height - 1 - v
+		}
+		return page.Pix[(v*page.Width+u)*page.Bands]
+	}
+	in := s.Info()
+	z := in.Levels - 1
+	cols, rows := in.TileCount(z)
+	for ty := range rows {
+		for tx := range cols {
+			tl, err := s.ReadTile(t.Context(), 0, z, tx, ty)
+			if err != nil {
+				t.Fatalf("orientation %d tile %d,%d: %v", o, tx, ty, err)
+			}
+			if (tl.Encoding == "JPEG") != passthrough {
+				t.Errorf("orientation %d: encoding %q", o, tl.Encoding)
+			}
+			img, err := tl.Image()
+			if err != nil {
+				t.Fatal(err)
+			}
+			x0, y0 := tx*in.TileWidth, ty*in.TileHeight
+			for y := 0; y < img.Height && y0+y < in.SizeY; y++ {
+				for x := 0; x < img.Width && x0+x < in.SizeX; x++ {
+					if got, want := img.Pix[(y*img.Width+x)*img.Bands], at(x0+x, y0+y); got != want {
+						t.Fatalf("orientation %d tile %d,%d pixel %d,%d = %d, want %d", o, tx, ty, x, y, got, want)
 					}
 				}
 			}
