@@ -636,3 +636,23 @@ func checkOriented(t *testing.T, s *Source, page *encode.Image, o int, passthrou
 		}
 	}
 }
+
+// BenchmarkOrientedTile reads a full-resolution tile of a rotated file
+// (decode of the stored tiles and reorientation) against the passthrough
+// read of the same tile as stored.
+func BenchmarkOrientedTile(b *testing.B) {
+	for _, name := range []string{"large_image/test_orient1.tif", "large_image/test_orient6.tif"} {
+		s := openT(b, name)
+		b.Run(filepath.Base(name), func(b *testing.B) {
+			for b.Loop() {
+				tl, err := s.ReadTile(b.Context(), 0, 2, 1, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tl.Image(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
