@@ -17,7 +17,7 @@ const (
 	Nearest
 )
 
-// Options are encoder parameters (spec 4.2).
+// Options are encoder parameters (large_image's _encodeImage).
 type Options struct {
 	// Encoding: JPEG, JFIF, PNG, WEBP, TIFF (case-sensitive); "" means JPEG.
 	Encoding        string
@@ -89,7 +89,7 @@ func Decode(data []byte, options string) (*Image, error) {
 }
 
 // Encode encodes img. A zero-size image encodes to empty bytes. Samples that
-// are not uint8 are first converted with To8Bit (spec 2.12).
+// are not uint8 are first converted with To8Bit (large_image's _imageToPIL).
 func Encode(img *Image, opt Options) ([]byte, error) {
 	enc := opt.Encoding
 	if enc == "" {
