@@ -91,6 +91,15 @@ func ParsePILColour(s string) (Colour, bool) {
 	return Colour{}, false
 }
 
+// ColourError is Pillow's ImageColor.getrgb message for a string neither
+// parser accepts (Pillow reports the lower-cased string).
+func ColourError(s string) string {
+	if len(s) > 100 {
+		return "color specifier is too long"
+	}
+	return "unknown color specifier: " + pyRepr(strings.ToLower(s))
+}
+
 // parseMplColour is the matplotlib fallback large_image uses for palette
 // entries Pillow rejects: named colours (xkcd:, tab:, single letters), the
 // default cycle C0–C9 and grey levels written as a number in [0, 1]. The

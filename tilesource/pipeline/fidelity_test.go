@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/tileserver/tileserver/encode"
@@ -252,8 +253,13 @@ func TestColourParameters(t *testing.T) {
 			t.Errorf("edge %q: %v, want %v", edge, got, want)
 		}
 	}
-	_, err := p.Tile(ctx, loc, TileRequest{Z: 3, X: 4, Y: 3, Edge: "notacolour"})
+	// Pillow's messages, with the string lower-cased.
+	_, err := p.Tile(ctx, loc, TileRequest{Z: 3, X: 4, Y: 3, Edge: "NotAColour"})
 	wantError(t, err, 400, "Value Error: unknown color specifier: 'notacolour'")
+	_, err = p.Thumbnail(ctx, loc, ThumbnailRequest{Fill: "corner:NotA"})
+	wantError(t, err, 400, "Value Error: unknown color specifier: 'nota'")
+	_, err = p.Thumbnail(ctx, loc, ThumbnailRequest{Fill: strings.Repeat("a", 101)})
+	wantError(t, err, 400, "Value Error: color specifier is too long")
 
 	// fill follows large_image's _letterboxImage: a case-insensitive
 	// corner: prefix and its exact-case R/G/B names. 300×250 in 256² is

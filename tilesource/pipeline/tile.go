@@ -452,7 +452,7 @@ func parseColour(s string, withOverrides bool) (rgba, error) {
 	}
 	c, ok := parse(s)
 	if !ok {
-		return rgba{}, tilesource.BadRequest("Value Error: unknown color specifier: '%s'", s)
+		return rgba{}, tilesource.BadRequest("Value Error: %s", style.ColourError(s))
 	}
 	// Pillow accepts rgb(300,0,0); the sample is then stored in 8 bits,
 	// so clamp rather than wrap.
