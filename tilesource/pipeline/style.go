@@ -58,6 +58,11 @@ func parseStyle(s string, invalidStatus int) (styleSpec, error) {
 		}
 		return styleSpec{}, &tilesource.Error{Status: invalidStatus, Message: style.ErrNotJSONObject, Cause: err}
 	}
+	// Each band is a pass over every pixel: bound their number before
+	// any image work.
+	if err := checkLoop("The number of style bands", len(st.Bands())); err != nil {
+		return styleSpec{}, err
+	}
 	spec := styleSpec{st: st, key: st.Canonical()}
 	// {"icc": true} renders exactly like no style: share its entries.
 	if on, set := st.ICC(); !st.NeedsPixels() && (!set || on && st.ICCIntent() == encode.IntentPerceptual) {
