@@ -21,6 +21,7 @@ type guardSettings struct {
 	MaxDecodedBytes int64
 	MaxImageSide    int64
 	MaxLoop         int
+	MaxStyleBands   int
 	MemoryLimit     int64
 	ReadTimeout     time.Duration
 	WriteTimeout    time.Duration
@@ -34,7 +35,8 @@ var guardOptions = []option{
 		"(0 = (cache-memory-bytes + source-cache-bytes) / 8, between 4096² and 8192²)"},
 	{"max-decoded-bytes", "0", "largest decoded tile, strip or frame read from a file, in bytes (0 = 256M)"},
 	{"max-image-side", "0", "largest image width or height a file may declare (0 = 1048576)"},
-	{"max-loop", "1000", "largest request-driven count: frameList entries, style bands, quad_info strides and groups"},
+	{"max-loop", "1000", "largest request-driven count: frameList entries, quad_info strides and groups"},
+	{"max-style-bands", "64", "most bands a style may list (each is a pass over every pixel)"},
 	{"memory-limit", "0", "Go memory limit (GOMEMLIMIT) in bytes, suffixes K, M, G, T (0 = GOMEMLIMIT if set, " +
 		"else cache-memory-bytes + source-cache-bytes + 256M + 8 bytes × max-output-pixels)"},
 	{"read-timeout", "30s", "longest time to read a request, body included"},
@@ -61,8 +63,13 @@ func parseGuards(v map[string]string) (guardSettings, error) {
 	if g.MaxImageSide, err = strconv.ParseInt(strings.TrimSpace(v["max-image-side"]), 10, 64); err != nil || g.MaxImageSide < 0 {
 		return g, fmt.Errorf("--max-image-side: %q is not a number of pixels", v["max-image-side"])
 	}
-	if g.MaxLoop, err = strconv.Atoi(strings.TrimSpace(v["max-loop"])); err != nil || g.MaxLoop < 1 {
-		return g, fmt.Errorf("--max-loop: %q is not a positive number", v["max-loop"])
+	for _, n := range []struct {
+		name string
+		dst  *int
+	}{{"max-loop", &g.MaxLoop}, {"max-style-bands", &g.MaxStyleBands}} {
+		if *n.dst, err = strconv.Atoi(strings.TrimSpace(v[n.name])); err != nil || *n.dst < 1 {
+			return g, fmt.Errorf("--%s: %q is not a positive number", n.name, v[n.name])
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -97,7 +104,7 @@ const memoryOverhead = 256 << 20
 // is the tile cache's in-process budget plus the source cache budget.
 func applyLimits(g guardSettings, cache int64) limits.Limits {
 	l := limits.Limits{MaxOutputPixels: g.MaxOutputPixels, MaxDecodedBytes: g.MaxDecodedBytes,
-		MaxImageSide: g.MaxImageSide, MaxLoop: g.MaxLoop}
+		MaxImageSide: g.MaxImageSide, MaxLoop: g.MaxLoop, MaxStyleBands: g.MaxStyleBands}
 	if l.MaxOutputPixels == 0 {
 		l.MaxOutputPixels = min(max(cache/8, minDefaultOutputPixels), maxDefaultOutputPixels)
 	}
@@ -125,5 +132,5 @@ func applyMemoryLimit(g guardSettings, cache int64, l limits.Limits, lookupEnv f
 // logGuards reports the limits in force at start-up.
 func logGuards(log *slog.Logger, l limits.Limits, memLimit int64, memFrom string) {
 	log.Info("limits", "max_output_pixels", l.MaxOutputPixels, "max_decoded_bytes", l.MaxDecodedBytes,
-		"max_image_side", l.MaxImageSide, "max_loop", l.MaxLoop, "memory_limit", memLimit, "memory_limit_from", memFrom)
+		"max_image_side", l.MaxImageSide, "max_loop", l.MaxLoop, "max_style_bands", l.MaxStyleBands, "memory_limit", memLimit, "memory_limit_from", memFrom)
 }

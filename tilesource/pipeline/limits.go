@@ -23,7 +23,12 @@ func checkOutput(w, h int) error {
 // checkLoop refuses a request-driven count n (frames, bands, strides) over
 // the loop limit; what names the count for the message.
 func checkLoop(what string, n int) error {
-	if m := limits.Get().MaxLoop; n > m {
+	return checkCount(what, n, limits.Get().MaxLoop)
+}
+
+// checkCount refuses n over m; what names the count for the message.
+func checkCount(what string, n, m int) error {
+	if n > m {
 		return tilesource.BadRequest("Value Error: %s (%d) is over the limit of %d.", what, n, m)
 	}
 	return nil

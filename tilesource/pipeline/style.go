@@ -20,6 +20,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // iccDefault is large_image's icc_correction default: decoded output of a
@@ -60,7 +61,7 @@ func parseStyle(s string, invalidStatus int) (styleSpec, error) {
 	}
 	// Each band is a pass over every pixel: bound their number before
 	// any image work.
-	if err := checkLoop("The number of style bands", len(st.Bands())); err != nil {
+	if err := checkCount("The number of style bands", len(st.Bands()), limits.Get().MaxStyleBands); err != nil {
 		return styleSpec{}, err
 	}
 	spec := styleSpec{st: st, key: st.Canonical()}
