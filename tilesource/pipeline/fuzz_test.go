@@ -204,4 +204,3 @@ func FuzzFrames(f *testing.F) {
 		checkFuzzResult(t, err, before)
 	})
 }
-
