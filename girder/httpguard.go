@@ -29,6 +29,11 @@ func (s *Server) headers(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
+		if len(s.cfg.CORSOrigins) > 0 && !s.corsAny {
+			// The answer depends on the origin: shared caches must not
+			// give one origin's response to another.
+			h.Add("Vary", "Origin")
+		}
 		origin := c.Request().Header.Get("Origin")
 		if origin == "" || !s.corsAllowed(origin) {
 			return next(c)
@@ -37,7 +42,6 @@ func (s *Server) headers(next echo.HandlerFunc) echo.HandlerFunc {
 			h.Set("Access-Control-Allow-Origin", "*")
 		} else {
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
 		}
 		h.Set("Access-Control-Expose-Headers", "ETag, Content-Disposition, X-Tile-Cache")
 		req := c.Request()

@@ -138,6 +138,9 @@ func TestSecurityHeadersAndCORS(t *testing.T) {
 			!strings.Contains(rec.h.Get("Access-Control-Allow-Headers"), "Girder-Token")) {
 			t.Errorf("preflight from %s: status %d, headers %v", c.origin, rec.code, rec.h)
 		}
+		if vary := rec.h.Get("Vary"); (c.origins[0] != "*") != (vary == "Origin") {
+			t.Errorf("%v: Vary %q", c.origins, vary)
+		}
 		if c.want == "" && rec.h.Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("preflight from a foreign origin allowed: %v", rec.h)
 		}

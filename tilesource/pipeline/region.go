@@ -519,6 +519,13 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	if err := checkOutput(canvasW, canvasH); err != nil {
 		return nil, err
 	}
+	// An image the encoder cannot write is refused before it is made
+	// (analysis routes pass no encoding: they encode nothing).
+	if enc != "" {
+		if err := checkEncodable(enc, EncodeOptions{}, canvasW, canvasH); err != nil {
+			return nil, err
+		}
+	}
 
 	// 5. Level: the lowest with at least the needed resolution.
 	level := full
