@@ -258,6 +258,10 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			frames = append(frames, f)
 		}
 	}
+	// Each frame is a region of its own: bound them, listed or all.
+	if err := checkLoop("The number of frames", len(frames)); err != nil {
+		return nil, err
+	}
 	if len(frames) == 1 {
 		rr.frame = frames[0]
 		return p.region(ctx, loc, src, rr, enc)
