@@ -130,35 +130,49 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 	if src.Width != w {
 		hc := precomputeCoeffs(src.Width, w, f)
 		tmp := encode.NewImage(w, src.Height, nb, encode.Uint8)
+		var acc [4]int64
 		for y := range src.Height {
-			row := src.Pix[y*src.Width*nb:]
+			row := src.Pix[y*src.Width*nb : (y+1)*src.Width*nb]
 			out := tmp.Pix[y*w*nb:]
 			for xx := range w {
 				s0, k := hc.start[xx], hc.k[xx]
 				for b := range nb {
-					ss := int64(1) << (precisionBits - 1)
-					for x, kv := range k {
-						ss += int64(row[(s0+x)*nb+b]) * int64(kv)
+					acc[b] = 1 << (precisionBits - 1)
+				}
+				px := row[s0*nb:]
+				for x, kv := range k {
+					for b := range nb {
+						acc[b] += int64(px[x*nb+b]) * int64(kv)
 					}
-					out[xx*nb+b] = clip8(ss)
+				}
+				for b := range nb {
+					out[xx*nb+b] = clip8(acc[b])
 				}
 			}
 		}
 		src = tmp
 	}
 	if src.Height != h {
+		// Rows are accumulated whole, so the source is read in order.
 		vc := precomputeCoeffs(src.Height, h, f)
 		tmp := encode.NewImage(src.Width, h, nb, encode.Uint8)
 		stride := src.Width * nb
+		acc := make([]int64, stride)
 		for yy := range h {
 			s0, k := vc.start[yy], vc.k[yy]
-			out := tmp.Pix[yy*stride:]
-			for i := range stride {
-				ss := int64(1) << (precisionBits - 1)
-				for y, kv := range k {
-					ss += int64(src.Pix[(s0+y)*stride+i]) * int64(kv)
+			for i := range acc {
+				acc[i] = 1 << (precisionBits - 1)
+			}
+			for y, kv := range k {
+				row := src.Pix[(s0+y)*stride : (s0+y+1)*stride]
+				k64 := int64(kv)
+				for i, v := range row {
+					acc[i] += int64(v) * k64
 				}
-				out[i] = clip8(ss)
+			}
+			out := tmp.Pix[yy*stride : (yy+1)*stride]
+			for i := range out {
+				out[i] = clip8(acc[i])
 			}
 		}
 		src = tmp
