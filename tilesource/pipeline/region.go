@@ -36,12 +36,41 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		return nil, err
 	}
 	rr.style = style
-	img, err := p.regionImage(ctx, loc, rr, enc)
-	if err != nil {
-		return nil, err
-	}
-	return encodeResult(img, enc, req.Encode, mime, "")
+	rr.coarsest = true
+	var res *Result
+	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
+		plan, err := planRegion(src.Info(), &rr, enc)
+		if err != nil {
+			return err
+		}
+		render := func() (*encode.Image, error) {
+			if plan.empty {
+				return nil, nil
+			}
+			return p.renderRegion(ctx, loc, src, rr, plan, enc)
+		}
+		if plan.empty || plan.canvasW*plan.canvasH > maxCachedRegionPixels {
+			img, err := render()
+			if err != nil {
+				return err
+			}
+			res, err = encodeResult(img, enc, req.Encode, mime, "")
+			return err
+		}
+		// Regions are cached as thumbnails are, under what decides their
+		// bytes, so the same area asked in other units is one entry.
+		key := tilecache.Key(identity(loc), "region", plan.key(), strconv.Itoa(rr.frame),
+			rr.fill.key(), encodingKey(enc, req.Encode), style.key)
+		res, err = p.cachedEncoded(ctx, key, enc, mime, req.Encode, render)
+		return err
+	})
+	return res, err
 }
+
+// maxCachedRegionPixels bounds the regions kept in the tile cache: those
+// a viewer or a page asks for again; larger ones would push out many
+// tiles each.
+const maxCachedRegionPixels = 2048 * 2048
 
 // regionImage assembles rr from the source of loc.
 func (p *Pipeline) regionImage(ctx context.Context, loc Locator, rr regionParams, enc string) (*encode.Image, error) {
@@ -92,7 +121,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	if w == 0 && h == 0 {
 		w, h = 256, 256
 	}
-	rr := regionParams{frame: req.Frame, style: style}
+	rr := regionParams{frame: req.Frame, style: style, coarsest: true}
 	if w != 0 {
 		rr.maxW = &w
 	}
@@ -187,7 +216,7 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 		h = (bottom - top + f - 1) / f
 	}
 	fl, ft, fr, fb := float64(left), float64(top), float64(right), float64(bottom)
-	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style}
+	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style, coarsest: true}
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
@@ -241,6 +270,10 @@ type regionParams struct {
 	// geom, when set, receives where the assembled pixels lie in their
 	// level.
 	geom *regionGeom
+	// coarsest reads the level of the output's resolution, synthesised
+	// when the file lacks it, rather than large_image's preferred level
+	// (see planRegion).
+	coarsest bool
 }
 
 // regionGeom places an assembled region in its level: its top-left level
@@ -441,10 +474,38 @@ func preferredLevel(info *tilesource.Info, level int) int {
 // region runs large_image's TileSource.getRegion and returns the pixels, or
 // nil for an empty result.
 func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string) (*encode.Image, error) {
-	info := src.Info()
+	plan, err := planRegion(src.Info(), &rr, enc)
+	if err != nil || plan.empty {
+		return nil, err
+	}
+	return p.renderRegion(ctx, loc, src, rr, plan, enc)
+}
+
+// regionPlan is where a region's pixels come from and what size it is
+// made: everything that decides its bytes besides the frame, fill, style
+// and encoding, so it is the region's cache key too.
+type regionPlan struct {
+	empty                 bool
+	level, x0, y0, x1, y1 int
+	outW, outH            int
+	// canvasW×canvasH is the final size, the fill's box included.
+	canvasW, canvasH int
+}
+
+// key is the canonical form of the plan for cache keys.
+func (pl regionPlan) key() string {
+	return fmt.Sprintf("%d:%d,%d,%d,%d:%dx%d:%dx%d", pl.level, pl.x0, pl.y0, pl.x1, pl.y1,
+		pl.outW, pl.outH, pl.canvasW, pl.canvasH)
+}
+
+// planRegion resolves rr against the image (steps 1 to 5 of
+// TileSource.getRegion): the level to read, the area of that level and
+// the output size. It sets rr.frame to the frame the style reads.
+func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan, error) {
+	empty := regionPlan{empty: true}
 	rr.frame = rr.style.st.EffectiveFrame(rr.frame)
 	if rr.frame < 0 || rr.frame >= info.FrameCount() {
-		return nil, tilesource.BadRequest("Frame does not exist")
+		return empty, tilesource.BadRequest("Frame does not exist")
 	}
 	full := info.Levels - 1
 
@@ -456,7 +517,7 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	if byMag {
 		l, ok := levelForMagnification(info, rr.magnification, rr.mmX, rr.mmY, rr.exact)
 		if !ok {
-			return nil, nil
+			return empty, nil
 		}
 		magLevel = l
 		s := math.Exp2(float64(full) - l)
@@ -484,7 +545,7 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	}{{rr.left, rr.units, true}, {rr.top, rr.units, false}, {rr.right, rr.units, true},
 		{rr.bottom, rr.units, false}, {rr.regionW, rr.unitsWH, true}, {rr.regionH, rr.unitsWH, false}} {
 		if vals[i], err = conv(c.v, c.units, c.x); err != nil {
-			return nil, err
+			return empty, err
 		}
 	}
 	left, top, right, bottom, width, height := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
@@ -521,7 +582,7 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		outW, outH = rW, rH
 	}
 	if outW <= 0 || outH <= 0 || rW <= 0 || rH <= 0 {
-		return nil, nil
+		return empty, nil
 	}
 	// The fill canvas is at least the requested box: check what will be
 	// allocated, not only the scaled image.
@@ -530,13 +591,13 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		canvasW, canvasH = max(outW, *rr.maxW), max(outH, *rr.maxH)
 	}
 	if err := checkOutput(canvasW, canvasH); err != nil {
-		return nil, err
+		return empty, err
 	}
 	// An image the encoder cannot write is refused before it is made
 	// (analysis routes pass no encoding: they encode nothing).
 	if enc != "" {
 		if err := checkEncodable(enc, EncodeOptions{}, canvasW, canvasH); err != nil {
-			return nil, err
+			return empty, err
 		}
 	}
 
@@ -546,9 +607,20 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		ratio := math.Min(float64(outW)/float64(rW), float64(outH)/float64(rH))
 		l := full + int(math.Ceil(math.RoundToEven(math.Log2(ratio)*1e4)/1e4))
 		level = preferredLevel(info, max(0, l))
-	}
-	if byMag && rr.exact && float64(level) != magLevel {
-		return nil, nil
+		if byMag && rr.exact && float64(level) != magLevel {
+			return empty, nil
+		}
+		// Image routes read the level of the output's resolution even
+		// when the file does not store it: its tiles are synthesised
+		// from the nearest stored level and cached, where large_image
+		// would decode and resample the finer level it prefers (several
+		// times the pixels). Analysis routes keep large_image's level, as
+		// their counts depend on it.
+		if rr.coarsest {
+			level = min(max(0, l), full)
+		}
+	} else if byMag && rr.exact && float64(level) != magLevel {
+		return empty, nil
 	}
 	if level < full {
 		f := float64(int(1) << (full - level))
@@ -562,8 +634,17 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		*rr.geom = regionGeom{x0: x0, y0: y0, scale: scale, tileW: info.TileWidth, tileH: info.TileHeight}
 	}
 	if err := checkOutput(x1-x0, y1-y0); err != nil {
-		return nil, err
+		return empty, err
 	}
+	return regionPlan{level: level, x0: x0, y0: y0, x1: x1, y1: y1, outW: outW, outH: outH,
+		canvasW: canvasW, canvasH: canvasH}, nil
+}
+
+// renderRegion makes the pixels of a planned region (steps 6 to 9 of
+// TileSource.getRegion).
+func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, plan regionPlan, enc string) (*encode.Image, error) {
+	info := src.Info()
+	level, x0, y0, x1, y1, outW, outH := plan.level, plan.x0, plan.y0, plan.x1, plan.y1, plan.outW, plan.outH
 
 	// 6. Assembly from unstyled tiles of the level.
 	img, err := p.assemble(ctx, loc, src, rr.frame, level, x0, y0, x1, y1)

@@ -1,0 +1,56 @@
+package pipeline
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tileserver/tileserver/tilecache"
+)
+
+// BenchmarkRegion measures regions of CMU-1-Small-Region.svs (20×, one
+// stored level) with a warm tile cache holding the tiles but not the
+// region itself: at 5× (a quarter of the width, made from a coarser
+// level) against a full-resolution region of the same output size, and
+// the whole-slide tile z=0.
+func BenchmarkRegion(b *testing.B) {
+	mag5 := 5.0
+	for _, c := range []struct {
+		name string
+		run  func(p *Pipeline, ctx context.Context, loc Locator) error
+	}{
+		{"mag5", func(p *Pipeline, ctx context.Context, loc Locator) error {
+			_, err := p.Region(ctx, loc, RegionRequest{Magnification: &mag5})
+			return err
+		}},
+		{"full-same-size", func(p *Pipeline, ctx context.Context, loc Locator) error {
+			_, err := p.Region(ctx, loc, RegionRequest{Left: ptr(0.0), Top: ptr(0.0), Right: ptr(555.0), Bottom: ptr(742.0)})
+			return err
+		}},
+		{"tile-z0", func(p *Pipeline, ctx context.Context, loc Locator) error {
+			_, err := p.Tile(ctx, loc, TileRequest{})
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			loc := cmuLoc(b)
+			for b.Loop() {
+				// A fresh cache per iteration would measure the stored
+				// tiles' reads; the region itself must not be a hit.
+				b.StopTimer()
+				tiles, err := tilecache.New(tilecache.Config{Mode: tilecache.ModeMemory, MemoryBytes: 256 << 20})
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := newPipeline(b, tiles)
+				b.StartTimer()
+				if err := c.run(p, ctx, loc); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				tiles.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
