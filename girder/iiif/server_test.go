@@ -43,7 +43,7 @@ var quadColors = [4]color.RGBA{
 }
 
 // writeQuads writes the asymmetric test image.
-func writeQuads(t *testing.T, path string) {
+func writeQuads(t testing.TB, path string) {
 	img := image.NewRGBA(image.Rect(0, 0, quadsW, quadsH))
 	for y := range quadsH {
 		for x := range quadsW {
@@ -67,7 +67,7 @@ func writeQuads(t *testing.T, path string) {
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	st   *store.Store
 	cmu  string // item ids
@@ -75,7 +75,7 @@ type env struct {
 	quad string
 }
 
-func copyFile(t *testing.T, src, dst string) {
+func copyFile(t testing.TB, src, dst string) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -91,13 +91,25 @@ func copyFile(t *testing.T, src, dst string) {
 
 // newEnv serves a slide root holding a real Aperio slide, a multi-frame
 // OME-TIFF and the quadrant image through the real pipeline and caches.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with extra files linked (or copied) into the slide
+// root (slide-root path → absolute path).
+func newEnvWith(t testing.TB, extra map[string]string) *env {
 	t.Helper()
 	base := t.TempDir()
 	slides := filepath.Join(base, "slides")
 	copyFile(t, filepath.Join(testdata, "libvips", cmuName), filepath.Join(slides, cmuName))
 	copyFile(t, filepath.Join(testdata, "libvips", filepath.Base(omeName)), filepath.Join(slides, omeName))
 	writeQuads(t, filepath.Join(slides, quadsName))
+	for dst, src := range extra {
+		// A hard link: symbolic links leaving the slide root are skipped.
+		if err := os.Link(src, filepath.Join(slides, dst)); err != nil {
+			copyFile(t, src, filepath.Join(slides, dst))
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(base, "data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
