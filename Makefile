@@ -74,4 +74,4 @@ bench: build
 	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/pipeline/ ./encode/ | tee out/bench/go-bench.txt
 
 clean:
-	rm -rf bin out web/node_modules girder/web/dist/openseadragon
+	rm -rf bin out web/node_modules girder/web/dist/openseadragon girder/web/dist/mirador
