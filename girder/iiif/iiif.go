@@ -94,23 +94,31 @@ func Register(e *echo.Echo, cfg Config) {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	get := []string{http.MethodGet, http.MethodHead}
-	for _, v := range []int{2, 3} {
-		base := fmt.Sprintf("%s/%d", Prefix, v)
-		e.Match(get, base+"/:id", h.wrap(v, h.redirect))
-		e.Match(get, base+"/:id/info.json", h.wrap(v, h.info))
-		e.Match(get, base+"/:id/:region/:size/:rotation/:qf", h.wrap(v, h.image))
-		e.Match(get, base+"/*", h.wrap(v, func(echo.Context, int) error {
-			return badRequest("Malformed IIIF request")
-		}))
-	}
-	e.Match(get, Prefix+"/3/:id/manifest", h.wrap(3, h.manifest))
-	e.Match(get, Prefix+"/3/collection", h.wrap(3, h.rootCollection))
-	e.Match(get, Prefix+"/3/collection/:folder", h.wrap(3, h.collection))
-	e.OPTIONS(Prefix+"/*", func(c echo.Context) error {
+	preflight := func(c echo.Context) error {
 		setCORS(c)
 		c.Response().Header().Set("Access-Control-Max-Age", "86400")
 		return c.NoContent(http.StatusNoContent)
+	}
+	// Every route answers GET and HEAD, and CORS preflights itself (echo
+	// would otherwise answer OPTIONS without the CORS headers).
+	route := func(path string, version int, fn func(echo.Context, int) error) {
+		e.Match([]string{http.MethodGet, http.MethodHead}, path, h.wrap(version, fn))
+		e.OPTIONS(path, preflight)
+	}
+	for _, v := range []int{2, 3} {
+		base := fmt.Sprintf("%s/%d", Prefix, v)
+		route(base+"/:id", v, h.redirect)
+		route(base+"/:id/info.json", v, h.info)
+		route(base+"/:id/:region/:size/:rotation/:qf", v, h.image)
+		route(base+"/*", v, func(echo.Context, int) error {
+			return badRequest("Malformed IIIF request")
+		})
+	}
+	route(Prefix+"/3/:id/manifest", 3, h.manifest)
+	route(Prefix+"/3/collection", 3, h.rootCollection)
+	route(Prefix+"/3/collection/:folder", 3, h.collection)
+	route(Prefix+"/*", 3, func(echo.Context, int) error {
+		return tilesource.NotFound("No such IIIF resource: the Image API is at %s/3/ and %s/2/", Prefix, Prefix)
 	})
 }
 

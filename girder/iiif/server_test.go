@@ -150,7 +150,12 @@ type resp struct {
 
 func (e *env) get(path string, hdr ...string) resp {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
+	return e.do(http.MethodGet, path, hdr...)
+}
+
+func (e *env) do(method, path string, hdr ...string) resp {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -265,6 +270,18 @@ func TestInfoJSON(t *testing.T) {
 		t.Errorf("2.1 JSON-LD content type %q", ct)
 	}
 
+	// A CORS preflight and HEAD.
+	r = e.do(http.MethodOptions, "/iiif/3/"+e.cmu+"/info.json", "Origin", "http://viewer.example",
+		"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "accept")
+	if r.status != http.StatusNoContent || r.header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "GET") {
+		t.Errorf("preflight: %d %v", r.status, r.header)
+	}
+	r = e.do(http.MethodHead, "/iiif/3/"+e.cmu+"/full/64,/0/default.jpg")
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/jpeg" || len(r.body) != 0 {
+		t.Errorf("HEAD: %d %v", r.status, r.header)
+	}
+
 	// Base URI redirect.
 	for _, v := range []string{"2", "3"} {
 		r = e.get("/iiif/" + v + "/" + e.cmu)
@@ -300,6 +317,7 @@ func TestErrors(t *testing.T) {
 		{"/iiif/3/" + e.cmu + "/full/max/0/default.gif", 501, `Format "gif" is not supported`},
 		{"/iiif/3/" + e.cmu + "/full/max/0/default.xyz", 400, `Invalid format "xyz"`},
 		{"/iiif/3/" + e.cmu + "/full/max/0", 400, `Malformed IIIF request`},
+		{"/iiif/4/" + e.cmu + "/info.json", 404, `No such IIIF resource: the Image API is at /iiif/3/ and /iiif/2/`},
 		{"/iiif/3/collection/0123456789abcdef01234567", 404, `Unknown folder "0123456789abcdef01234567"`},
 	} {
 		r := e.get(c.path)
@@ -350,7 +368,7 @@ func TestOutputSizes(t *testing.T) {
 		w, h int
 	}{
 		{"0,0,1000,1200/full/0/default.jpg", 1000, 1200},
-		{"full/max/0/native.jpg", 1771, 2367}, // full/full is beyond maxArea: see TestErrors
+		{"full/max/0/native.jpg", 1771, 2367},        // full/full is beyond maxArea: see TestErrors
 		{"0,0,100,100/200,/0/default.png", 200, 200}, // sizeAboveFull
 		{"full/pct:10/0/default.jpg", 222, 297},
 	} {
