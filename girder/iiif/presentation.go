@@ -46,20 +46,26 @@ func thumbnail(svc string, w, h int) []map[string]any {
 	}}
 }
 
-// frameLabel names frame n: its position on each axis, and its channel
-// when the source names channels.
+// frameLabel names frame n: its position on each axis that varies across
+// the frames, and its channel when the source names channels.
 func frameLabel(in *tilesource.Info, n int) string {
 	if n >= len(in.Frames) {
 		return fmt.Sprintf("Frame %d", n)
 	}
-	f := in.Frames[n]
-	var keys []string
-	for k := range f {
-		if strings.HasPrefix(k, "Index") && len(k) > len("Index") {
-			keys = append(keys, k)
+	varies := map[string]bool{}
+	for _, f := range in.Frames {
+		for k, v := range f {
+			if strings.HasPrefix(k, "Index") && len(k) > len("Index") && fmt.Sprint(v) != "0" {
+				varies[k] = true
+			}
 		}
 	}
+	var keys []string
+	for k := range varies {
+		keys = append(keys, k)
+	}
 	sort.Strings(keys)
+	f := in.Frames[n]
 	var parts []string
 	for _, k := range keys {
 		part := fmt.Sprintf("%s=%v", strings.ToLower(strings.TrimPrefix(k, "Index")), f[k])
