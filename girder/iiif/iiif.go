@@ -248,9 +248,10 @@ func (h *handler) redirect(c echo.Context, version int) error {
 	return c.Redirect(http.StatusSeeOther, serviceURL(c, version, img.ident)+"/info.json")
 }
 
-// limitsFor are the output limits the server advertises and enforces.
-func limitsFor() limits {
-	area := pipeline.MaxTransformPixels()
+// limitsFor are the output limits the server advertises and enforces for
+// an image.
+func limitsFor(in *tilesource.Info) limits {
+	area := pipeline.MaxTransformPixels(in)
 	// Sides are bounded by the smallest encoder limit (WebP's 16383).
 	side := 16383
 	return limits{maxWidth: side, maxHeight: side, maxArea: area}
@@ -323,9 +324,9 @@ func (h *handler) info(c echo.Context, version int) error {
 	}
 	svc := serviceURL(c, version, img.ident)
 	if version == 2 {
-		return sendJSON(c, http.StatusOK, ctype, info2(svc, &img.info, limitsFor()))
+		return sendJSON(c, http.StatusOK, ctype, info2(svc, &img.info, limitsFor(&img.info)))
 	}
-	return sendJSON(c, http.StatusOK, ctype, info3(svc, &img.info, limitsFor()))
+	return sendJSON(c, http.StatusOK, ctype, info3(svc, &img.info, limitsFor(&img.info)))
 }
 
 func (h *handler) image(c echo.Context, version int) error {
@@ -333,8 +334,8 @@ func (h *handler) image(c echo.Context, version int) error {
 	if err != nil {
 		return err
 	}
-	lim := limitsFor()
 	in := &img.info
+	lim := limitsFor(in)
 	req, err := parseRequest(version, c.Param("region"), c.Param("size"), c.Param("rotation"), c.Param("qf"),
 		in.SizeX, in.SizeY, lim)
 	if err != nil {

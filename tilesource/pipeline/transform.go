@@ -43,12 +43,19 @@ type TransformRequest struct {
 	Encode  EncodeOptions
 }
 
-// MaxTransformPixels is the largest output (in pixels) a TransformRequest is
-// always accepted for: the region path refuses to assemble more than its
-// own limit, and it may read a level up to four times finer than the output
-// in each direction when the pyramid skips levels.
-func MaxTransformPixels() int64 {
-	return min(int64(maxRegionPixels), limits.Get().MaxOutputPixels) / 16
+// MaxTransformPixels is the largest output (in pixels) a TransformRequest
+// on an image with this pyramid is always accepted for. The region path
+// refuses to assemble more than its own limit, and it reads the level
+// with at least the output's resolution (up to twice as fine in each
+// direction), or a finer one where the pyramid skips levels
+// (preferredLevel), so the limit is divided by the worst case.
+func MaxTransformPixels(info *tilesource.Info) int64 {
+	finer := 0
+	for l := range info.Levels {
+		finer = max(finer, preferredLevel(info, l)-l)
+	}
+	side := int64(2) << finer
+	return min(int64(maxRegionPixels), limits.Get().MaxOutputPixels) / (side * side)
 }
 
 // SourceInfo returns the metadata of the image loc names (a copy; its
@@ -72,7 +79,7 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 	if req.W <= 0 || req.H <= 0 || req.X < 0 || req.Y < 0 || req.Width <= 0 || req.Height <= 0 {
 		return nil, tilesource.BadRequest("Invalid region or size")
 	}
-	if int64(req.Width)*int64(req.Height) > MaxTransformPixels() {
+	if int64(req.Width)*int64(req.Height) > min(int64(maxRegionPixels), limits.Get().MaxOutputPixels) {
 		return nil, tilesource.BadRequest("The requested output is too large")
 	}
 	switch req.Rotate {
