@@ -351,12 +351,12 @@ func TestOutputSizes(t *testing.T) {
 		{"full/pct:5/0/default.jpg", 111, 148},
 		{"square/max/0/default.jpg", 1024, 1024}, // 2220² is beyond maxArea
 		{"square/100,100/0/default.jpg", 100, 100},
-		{"pct:50,50,50,50/max/0/default.jpg", 885, 1183}, // 1110×1483 is beyond maxArea
-		{"pct:50,50,25,25/max/0/default.jpg", 555, 741}, // rows 1484 (1483.5 rounded) to 2225
+		{"pct:50,50,50,50/max/0/default.jpg", 885, 1183},  // 1110×1483 is beyond maxArea
+		{"pct:50,50,25,25/max/0/default.jpg", 555, 741},   // rows 1484 (1483.5 rounded) to 2225
 		{"2000,2800,500,500/max/0/default.jpg", 220, 167}, // cropped at the edge
 		{"100,100,50,40/^100,/0/default.png", 100, 80},
 		{"100,100,50,40/^max/0/default.png", 1144, 915}, // up to maxArea
-		{"100,100,50,40/50,40/90/default.png", 40, 50},   // rotation swaps the sides
+		{"100,100,50,40/50,40/90/default.png", 40, 50},  // rotation swaps the sides
 		{"100,100,50,40/50,40/!270/gray.png", 40, 50},
 		{"full/200,/0/default.tif", 200, 267},
 	} {
@@ -371,7 +371,7 @@ func TestOutputSizes(t *testing.T) {
 		w, h int
 	}{
 		{"0,0,800,1200/full/0/default.jpg", 800, 1200},
-		{"full/max/0/native.jpg", 885, 1183},        // full/full is beyond maxArea: see TestErrors
+		{"full/max/0/native.jpg", 885, 1183},         // full/full is beyond maxArea: see TestErrors
 		{"0,0,100,100/200,/0/default.png", 200, 200}, // sizeAboveFull
 		{"full/pct:10/0/default.jpg", 222, 297},
 	} {
