@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
+	$(GO) test $(FUZZ) -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 
 test: deps vet lint unit race fuzz
 
