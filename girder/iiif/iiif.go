@@ -64,13 +64,19 @@ const Prefix = "/iiif"
 
 // Specification URIs.
 const (
-	context3        = "http://iiif.io/api/image/3/context.json"
-	context2        = "http://iiif.io/api/image/2/context.json"
-	presentation3   = "http://iiif.io/api/presentation/3/context.json"
-	protocol        = "http://iiif.io/api/image"
-	level2Profile3  = "http://iiif.io/api/image/3/level2.json"
-	level2Profile2  = "http://iiif.io/api/image/2/level2.json"
-	frameSeparator  = "~"
+	context3       = "http://iiif.io/api/image/3/context.json"
+	context2       = "http://iiif.io/api/image/2/context.json"
+	presentation3  = "http://iiif.io/api/presentation/3/context.json"
+	protocol       = "http://iiif.io/api/image"
+	level2Profile3 = "http://iiif.io/api/image/3/level2.json"
+	level2Profile2 = "http://iiif.io/api/image/2/level2.json"
+)
+
+const (
+	// frameSeparator joins an item id and a frame number in an
+	// identifier; "~" is unreserved in URLs, so it needs no escaping.
+	frameSeparator = "~"
+	// thumbnailBox bounds the thumbnails of manifests and collections.
 	thumbnailBox    = 256
 	defaultMaxAgeS  = 3600
 	mimeJSON        = "application/json"
