@@ -23,6 +23,7 @@ import (
 	"github.com/tileserver/tileserver/girder"
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/limits"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
@@ -99,6 +100,9 @@ func newEnv(t testing.TB) *env {
 // root (slide-root path → absolute path).
 func newEnvWith(t testing.TB, extra map[string]string) *env {
 	t.Helper()
+	// The output-pixel limit the expected sizes below are computed for.
+	limits.Set(limits.Limits{MaxOutputPixels: 1 << 26})
+	t.Cleanup(func() { limits.Set(limits.Limits{}) })
 	base := t.TempDir()
 	slides := filepath.Join(base, "slides")
 	copyFile(t, filepath.Join(testdata, "libvips", cmuName), filepath.Join(slides, cmuName))
@@ -200,7 +204,7 @@ func TestInfoJSON(t *testing.T) {
 	}
 	// The slide stores full resolution only: the region path may read a
 	// level up to eight times finer than the output in each direction, so
-	// maxArea is its 2^26-pixel limit over 64.
+	// maxArea is the 2^26-pixel output limit over 64.
 	area := float64(1 << 20)
 	want := map[string]any{
 		"@context": "http://iiif.io/api/image/3/context.json",

@@ -45,7 +45,7 @@ type TransformRequest struct {
 
 // MaxTransformPixels is the largest output (in pixels) a TransformRequest
 // on an image with this pyramid is always accepted for. The region path
-// refuses to assemble more than its own limit, and it reads the level
+// refuses to assemble more than the output-pixel limit, and it reads the level
 // with at least the output's resolution (up to twice as fine in each
 // direction), or a finer one where the pyramid skips levels
 // (preferredLevel), so the limit is divided by the worst case.
@@ -55,7 +55,7 @@ func MaxTransformPixels(info *tilesource.Info) int64 {
 		finer = max(finer, preferredLevel(info, l)-l)
 	}
 	side := int64(2) << finer
-	return min(int64(maxRegionPixels), limits.Get().MaxOutputPixels) / (side * side)
+	return limits.Get().MaxOutputPixels / (side * side)
 }
 
 // SourceInfo returns the metadata of the image loc names (a copy; its
@@ -79,8 +79,15 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 	if req.W <= 0 || req.H <= 0 || req.X < 0 || req.Y < 0 || req.Width <= 0 || req.Height <= 0 {
 		return nil, tilesource.BadRequest("Invalid region or size")
 	}
-	if int64(req.Width)*int64(req.Height) > min(int64(maxRegionPixels), limits.Get().MaxOutputPixels) {
-		return nil, tilesource.BadRequest("The requested output is too large")
+	if err := checkOutput(req.Width, req.Height); err != nil {
+		return nil, err
+	}
+	outW, outH := req.Width, req.Height
+	if req.Rotate%180 != 0 {
+		outW, outH = outH, outW
+	}
+	if err := checkEncodable(enc, req.Encode, outW, outH); err != nil {
+		return nil, err
 	}
 	switch req.Rotate {
 	case 0, 90, 180, 270:

@@ -5,9 +5,13 @@ import (
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 func TestMaxTransformPixels(t *testing.T) {
+	defer limits.Set(limits.Limits{})
+	const maxRegionPixels = 1 << 26
+	limits.Set(limits.Limits{MaxOutputPixels: maxRegionPixels})
 	for _, c := range []struct {
 		name   string
 		stored []bool
