@@ -119,7 +119,7 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 		// The region path keeps the aspect ratio; a distorting size or a
 		// rounding difference is one more resize.
 		if img.Width != req.Width || img.Height != req.Height {
-			if img, err = resizeImage(img, req.Width, req.Height, ""); err != nil {
+			if img, err = resizeImage(img, req.Width, req.Height); err != nil {
 				return nil, err
 			}
 		}
