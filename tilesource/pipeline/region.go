@@ -36,7 +36,6 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		return nil, err
 	}
 	rr.style = style
-	rr.coarsest = true
 	var res *Result
 	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
 		plan, err := planRegion(src.Info(), &rr, enc)
@@ -121,7 +120,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	if w == 0 && h == 0 {
 		w, h = 256, 256
 	}
-	rr := regionParams{frame: req.Frame, style: style, coarsest: true}
+	rr := regionParams{frame: req.Frame, style: style}
 	if w != 0 {
 		rr.maxW = &w
 	}
@@ -216,7 +215,7 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 		h = (bottom - top + f - 1) / f
 	}
 	fl, ft, fr, fb := float64(left), float64(top), float64(right), float64(bottom)
-	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style, coarsest: true}
+	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style}
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
@@ -270,10 +269,6 @@ type regionParams struct {
 	// geom, when set, receives where the assembled pixels lie in their
 	// level.
 	geom *regionGeom
-	// coarsest reads the level of the output's resolution, synthesised
-	// when the file lacks it, rather than large_image's preferred level
-	// (see planRegion).
-	coarsest bool
 }
 
 // regionGeom places an assembled region in its level: its top-left level
@@ -610,13 +605,13 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 		if byMag && rr.exact && float64(level) != magLevel {
 			return empty, nil
 		}
-		// Image routes read the level of the output's resolution even
-		// when the file does not store it: its tiles are synthesised
-		// from the nearest stored level and cached, where large_image
-		// would decode and resample the finer level it prefers (several
-		// times the pixels). Analysis routes keep large_image's level, as
-		// their counts depend on it.
-		if rr.coarsest {
+		// Image routes (those with an encoding) read the level of the
+		// output's resolution even when the file does not store it: its
+		// tiles are synthesised from the nearest stored level and
+		// cached, where large_image would decode and resample the finer
+		// level it prefers (up to 64 times the pixels). Analysis routes
+		// keep large_image's level, as their counts depend on it.
+		if enc != "" {
 			level = min(max(0, l), full)
 		}
 	} else if byMag && rr.exact && float64(level) != magLevel {
