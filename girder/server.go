@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -68,6 +69,9 @@ type Server struct {
 	bg    *background // warm-up, precache and prefetch (warm.go)
 	// corsAny is set when CORSOrigins holds "*".
 	corsAny bool
+	// cacheControl is the Cache-Control value of cacheable responses,
+	// made once (net/http only reads header values).
+	cacheControl []string
 }
 
 // Option adds optional parts to the server.
@@ -102,7 +106,8 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{cfg: cfg, svc: svc, store: st, log: log}
+	s := &Server{cfg: cfg, svc: svc, store: st, log: log,
+		cacheControl: []string{"public, max-age=" + strconv.Itoa(cfg.MaxAge)}}
 	for _, o := range cfg.CORSOrigins {
 		s.corsAny = s.corsAny || o == "*"
 	}

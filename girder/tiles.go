@@ -13,6 +13,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/style"
+	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
@@ -110,16 +111,33 @@ func checkEncoding(enc string) error {
 
 // sendResult writes encoded image bytes with the tile cache status.
 func sendResult(c echo.Context, res *pipeline.Result) error {
+	h := c.Response().Header()
 	if res.CacheStatus != "" {
-		c.Response().Header().Set("X-Tile-Cache", res.CacheStatus)
+		// A handful of values, each made once.
+		v, ok := cacheStatusValues[res.CacheStatus]
+		if !ok {
+			v = []string{res.CacheStatus}
+		}
+		h["X-Tile-Cache"] = v
 	}
 	mime := res.MIME
 	if mime == "" {
 		mime = echo.MIMEOctetStream
 	}
 	// An explicit length spares clients chunked decoding of every tile.
-	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(res.Data)))
+	h["Content-Length"] = []string{strconv.Itoa(len(res.Data))}
 	return c.Blob(http.StatusOK, mime, res.Data)
+}
+
+// cacheStatusValues holds the X-Tile-Cache header values; net/http only
+// reads them, so one slice serves every response.
+var cacheStatusValues = map[string][]string{}
+
+func init() {
+	for _, st := range []string{tilecache.StatusHitMemory, tilecache.StatusHitMemcached, tilecache.StatusHitDisk,
+		tilecache.StatusMiss, tilecache.StatusCoalesced} {
+		cacheStatusValues[st] = []string{st}
+	}
 }
 
 // conditional computes the ETag of a cacheable route and answers 304/412

@@ -23,7 +23,7 @@ func BenchmarkRegion(b *testing.B) {
 			return err
 		}},
 		{"full-same-size", func(p *Pipeline, ctx context.Context, loc Locator) error {
-			_, err := p.Region(ctx, loc, RegionRequest{Left: ptr(0.0), Top: ptr(0.0), Right: ptr(555.0), Bottom: ptr(742.0)})
+			_, err := p.Region(ctx, loc, RegionRequest{Left: ptr(0.0), Top: ptr(0.0), Right: ptr(555.0), Bottom: ptr(741.0)})
 			return err
 		}},
 		{"tile-z0", func(p *Pipeline, ctx context.Context, loc Locator) error {
