@@ -87,7 +87,7 @@ func TestOrthanc(t *testing.T) {
 			study, series := seriesOf(t, local)
 			cnt := &counter{}
 			client := &http.Client{Transport: cnt}
-			remote, err := Series{o.DICOMweb(), study, series}.Open(t.Context(), client)
+			remote, err := Series{BaseURL: o.DICOMweb(), StudyUID: study, SeriesUID: series}.Open(t.Context(), client)
 			if err != nil {
 				t.Fatal(err)
 			}
