@@ -59,6 +59,8 @@ type Server struct {
 	cache CacheAdmin
 	extra []func(e *echo.Echo)
 	bg    *background // warm-up, precache and prefetch (warm.go)
+	// archives lists the configured DICOMweb archives (dicomweb.go).
+	archives *archiveSync
 }
 
 // Option adds optional parts to the server.

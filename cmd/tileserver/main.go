@@ -27,6 +27,7 @@ import (
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
@@ -92,7 +93,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	scfg.MemoryBytes = cfg.SourceCacheBytes
 	sources := tilecache.NewSources(scfg)
 	defer sources.Close()
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources})
+	archives, err := dicomweb.NewArchives(cfg.DICOMweb)
+	if err != nil {
+		return err
+	}
+	remoteClient := pipeline.DefaultHTTPClient()
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives})
 	if err != nil {
 		return err
 	}
@@ -118,6 +124,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }),
 		girder.WithBackground(bg),
+	}
+	if len(cfg.DICOMweb) > 0 {
+		opts = append(opts, girder.WithDICOMweb(archives, dicomweb.OpenOptions{Client: remoteClient, Cache: tiles}))
+		for _, a := range archives.List() {
+			log.Info("dicomweb: archive", "archive", a)
+		}
 	}
 	if cfg.WarmOnImport {
 		// Unchanged items already warmed are skipped, so a re-import only
@@ -157,6 +169,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}()
 
+	// Archives are listed beside the server too, and again every
+	// --dicomweb-refresh.
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		srv.RefreshArchives(ctx, cfg.DICOMwebRefresh)
+	}()
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "tileserver listening on http://%s/\n", ln.Addr())
@@ -171,5 +191,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
 	<-importDone
+	<-refreshDone
 	return err
 }

@@ -81,7 +81,7 @@ func (a *Archives) ListSeries(ctx context.Context, name string, opt OpenOptions)
 				continue // a server that ignores the filter
 			}
 			si := SeriesInfo{
-				Series: Series{Archive: name, StudyUID: ds.Str(tagStudyInstanceUID), SeriesUID: ds.Str(tagSeriesInstanceUID)},
+				Series:           Series{Archive: name, StudyUID: ds.Str(tagStudyInstanceUID), SeriesUID: ds.Str(tagSeriesInstanceUID)},
 				StudyDescription: strings.TrimSpace(ds.Str(tagStudyDescription)), SeriesDescription: strings.TrimSpace(ds.Str(tagSeriesDescription)),
 				StudyTime: dicomTime(ds.Str(tagStudyDate), ds.Str(tagStudyTime)),
 			}
