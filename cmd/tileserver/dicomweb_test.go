@@ -58,7 +58,7 @@ func TestImportDICOMwebCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--study", "1.2.x", "--series", series}, "Invalid study UID"},
+		{[]string{"--study", "1.2.x", "--series", series}, "Invalid study UID: DICOM UIDs hold only digits and dots"},
 		{[]string{"--study", study, "--series", "1.2.3"}, "DICOMweb series has no instances"},
 		{[]string{"--study", study}, "--url, --study and --series are required"},
 	} {
