@@ -48,6 +48,7 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
+	yamllint -c deploy/yamllint.yaml --strict deploy docker/compose.yaml
 
 unit: deps web
 	$(GO) test -count=1 ./...

@@ -229,7 +229,9 @@ func tree(t *testing.T, base string) map[string]string {
 			t.Fatalf("folders of %s: %v: %s", id, err, fb)
 		}
 		for _, f := range folders {
-			var v struct{ ID string `json:"_id"` }
+			var v struct {
+				ID string `json:"_id"`
+			}
 			json.Unmarshal(f, &v)
 			out[v.ID] = string(f)
 			walk("folder", v.ID)
@@ -242,7 +244,9 @@ func tree(t *testing.T, base string) map[string]string {
 			t.Fatalf("items of %s: %v: %s", id, err, ib)
 		}
 		for _, it := range items {
-			var v struct{ ID string `json:"_id"` }
+			var v struct {
+				ID string `json:"_id"`
+			}
 			json.Unmarshal(it, &v)
 			out[v.ID] = string(it)
 		}
