@@ -125,11 +125,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }),
 		girder.WithBackground(bg),
 	}
-	if len(cfg.DICOMweb) > 0 {
-		opts = append(opts, girder.WithDICOMweb(archives, dicomweb.OpenOptions{Client: remoteClient, Cache: tiles}))
-		for _, a := range archives.List() {
-			log.Info("dicomweb: archive", "archive", a)
-		}
+	// Always set, even with no archive: the first listing also removes
+	// the collections of archives taken out of the configuration.
+	opts = append(opts, girder.WithDICOMweb(archives, dicomweb.OpenOptions{Client: remoteClient, Cache: tiles}))
+	for _, a := range archives.List() {
+		log.Info("dicomweb: archive", "archive", a)
 	}
 	if cfg.WarmOnImport {
 		// Unchanged items already warmed are skipped, so a re-import only
