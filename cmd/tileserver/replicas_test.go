@@ -335,7 +335,7 @@ func waitWrites(t *testing.T, mc string, replicas ...*replica) {
 		if got >= want {
 			return
 		}
-		if i == 200 {
+		if i == 1500 {
 			t.Fatalf("memcached writes did not settle: %v sets for %v values", got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -379,6 +379,8 @@ func TestReplicas(t *testing.T) {
 	}
 	args := func() []string {
 		return []string{"--data", t.TempDir(), "--slides", slides, "--memcached", mc.Addr, "--memcached-max-item", "2M",
+			// Generous: under -race on a busy machine a set must not time out.
+			"--memcached-timeout", "5s",
 			"--admin-token", token, "--warm-on-import=false", "--prefetch=false",
 			"--dicomweb", "pacs=" + orthanc.DICOMweb(), "--dicomweb-refresh", "0"}
 	}
