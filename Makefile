@@ -27,6 +27,7 @@ $(WEB_LIB): web/package.json web/package-lock.json web/build.mjs
 build: deps web
 	$(GO) build -o bin/tileserver ./cmd/tileserver
 	$(GO) build -o bin/tilebench ./cmd/tilebench
+	$(GO) build -o bin/limitserver ./bench/limitserver
 
 # Seed the slides folder with a few real demo slides when the shared test
 # images are beside the repository; the synthetic test image is always there.

@@ -119,7 +119,7 @@ func (p *params) encodeOptions(r *http.Request, safariSwitch bool) pipeline.Enco
 	return o
 }
 
-// adjustEncoding is large_image's Safari/iOS JFIF switch (spec 1.0): those
+// adjustEncoding is large_image's Safari/iOS JFIF switch (large_image's REST conventions in girder_large_image/rest/tiles.py): those
 // browsers get JFIF instead of JPEG because they mis-handle Adobe-marked
 // JPEGs.
 func adjustEncoding(encoding, userAgent string) string {

@@ -1,4 +1,4 @@
-// Package girder is the Girder-compatible HTTP API (spec section 1): the
+// Package girder is the Girder-compatible HTTP API (large_image's Girder plugin, girder_large_image/rest/tiles.py): the
 // large_image tile routes, the folder/item/file resources a viewer needs to
 // find images, ETag and cache headers, error mapping and the admin routes.
 // Handlers parse parameters, call the pipeline.Service and translate errors;
@@ -36,7 +36,7 @@ type Config struct {
 // CacheAdmin is what the cache routes call; the command wires the tile and
 // source caches to it. Nil disables those routes.
 type CacheAdmin interface {
-	// Info returns large_image's cache info object (spec 1.15).
+	// Info returns large_image's cache info object (girder_large_image/rest/large_image_resource.py).
 	Info(ctx context.Context) map[string]any
 	// Clear empties the in-process caches, and the shared memcached tier
 	// too when includeMemcached is set.

@@ -138,7 +138,7 @@ func (p *Pipeline) withSource(ctx context.Context, loc Locator, fn func(tilesour
 	return publicError(fn(src))
 }
 
-// Metadata returns the JSON object of GET tiles (spec 1.2).
+// Metadata returns the JSON object of GET tiles (TileSource.getMetadata).
 func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, error) {
 	var m map[string]any
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
@@ -149,7 +149,7 @@ func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, e
 }
 
 // InternalMetadata returns the source's own metadata plus "tilesource" and
-// "populatedLevels" (spec 1.10).
+// "populatedLevels" (TileSource.getInternalMetadata).
 func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[string]any, error) {
 	m := map[string]any{}
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
@@ -196,7 +196,7 @@ func (p *Pipeline) AssociatedNames(ctx context.Context, loc Locator) ([]string, 
 var errNoAssociated = errors.New("no such associated image")
 
 // Associated returns an associated image scaled into the requested box
-// (spec 1.11), or nil, nil for an unknown key. Results go through the tile
+// (TileSource.getAssociatedImage), or nil, nil for an unknown key. Results go through the tile
 // cache, so warm-up (Warm) pays off for them as for thumbnails.
 func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRequest) (*Result, error) {
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)

@@ -11,7 +11,7 @@ import (
 
 // QuadInfo computes which tile_frames requests cover every frame in a few
 // textures, and where each frame sits in them (large_image's
-// getTileFramesQuadInfo, spec 1.12). It does no image work.
+// getTileFramesQuadInfo). It does no image work.
 func (p *Pipeline) QuadInfo(ctx context.Context, loc Locator, req QuadInfoRequest) (map[string]any, error) {
 	md, err := p.Metadata(ctx, loc)
 	if err != nil {

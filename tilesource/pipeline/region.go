@@ -1,7 +1,7 @@
 package pipeline
 
 // Regions, thumbnails and DeepZoom tiles: all are large_image's getRegion
-// (spec 2.8) assembled from unstyled tiles read through readRaw, so they
+// (TileSource.getRegion) assembled from unstyled tiles read through readRaw, so they
 // share the raw-tile cache with the tile routes.
 
 import (
@@ -24,7 +24,7 @@ import (
 // request cannot exhaust memory.
 const maxRegionPixels = 1 << 26
 
-// Region returns an encoded region (spec 1.5 and 2.8). A zero-area result is
+// Region returns an encoded region (the region route of girder_large_image/rest/tiles.py and TileSource.getRegion). A zero-area result is
 // an empty body.
 func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error) {
 	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
@@ -78,7 +78,7 @@ func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o E
 	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 }
 
-// Thumbnail returns the whole image scaled into a box (spec 1.4 and 2.9),
+// Thumbnail returns the whole image scaled into a box (TileSource.getThumbnail),
 // cached in the tile cache.
 func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequest) (*Result, error) {
 	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
@@ -113,7 +113,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	})
 }
 
-// DZITile returns a DeepZoom tile (spec 1.9).
+// DZITile returns a DeepZoom tile (the DeepZoom routes of girder_large_image/rest/tiles.py).
 func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*Result, error) {
 	ts, ov := req.TileSize, req.Overlap
 	if ts == 0 {
@@ -271,7 +271,7 @@ func newRegionParams(req RegionRequest) (regionParams, error) {
 	return rr, nil
 }
 
-// canonicalUnits maps unit aliases to large_image's names (spec 2.10).
+// canonicalUnits maps unit aliases to large_image's names (TileSource._getRegionBounds).
 func canonicalUnits(u string) (string, error) {
 	switch strings.ToLower(u) {
 	case "", "base", "base_pixel", "base_pixels":
@@ -359,7 +359,7 @@ func levelForMagnification(info *tilesource.Info, mag, mmX, mmY *float64, exact 
 	return level, true
 }
 
-// calculateWidthHeight is large_image's _calculateWidthHeight (spec 2.8
+// calculateWidthHeight is large_image's _calculateWidthHeight (TileSource.getRegion
 // step 4): the output size that fits rW×rH into the max box, aspect kept.
 func calculateWidthHeight(maxW, maxH *int, rW, rH int) (int, int) {
 	var mw, mh *float64
@@ -411,7 +411,7 @@ func preferredLevel(info *tilesource.Info, level int) int {
 	return level
 }
 
-// region runs large_image's getRegion (spec 2.8) and returns the pixels, or
+// region runs large_image's TileSource.getRegion and returns the pixels, or
 // nil for an empty result.
 func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string) (*encode.Image, error) {
 	info := src.Info()
@@ -606,7 +606,7 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 	return out, nil
 }
 
-// scaleRegion scales the assembled region to the output size (spec 2.8
+// scaleRegion scales the assembled region to the output size (TileSource.getRegion
 // step 7).
 func scaleRegion(img *encode.Image, w, h int, rr regionParams) (*encode.Image, error) {
 	if rr.nearest || (img.Format == encode.Uint16 && img.Bands == 1) {

@@ -28,7 +28,7 @@ import (
 const iccDefault = true
 
 // statsSide is the largest side of the frame view auto ranges are computed
-// on (spec 3.2).
+// on (TileSource._getMinMax).
 const statsSide = 1024
 
 // maxStatsEntries bounds the frame statistics kept in memory.
@@ -202,7 +202,7 @@ func toRaster(img *encode.Image, y0, y1 int) *style.Raster {
 }
 
 // rasterTo8Bit converts styled output to an 8-bit image by large_image's
-// rules (spec 2.12), keeping its band layout.
+// rules (large_image's _imageToPIL), keeping its band layout.
 func rasterTo8Bit(r *style.Raster) *encode.Image {
 	r8 := style.To8BitRaster(r)
 	out := encode.NewImage(r8.Width, r8.Height, r8.Bands, encode.Uint8)
@@ -221,7 +221,7 @@ type statsCache struct {
 
 // frameStats returns the statistics of a whole frame for auto ranges:
 // computed on the unstyled frame at the level that covers statsSide pixels
-// per side (existing levels, no resampling, spec 3.2) and cached.
+// per side (existing levels, no resampling, TileSource._getMinMax) and cached.
 func (p *Pipeline) frameStats(ctx context.Context, loc Locator, src tilesource.Source, frame int) (*style.FrameStats, error) {
 	info := src.Info()
 	if frame < 0 || frame >= info.FrameCount() {

@@ -296,7 +296,7 @@ func (s *Source) finish(aperio bool) error {
 		mmx, mmy = resolutionMM(main.ifd)
 	}
 	// large_image: magnification is the stored value or 0.01/mm_x, and null
-	// whenever mm_x is unknown (spec 2.2).
+	// whenever mm_x is unknown (TileSource.getNativeMagnification).
 	if mmx > 0 {
 		in.MMX, in.MMY = &mmx, &mmy
 		if mag == 0 {
@@ -397,7 +397,7 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 }
 
 // ioError wraps a read or decode failure as large_image's public error
-// (spec 2.6: "Internal I/O failure: ..."); the detail stays in the cause.
+// (the tiff source's sparseFallback: "Internal I/O failure: ..."); the detail stays in the cause.
 func ioError(what string, err error) error {
 	var te *tilesource.Error
 	if errors.As(err, &te) {
