@@ -54,7 +54,9 @@ func runImportDICOMweb(ctx context.Context, args []string, lookupEnv func(string
 		fmt.Fprintf(fs.Output(), "Usage: tileserver %s --url URL --study UID --series UID [--name NAME] [--folder-id ID] [server flags]\n\n"+
 			"Adds an item that serves a whole-slide series held by a DICOMweb server.\n"+
 			"Run it while the server is stopped (the item store has one writer);\n"+
-			"a running server takes POST /api/v1/large_image/dicomweb instead.\n\nFlags:\n", importDICOMwebCmd)
+			"a running server takes POST /api/v1/large_image/dicomweb instead.\n"+
+			"The item lives in this server's item database only: replicas behind a load\n"+
+			"balancer should configure the archive with --dicomweb NAME=URL instead.\n\nFlags:\n", importDICOMwebCmd)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -415,8 +415,19 @@ func TestReplicas(t *testing.T) {
 	if fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Errorf("items %q, want %q", names, want)
 	}
-	if !strings.Contains(ta[items[5][1]], `"archive":"pacs"`) || strings.Contains(fmt.Sprint(ta), "s3cret") {
-		t.Errorf("archive item: %s", ta[items[5][1]])
+	// The archive is a collection; its items name the archive, not its
+	// URL or credentials.
+	var pacsID string
+	for id, js := range ta {
+		if strings.Contains(js, `"_modelType":"collection"`) && strings.Contains(js, `"name":"pacs"`) {
+			pacsID = id
+		}
+	}
+	archiveItem := ta[items[5][1]]
+	if pacsID == "" || !strings.Contains(archiveItem, `"baseParentId":"`+pacsID+`"`) ||
+		!strings.Contains(archiveItem, `"archive":"pacs"`) || strings.Contains(fmt.Sprint(ta), "s3cret") ||
+		strings.Contains(fmt.Sprint(ta), orthanc.URL) {
+		t.Errorf("archive collection %q, item %s", pacsID, archiveItem)
 	}
 
 	// A tile made by one replica is a memcached hit on the other.
