@@ -53,7 +53,9 @@ const dicomwebProbe = "import-"
 // importing again picks up added or removed instances.
 //
 // Only admins may call this: the server fetches whatever URL it is given
-// (SSRF), which is why the route requires the admin token.
+// (SSRF), which is why the route requires the admin token. The item lives
+// in this server's item database only; replicas get archives from their
+// configuration instead (WithDICOMweb), so that they all agree.
 func (s *Server) ImportDICOMweb(ctx context.Context, req DICOMwebImport) (store.Item, error) {
 	ser := dicomweb.Series{BaseURL: strings.TrimSpace(req.URL), StudyUID: req.Study, SeriesUID: req.Series}
 	if err := ser.Validate(); err != nil {

@@ -443,8 +443,10 @@ func TestReplicas(t *testing.T) {
 		// memcached writes are asynchronous.
 		waitWrites(t, mc.Addr, a, b)
 		st, tileB, hb := get(t, b.base+url)
-		if st != 200 || hb.Get("X-Tile-Cache") != "hit-memcached" || !bytes.Equal(tileA, tileB) {
-			t.Errorf("%s on b: %d %s, same bytes %v", it[0], st, hb.Get("X-Tile-Cache"), bytes.Equal(tileA, tileB))
+		if st != 200 || hb.Get("X-Tile-Cache") != "hit-memcached" || !bytes.Equal(tileA, tileB) ||
+			ha.Get("ETag") == "" || ha.Get("ETag") != hb.Get("ETag") {
+			t.Errorf("%s on b: %d %s, same bytes %v, ETags %q %q", it[0], st, hb.Get("X-Tile-Cache"),
+				bytes.Equal(tileA, tileB), ha.Get("ETag"), hb.Get("ETag"))
 		}
 	}
 

@@ -1,7 +1,9 @@
 // Package store is the embedded item store of the Girder API: folders, items
-// and files mirrored from a slide directory, kept in a bbolt database in the
-// data directory. Ids are derived from slide-root-relative paths, so they
-// stay the same across restarts and re-imports.
+// and files mirrored from a slide directory, and collections synchronised
+// from remote sources (DICOMweb archives), kept in a bbolt database in the
+// data directory. Ids are derived from slide-root-relative paths and from
+// remote locators, so they stay the same across restarts, re-imports and
+// replicas: the database is a cache of the sources, rebuilt by importing.
 package store
 
 import (
