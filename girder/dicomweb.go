@@ -293,23 +293,33 @@ func seriesOfLocator(loc string) string {
 	return s.SeriesUID
 }
 
-// RefreshArchives lists the archives now and then every interval (never
-// again when interval is 0) until ctx is done.
+// archiveRetry is how soon a failed listing is tried again (sooner than
+// the refresh interval, so an archive that was down at start appears once
+// it is up).
+const archiveRetry = 30 * time.Second
+
+// RefreshArchives lists the archives now and then every interval until
+// ctx is done; with interval 0 only a failed listing is tried again
+// (every archiveRetry until one succeeds).
 func (s *Server) RefreshArchives(ctx context.Context, interval time.Duration) {
 	if s.archives == nil {
 		return
 	}
 	for {
+		wait := interval
 		if _, err := s.SyncArchives(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("dicomweb: refresh incomplete; retrying at the next interval", "err", err)
+			if wait == 0 || wait > archiveRetry {
+				wait = archiveRetry
+			}
+			s.log.Warn("dicomweb: listing incomplete; trying again", "in", wait, "err", err)
 		}
-		if interval <= 0 {
+		if wait <= 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }
