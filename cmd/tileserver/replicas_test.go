@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -372,6 +375,20 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The replicas reach Orthanc through a proxy that counts what crosses
+	// the network.
+	origin, _ := url.Parse(orthanc.URL)
+	var frameGets, otherGets atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(origin)
+	archive := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/frames/") {
+			frameGets.Add(1)
+		} else {
+			otherGets.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer archive.Close()
 	const token = "replica-admin"
 	credFile := filepath.Join(t.TempDir(), "basic")
 	if err := os.WriteFile(credFile, []byte("wsi:s3cret pass\n"), 0o600); err != nil {
@@ -382,7 +399,7 @@ func TestReplicas(t *testing.T) {
 			// Generous: under -race on a busy machine a set must not time out.
 			"--memcached-timeout", "5s",
 			"--admin-token", token, "--warm-on-import=false", "--prefetch=false",
-			"--dicomweb", "pacs=" + orthanc.DICOMweb(), "--dicomweb-refresh", "0"}
+			"--dicomweb", "pacs=" + archive.URL + "/dicom-web", "--dicomweb-refresh", "0"}
 	}
 	env := []string{"TILESERVER_DICOMWEB_PACS_BASIC_FILE=" + credFile}
 	a := startReplica(t, args(), env)
@@ -426,27 +443,41 @@ func TestReplicas(t *testing.T) {
 	archiveItem := ta[items[5][1]]
 	if pacsID == "" || !strings.Contains(archiveItem, `"baseParentId":"`+pacsID+`"`) ||
 		!strings.Contains(archiveItem, `"archive":"pacs"`) || strings.Contains(fmt.Sprint(ta), "s3cret") ||
-		strings.Contains(fmt.Sprint(ta), orthanc.URL) {
+		strings.Contains(fmt.Sprint(ta), archive.URL) {
 		t.Errorf("archive collection %q, item %s", pacsID, archiveItem)
 	}
 
-	// A tile made by one replica is a memcached hit on the other.
+	// A tile made by one replica is a memcached hit on the other; an
+	// archive's frames and series metadata cross the network once.
 	for _, it := range items {
 		if strings.HasPrefix(it[0], "test") && it[0] != "test13" {
 			continue
 		}
-		url := "/api/v1/item/" + it[1] + "/tiles/zxy/0/0/0"
-		st, tileA, ha := get(t, a.base+url)
+		tile := "/api/v1/item/" + it[1] + "/tiles/zxy/0/0/0"
+		frames0, other0 := frameGets.Load(), otherGets.Load()
+		st, tileA, ha := get(t, a.base+tile)
 		if st != 200 || ha.Get("X-Tile-Cache") != "miss" {
 			t.Fatalf("%s on a: %d %s %s", it[0], st, ha.Get("X-Tile-Cache"), tileA)
 		}
 		// memcached writes are asynchronous.
 		waitWrites(t, mc.Addr, a, b)
-		st, tileB, hb := get(t, b.base+url)
+		st, tileB, hb := get(t, b.base+tile)
 		if st != 200 || hb.Get("X-Tile-Cache") != "hit-memcached" || !bytes.Equal(tileA, tileB) ||
 			ha.Get("ETag") == "" || ha.Get("ETag") != hb.Get("ETag") {
 			t.Errorf("%s on b: %d %s, same bytes %v, ETags %q %q", it[0], st, hb.Get("X-Tile-Cache"),
 				bytes.Equal(tileA, tileB), ha.Get("ETag"), hb.Get("ETag"))
+		}
+		if !strings.Contains(ta[it[1]], `"archive":"pacs"`) {
+			continue
+		}
+		// b opens the series from the metadata a cached in memcached.
+		frames1, other1 := frameGets.Load(), otherGets.Load()
+		if st, _, _ := get(t, b.base+"/api/v1/item/"+it[1]+"/tiles"); st != 200 {
+			t.Errorf("%s metadata on b: %d", it[0], st)
+		}
+		if frames1 == frames0 || other1 == other0 || frameGets.Load() != frames1 || otherGets.Load() != other1 {
+			t.Errorf("%s: archive requests frames %d→%d→%d, metadata %d→%d→%d", it[0],
+				frames0, frames1, frameGets.Load(), other0, other1, otherGets.Load())
 		}
 	}
 
