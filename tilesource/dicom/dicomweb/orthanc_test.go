@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,5 +270,50 @@ func TestArchiveOrthanc(t *testing.T) {
 			t.Errorf("opened %v for %s", m["SeriesInstanceUID"], si.SeriesUID)
 		}
 		src.Close()
+	}
+}
+
+// TestArchiveBearer reaches Orthanc through a gateway that wants a bearer
+// token, as cloud DICOMweb services do: the archive's token opens the
+// gateway, no token is a 502 naming the status.
+func TestArchiveBearer(t *testing.T) {
+	o := orthanctest.Start(t)
+	o.Upload(t, td("highdicom/sm_image.dcm"))
+	origin, err := url.Parse(o.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(origin)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok-42" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer gw.Close()
+	archives, err := NewArchives([]Archive{{Name: "cloud", URL: gw.URL + "/dicom-web", Authorization: "Bearer tok-42"},
+		{Name: "anon", URL: gw.URL + "/dicom-web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, _, err := archives.ListSeries(t.Context(), "cloud", OpenOptions{})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("list: %v %v", found, err)
+	}
+	src, err := archives.Open(t.Context(), found[0].Locator(), OpenOptions{Version: found[0].Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.ReadTile(t.Context(), 0, src.Info().Levels-1, 0, 0); err != nil {
+		t.Errorf("tile through the gateway: %v", err)
+	}
+	src.Close()
+	var te *tilesource.Error
+	anon := found[0].Series
+	anon.Archive = "anon"
+	if _, err := archives.Open(t.Context(), anon.Locator(), OpenOptions{}); !errors.As(err, &te) || te.Status != 502 ||
+		te.Message != "DICOMweb server: status 401" {
+		t.Errorf("without the token: %v", err)
 	}
 }
