@@ -382,7 +382,6 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-
 // eval runs a JavaScript expression in the page and returns its value.
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
