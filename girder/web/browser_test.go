@@ -639,6 +639,11 @@ func TestViewerInBrowser(t *testing.T) {
 	if got := eval[string](t, ctx, `[...document.querySelectorAll("#mag-buttons button")].map(b => b.textContent).join(" ")`); got != "Fit 1.25× 2.5× 5× 10× 20×" {
 		t.Errorf("magnification buttons %q", got)
 	}
+	// The whole slide fits at about 3.3× (a 487-pixel-high view of 2967
+	// pixels at 20×): lower powers cannot be reached and are off.
+	if got := eval[string](t, ctx, `[...document.querySelectorAll("#mag-buttons button:enabled")].map(b => b.textContent).join(" ")`); got != "Fit 5× 10× 20×" {
+		t.Errorf("enabled magnification buttons %q", got)
+	}
 	for _, m := range []struct {
 		button string
 		mag    float64

@@ -325,6 +325,10 @@ function onViewChange() {
   const info = $("zoom-info");
   info.textContent = native ? `${scale.formatMagnification(native * zoom)} · ${pct}` : pct;
   info.dataset.magnification = native ? String(native * zoom) : "";
+  // Powers the view cannot zoom out to (the whole slide is smaller) are off.
+  const img = viewer.world.getItemAt(0);
+  const minZoom = img.viewportToImageZoom(viewer.viewport.getMinZoom());
+  for (const b of $("mag-buttons").querySelectorAll("button[data-mag]")) b.disabled = Number(b.dataset.mag) / native < minZoom * 0.999;
   const bar = scale.scaleBar(current.meta, zoom);
   $("scalebar-bar").style.width = `${bar.px.toFixed(1)}px`;
   $("scalebar-label").textContent = bar.label;
@@ -541,7 +545,8 @@ function saveUrl() {
   if (folderId) p.set("folder", folderId);
   if (current.id) {
     p.set("item", current.id);
-    const img = viewer && current.meta && viewer.world.getItemAt(0);
+    // Only once the viewer shows this item: until then it shows the last.
+    const img = viewer && $("viewer").dataset.item === current.id && viewer.world.getItemAt(0);
     if (img) {
       const vp = viewer.viewport;
       const c = img.viewportToImageCoordinates(vp.getCenter(true));
