@@ -617,7 +617,11 @@ async function setCompare(on, id) {
   }
   compare.viewer.addOnceHandler("open", () => syncFrom(viewer, true));
   const multi = Array.isArray(meta.frames) && meta.frames.length > 1;
-  compare.viewer.open(makeTileSource(OSD, meta, id, { frame: 0, multiFrame: multi, style: "" }));
+  // A multi-channel slide shows its channels composed, as when opened.
+  const chans = ch.channelsOf(meta);
+  const style = chans ? ch.composeStyle(chans, await seededStates(meta, id, chans, 0)) : "";
+  if (compare.id !== id) return;
+  compare.viewer.open(makeTileSource(OSD, meta, id, { frame: 0, multiFrame: multi, style }));
   saveUrlSoon();
 }
 
@@ -747,31 +751,36 @@ async function setupChannels(meta, id) {
   current.chanStates = null;
   if (!chans) return;
   const full = ch.dtypeRange(meta.dtype);
-  const states = chans.list.map((c) => ({ visible: true, color: c.color, min: full ? full[0] : 0, max: full ? full[1] : 1 }));
-  const linked = current.style && ch.parseStyle(chans, current.style, states);
-  if (linked) {
-    current.chanStates = linked;
-  } else {
-    const base = ch.baseFrame(meta, chans, current.frame);
-    await Promise.all(
-      chans.list.map(async (c, i) => {
-        const q = chans.kind === "frame" ? `frame=${base + c.delta}` : "";
-        try {
-          const b = (await api(`item/${id}/tiles/bands?${q}`))[String(c.band || 1)];
-          if (b && typeof b.min === "number" && typeof b.max === "number") {
-            states[i].min = b.min;
-            states[i].max = b.max > b.min ? b.max : b.min + 1;
-          }
-        } catch {
-          // the full range stays
-        }
-      }),
-    );
-    current.chanStates = states;
-  }
-  const st = current.chanStates;
+  const defaults = chans.list.map((c) => ({ visible: true, color: c.color, min: full ? full[0] : 0, max: full ? full[1] : 1 }));
+  const linked = current.style && ch.parseStyle(chans, current.style, defaults);
+  const states = linked || (await seededStates(meta, id, chans, current.frame));
+  if (current.id !== id) return;
+  current.chanStates = states;
+  const st = states;
   const range = full || [Math.min(...st.map((s) => s.min)), Math.max(...st.map((s) => s.max))];
   chans.list.forEach((c, i) => rows.append(channelRow(c, i, range, full ? 1 : (range[1] - range[0]) / 1000)));
+}
+
+/** Every channel shown in its colour, windowed by its statistics. */
+async function seededStates(meta, id, chans, frame) {
+  const full = ch.dtypeRange(meta.dtype);
+  const states = chans.list.map((c) => ({ visible: true, color: c.color, min: full ? full[0] : 0, max: full ? full[1] : 1 }));
+  const base = ch.baseFrame(meta, chans, frame);
+  await Promise.all(
+    chans.list.map(async (c, i) => {
+      const q = chans.kind === "frame" ? `frame=${base + c.delta}` : "";
+      try {
+        const b = (await api(`item/${id}/tiles/bands?${q}`))[String(c.band || 1)];
+        if (b && typeof b.min === "number" && typeof b.max === "number") {
+          states[i].min = b.min;
+          states[i].max = b.max > b.min ? b.max : b.min + 1;
+        }
+      } catch {
+        // the full range stays
+      }
+    }),
+  );
+  return states;
 }
 
 function channelRow(c, i, range, step) {
