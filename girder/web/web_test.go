@@ -114,6 +114,8 @@ func TestAssets(t *testing.T) {
 		"/web/tiles.js":    "text/javascript",
 		"/web/measure.js":  "text/javascript",
 		"/web/channels.js": "text/javascript",
+		"/web/dom.js":      "text/javascript",
+		"/web/cache.js":    "text/javascript",
 		"/web/style.css":   "text/css",
 	} {
 		res, body := get(t, s.URL+path)

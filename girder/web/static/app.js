@@ -1,34 +1,14 @@
 // The viewer page: folder/item browser with search, an OpenSeadragon viewer
 // (magnification, scale bar, rotation, measuring, a second slide side by
 // side), frame, channel and style controls, metadata, associated images and
-// the cache panel. The whole view lives in the URL hash (folder, item,
+// the cache panel (cache.js). The whole view lives in the URL hash (folder, item,
 // centre, zoom, rotation, frame, style, second slide) so it can be shared.
 
+import { $, api, el } from "./dom.js";
+import { initCachePanel } from "./cache.js";
 import { makeTileSource, tileUrl, errorFrom, rememberTile, fetchTile } from "./tiles.js";
 import * as scale from "./measure.js";
 import * as ch from "./channels.js";
-
-const API = "/api/v1";
-const $ = (id) => document.getElementById(id);
-
-/** GET/PUT a Girder route; throws HttpError with the server's message. */
-async function api(path, { method = "GET", headers = {} } = {}) {
-  const res = await fetch(`${API}/${path}`, { method, headers, credentials: "same-origin" });
-  if (!res.ok) throw await errorFrom(res);
-  return res.json();
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -51,17 +31,6 @@ function linkTo(folder, item) {
   if (folder) p.set("folder", folder);
   if (item) p.set("item", item);
   return `#${p}`;
-}
-
-function formatBytes(n) {
-  if (typeof n !== "number" || !isFinite(n)) return "–";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 // ---------------------------------------------------------------- browser
@@ -157,7 +126,7 @@ function renderItems(folderId, items) {
       const hasImage = Boolean(it.largeImage);
       const thumb = hasImage
         ? el("img", {
-            src: `${API}/item/${it._id}/tiles/thumbnail?width=160&height=160`,
+            src: `/api/v1/item/${it._id}/tiles/thumbnail?width=160&height=160`,
             alt: "",
             width: 160,
             height: 160,
@@ -1056,7 +1025,7 @@ async function showAssociated(id) {
   if (current.id !== id || !keys.length) return;
   box.replaceChildren(
     ...keys.map((k) => {
-      const src = `${API}/item/${id}/tiles/images/${encodeURIComponent(k)}`;
+      const src = `/api/v1/item/${id}/tiles/images/${encodeURIComponent(k)}`;
       return el(
         "figure",
         {},
@@ -1066,87 +1035,6 @@ async function showAssociated(id) {
     }),
   );
   $("assoc-section").hidden = false;
-}
-
-// ------------------------------------------------------------------ cache
-
-function tokenHeaders() {
-  const t = $("cache-token").value.trim();
-  return t ? { "Girder-Token": t } : {};
-}
-
-function cacheError(err) {
-  if (err.status === 404) return "Cache statistics are not available on this server.";
-  if (err.status === 401 || err.status === 403) return `${err.message} Enter the admin token.`;
-  return `Cache statistics could not be read: ${err.message}`;
-}
-
-/** Flattens the cache info into rows: each object with hit/miss counters
- *  or a size is a tier. */
-function cacheRows(info) {
-  const names = { tileCache: "Tiles", tilesource: "Tile sources", memory: "memory", memcached: "memcached" };
-  const rows = [];
-  for (const [key, v] of Object.entries(info || {})) {
-    if (!v || typeof v !== "object") continue;
-    const base = names[key] || key;
-    const subs = Object.entries(v).filter(([, s]) => s && typeof s === "object" && !Array.isArray(s) && ("hits" in s || "used" in s));
-    if (subs.length) {
-      for (const [sk, s] of subs) if (s.enabled !== false) rows.push([`${base} · ${names[sk] || sk}`, s]);
-    } else rows.push([base, v]);
-  }
-  return rows;
-}
-
-function renderCache(info) {
-  const rows = cacheRows(info);
-  const head = el("tr", {}, ...["Tier", "Hit rate", "Hits", "Misses", "Items"].map((h) => el("th", { scope: "col", text: h })));
-  const body = rows.map(([name, s]) => {
-    const hits = s.hits ?? null;
-    const misses = s.misses ?? null;
-    const total = (hits ?? 0) + (misses ?? 0);
-    const rate = hits === null ? "–" : total ? `${((100 * hits) / total).toFixed(1)}%` : "–";
-    return el(
-      "tr",
-      {},
-      el("th", { scope: "row" }, name, el("span", { class: "size", text: `${formatBytes(s.used)} of ${formatBytes(s.maxsize)}` })),
-      el("td", { text: rate }),
-      el("td", { text: hits ?? "–" }),
-      el("td", { text: misses ?? "–" }),
-      el("td", { text: s.items ?? "–" }),
-    );
-  });
-  const table = el("table", { class: "cache-table" }, el("caption", { class: "sr-only", text: "Cache tiers" }), el("thead", {}, head), el("tbody", {}, ...body));
-  const extra = [];
-  const tc = info && info.tileCache;
-  if (tc && "produced" in tc) extra.push(`${tc.produced} tiles produced, ${tc.coalesced ?? 0} coalesced, ${tc.produceErrors ?? 0} errors`);
-  $("cache-stats").replaceChildren(table, ...extra.map((t) => el("p", { class: "note", text: t })));
-}
-
-async function refreshCache() {
-  const status = $("cache-status");
-  status.classList.remove("error");
-  status.textContent = "Loading…";
-  try {
-    renderCache(await api("large_image/cache", { headers: tokenHeaders() }));
-    status.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
-  } catch (err) {
-    status.textContent = cacheError(err);
-    status.classList.add("error");
-  }
-}
-
-async function clearCache() {
-  const status = $("cache-status");
-  status.classList.remove("error");
-  status.textContent = "Clearing…";
-  try {
-    const res = await api("large_image/cache/clear", { method: "PUT", headers: tokenHeaders() });
-    renderCache(res.after);
-    status.textContent = `Caches cleared at ${new Date(res.cacheCleared).toLocaleTimeString()}.`;
-  } catch (err) {
-    status.textContent = cacheError(err);
-    status.classList.add("error");
-  }
 }
 
 // ----------------------------------------------------------------- wiring
@@ -1199,13 +1087,6 @@ function onKey(e) {
   e.preventDefault();
 }
 
-function setupCachePanel() {
-  if (document.body.dataset.admin !== "off") return;
-  $("cache-form").hidden = true;
-  $("cache-status").textContent =
-    "Admin routes are disabled: this server was started without --admin-token, so cache statistics cannot be shown here.";
-}
-
 function init() {
   $("frame").addEventListener("input", () => onFrameInput(false));
   $("frame").addEventListener("change", () => onFrameInput(true));
@@ -1254,12 +1135,7 @@ function init() {
   });
   $("help-open").addEventListener("click", toggleHelp);
   document.addEventListener("keydown", onKey);
-  $("cache-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    refreshCache();
-  });
-  $("cache-clear").addEventListener("click", clearCache);
-  setupCachePanel();
+  initCachePanel();
   // The viewer library loads while the folder and the first metadata do.
   loadOSD().catch(() => {});
   window.addEventListener("hashchange", route);
