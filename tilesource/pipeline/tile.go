@@ -1,6 +1,6 @@
 package pipeline
 
-// The tile path of DESIGN section 3, top to bottom: validate the request,
+// The tile path, top to bottom: validate the request,
 // build the cache key, look the tile up (coalescing concurrent misses), and
 // on a miss open the source, range-check, read the stored tile or
 // synthesise a missing level from finer ones, pass stored bytes through
@@ -30,12 +30,15 @@ import (
 // through intermediate synthesised levels, which are cached and reused.
 const maxSkippedLevels = 3
 
-// Tile returns one encoded tile (spec 1.3).
+// Tile returns one encoded tile (the zxy route of girder_large_image/rest/tiles.py).
 func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Result, error) {
 	// 1. Validate everything that needs no image, so bad requests cost
 	// nothing and never reach the caches.
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
 		return nil, err
 	}
 	style, err := parseStyle(req.Style, http.StatusNotFound)
@@ -63,7 +66,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 		if err := src.Info().CheckTile(req.Z, req.X, req.Y, req.Frame); err != nil {
 			return nil, err
 		}
-		// A style whose bands all name a frame renders that frame (spec 2.3).
+		// A style whose bands all name a frame renders that frame (TileSource.getTile).
 		req.Frame = style.st.EffectiveFrame(req.Frame)
 		if req.Frame < 0 || req.Frame >= src.Info().FrameCount() {
 			return nil, tilesource.ErrFrameRange
@@ -194,7 +197,7 @@ func (p *Pipeline) produceRaw(ctx context.Context, loc Locator, src tilesource.S
 }
 
 // synthesise builds tile (x, y) of a level the source does not store from
-// the tiles of a finer level (spec 2.5): LANCZOS for 8-bit images of up to
+// the tiles of a finer level (TileSource._getTileFromEmptyLevel): LANCZOS for 8-bit images of up to
 // 4 bands, nearest neighbour otherwise.
 func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) (*encode.Image, error) {
 	info := src.Info()
@@ -306,7 +309,7 @@ func isEdgeTile(info *tilesource.Info, z, x, y int) bool {
 }
 
 // applyEdge crops an edge tile to the image, or fills the part outside the
-// image with a colour (spec 2.4). img is not modified.
+// image with a colour (the edge option of TileSource._outputTile). img is not modified.
 func applyEdge(img *encode.Image, info *tilesource.Info, z, x, y int, edge edgeSpec) *encode.Image {
 	if edge.kind == edgeNone || !isEdgeTile(info, z, x, y) {
 		return img
