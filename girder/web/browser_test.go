@@ -460,6 +460,16 @@ func TestViewerInBrowser(t *testing.T) {
 	if cmuMeta.MmX <= 0 || cmuMeta.Magnification != 20 {
 		t.Fatalf("CMU metadata %+v", cmuMeta)
 	}
+	// The OME file's frames: 3 channels × 5 planes, in the order its
+	// reader gives (IndexStride).
+	var omeMeta struct{ IndexStride, IndexRange map[string]int }
+	if err := getJSON(base+"/api/v1/item/"+ome+"/tiles", &omeMeta); err != nil {
+		t.Fatal(err)
+	}
+	strideC, strideZ := omeMeta.IndexStride["IndexC"], omeMeta.IndexStride["IndexZ"]
+	if omeMeta.IndexRange["IndexC"] != 3 || omeMeta.IndexRange["IndexZ"] != 5 || strideC*strideZ == 0 {
+		t.Fatalf("OME metadata %+v", omeMeta)
+	}
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chrome),
@@ -779,10 +789,10 @@ func TestViewerInBrowser(t *testing.T) {
 	}
 	for c, bd := range bands {
 		var stats map[string]struct{ Min, Max float64 }
-		if err := getJSON(fmt.Sprintf("%s/api/v1/item/%s/tiles/bands?frame=%d", base, ome, c), &stats); err != nil {
+		if err := getJSON(fmt.Sprintf("%s/api/v1/item/%s/tiles/bands?frame=%d", base, ome, c*strideC), &stats); err != nil {
 			t.Fatal(err)
 		}
-		if bd.FrameDelta != c || bd.Frame != nil || bd.Composite != "lighten" || bd.Min != stats["1"].Min || bd.Max != stats["1"].Max {
+		if bd.FrameDelta != c*strideC || bd.Frame != nil || bd.Composite != "lighten" || bd.Min != stats["1"].Min || bd.Max != stats["1"].Max {
 			t.Errorf("channel %d: %+v, statistics %+v", c, bd, stats["1"])
 		}
 	}
@@ -791,21 +801,21 @@ func TestViewerInBrowser(t *testing.T) {
 	}
 	do("hide channel 2", chromedp.Click(chromedp.ID("ch-1-on")))
 	waitTiles("tiles without channel 2", func() bool { return len(lastStyle()) == 2 })
-	if bands := lastStyle(); bands[0].FrameDelta != 0 || bands[1].FrameDelta != 2 {
+	if bands := lastStyle(); bands[0].FrameDelta != 0 || bands[1].FrameDelta != 2*strideC {
 		t.Errorf("style without channel 2: %+v", bands)
 	}
 
-	// Frames: the Z slider steps by IndexStride.IndexZ = 3 frames; with
+	// Frames: the Z slider steps by IndexStride.IndexZ frames; with
 	// channels composed there is no channel slider.
 	if got := eval[bool](t, ctx, `document.getElementById("axis-C") === null && document.getElementById("axis-Z") !== null`); !got {
 		t.Errorf("axis sliders: want Z only")
 	}
 	do("move the Z slider", chromedp.Focus(chromedp.ID("axis-Z")), chromedp.KeyEvent(kb.ArrowRight))
-	waitTiles("frame 3 tiles", func() bool { return rec.frames(ome)[3] > 0 })
+	waitTiles("the next plane's tiles", func() bool { return rec.frames(ome)[strideZ] > 0 })
 	if f := rec.frames(ome); len(f) != 2 {
-		t.Errorf("frames requested: %v (want 0 and 3)", f)
+		t.Errorf("frames requested: %v (want 0 and %d)", f, strideZ)
 	}
-	if got, want := text("#frame-label"), "4 of 15 · C 1/3 · Z 2/5"; got != want {
+	if got, want := text("#frame-label"), fmt.Sprintf("%d of 15 · C 1/3 · Z 2/5", strideZ+1); got != want {
 		t.Errorf("frame label after the Z step %q, want %q", got, want)
 	}
 	shoot("viewer-channels.png")
@@ -816,13 +826,13 @@ func TestViewerInBrowser(t *testing.T) {
 	do("rotate left", chromedp.Click(chromedp.ID("rotate-left")))
 	waitFor("the rotation", `(tileViewer.main().viewport.getRotation(true) + 360) % 360 === 270`)
 	idle("rotated")
-	waitFor("the view in the address", `location.hash.includes("rot=270") && location.hash.includes("frame=3")`)
+	waitFor("the view in the address", fmt.Sprintf(`location.hash.includes("rot=270") && location.hash.includes("frame=%d")`, strideZ))
 	checkLink("the OME item's link", view("main"))
-	if got := eval[string](t, ctx, `document.getElementById("frame").value + " " + [0, 1, 2].map(i => document.getElementById("ch-" + i + "-on").checked).join(",")`); got != "3 true,false,true" {
+	if got := eval[string](t, ctx, `document.getElementById("frame").value + " " + [0, 1, 2].map(i => document.getElementById("ch-" + i + "-on").checked).join(",")`); got != fmt.Sprint(strideZ, " true,false,true") {
 		t.Errorf("restored frame and channels %q", got)
 	}
-	if f := rec.frames(ome); f[3] == 0 {
-		t.Errorf("the restored link did not ask for frame 3: %v", f)
+	if f := rec.frames(ome); f[strideZ] == 0 {
+		t.Errorf("the restored link did not ask for frame %d: %v", strideZ, f)
 	}
 
 	// Styles on the slide: the page applies one the server accepts and

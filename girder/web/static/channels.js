@@ -24,18 +24,35 @@ export function channelsOf(meta) {
   const names = Array.isArray(meta.channels) ? meta.channels : [];
   const range = (meta.IndexRange || {}).IndexC || 0;
   const stride = (meta.IndexStride || {}).IndexC || 0;
-  const make = (i, sel) => {
-    const name = names[i] || `Channel ${i + 1}`;
-    const named = namedColors.find(([re]) => re.test(name));
-    return { index: i, name, color: named ? named[1] : defaultColors[i % defaultColors.length], ...sel };
-  };
+  const make = (i, sel) => ({ index: i, name: names[i] || `Channel ${i + 1}`, ...sel });
+  let out = null;
   if (range > 1 && stride > 0 && Array.isArray(meta.frames)) {
-    return { kind: "frame", stride, list: Array.from({ length: range }, (_, c) => make(c, { delta: c * stride })) };
+    out = { kind: "frame", stride, list: Array.from({ length: range }, (_, c) => make(c, { delta: c * stride })) };
+  } else if (!Array.isArray(meta.frames) && meta.bandCount > 4) {
+    out = { kind: "band", stride: 0, list: Array.from({ length: meta.bandCount }, (_, b) => make(b, { band: b + 1 })) };
   }
-  if (!Array.isArray(meta.frames) && meta.bandCount > 4) {
-    return { kind: "band", stride: 0, list: Array.from({ length: meta.bandCount }, (_, b) => make(b, { band: b + 1 })) };
+  if (out) assignColors(out.list);
+  return out;
+}
+
+/** Named fluorophores get their usual colour, the others the unused
+ *  colours in order, so no two of the first seven channels look alike. */
+function assignColors(list) {
+  const used = new Set();
+  for (const c of list) {
+    const named = namedColors.find(([re]) => re.test(c.name));
+    if (named && !used.has(named[1])) {
+      c.color = named[1];
+      used.add(c.color);
+    }
   }
-  return null;
+  let next = 0;
+  for (const c of list) {
+    if (c.color) continue;
+    const free = defaultColors.filter((col) => !used.has(col));
+    c.color = free.length ? free[0] : defaultColors[next++ % defaultColors.length];
+    used.add(c.color);
+  }
 }
 
 /** The slider range of a dtype; null for float data (use the statistics). */
