@@ -1,7 +1,8 @@
 // Package web serves the viewer page at / : a folder and item browser with
-// thumbnails, an OpenSeadragon pan/zoom viewer over the large_image tile
-// routes, frame and style controls, associated images, metadata and a cache
-// panel. The page itself (static/) is committed; the viewer library is
+// search and thumbnails, an OpenSeadragon pan/zoom viewer over the
+// large_image tile routes (magnification, scale bar, rotation, measuring,
+// deep links, two slides side by side), frame, channel and style controls,
+// associated images, metadata and a cache panel. The page itself (static/) is committed; the viewer library is
 // copied from npm into dist/ by `make web` and embedded at build time, so a
 // binary built without that step still serves the page, which then says
 // the viewer library is missing.
