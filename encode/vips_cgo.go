@@ -326,6 +326,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 var (
@@ -477,6 +479,11 @@ func (v *vimage) fetch(x, y, w, h int, out []byte) error {
 func (v *vimage) readAll() (*Image, error) {
 	f, err := v.format()
 	if err != nil {
+		return nil, err
+	}
+	// The header's size is what the file declares: check it before
+	// allocating, and before libvips decodes anything.
+	if err := limits.CheckDecoded("decoded image", int64(v.width()), int64(v.height()), int64(v.bands()), int64(f.Size())); err != nil {
 		return nil, err
 	}
 	img := NewImage(v.width(), v.height(), v.bands(), f)

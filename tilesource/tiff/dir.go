@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // TIFF compression codes this package handles.
@@ -46,7 +47,6 @@ const (
 	maxDimension  = 1 << 24   // pixels per side
 	maxChunkBytes = 256 << 20 // one stored tile or strip
 	maxChunks     = 1 << 24   // tiles or strips per directory
-	maxDecoded    = 512 << 20 // bytes of one decoded strip or associated image
 )
 
 // dir is an image directory with the fields needed to read it.
@@ -85,6 +85,9 @@ func newDir(d *IFD, page int) (*dir, error) {
 	}
 	if h == 0 || h > maxDimension {
 		return nil, fmt.Errorf("invalid image height %d", h)
+	}
+	if err := limits.CheckSide("image", int64(w), int64(h)); err != nil {
+		return nil, err
 	}
 	r := &dir{ifd: d, page: page, w: int(w), h: int(h)}
 	r.compression = int(d.Uint(tagCompression, 1))
@@ -130,6 +133,8 @@ func newDir(d *IFD, page int) (*dir, error) {
 		r.offsets, r.counts = d.Uints(tagTileOffsets), d.Uints(tagTileByteCounts)
 	} else {
 		r.tw = r.w
+		// libtiff refuses RowsPerStrip 0 and keeps the default (the whole
+		// image); a value beyond the height means the same.
 		rps := d.Uint(tagRowsPerStrip, h)
 		if rps == 0 || rps > h {
 			rps = h
@@ -142,6 +147,20 @@ func newDir(d *IFD, page int) (*dir, error) {
 	r.chunksPerTile = 1
 	if r.planar == 2 {
 		r.chunksPerTile = r.spp
+	}
+	// One tile or strip is decoded at a time: its declared size bounds what
+	// a decode allocates, so a file whose chunks are over the limit is
+	// refused here rather than on every request.
+	what := "tile"
+	if !r.tiled {
+		what = "strip"
+	}
+	if err := limits.CheckDecoded(what, int64(r.tw), int64(r.th), int64(max(r.spp, r.bands)), sampleBytes(r.bps)); err != nil {
+		return nil, err
+	}
+	if r.compression == compOJPEG && (r.tw > 0xFFFF || r.th > 0xFFFF) {
+		// A JPEG frame header holds 16-bit sizes.
+		return nil, fmt.Errorf("old-style JPEG %s of %dx%d is larger than JPEG allows", what, r.tw, r.th)
 	}
 	need := r.across * r.down * r.chunksPerTile
 	if need > maxChunks {
@@ -195,6 +214,24 @@ func sampleFormat(bps, sf int) (encode.Format, error) {
 		return encode.Float64, nil
 	}
 	return 0, fmt.Errorf("unsupported sample format %d with %d bits per sample", sf, bps)
+}
+
+// sampleBytes is the decoded size of one sample of bps bits.
+func sampleBytes(bps int) int64 {
+	switch {
+	case bps <= 8:
+		return 1
+	case bps <= 16:
+		return 2
+	case bps <= 32:
+		return 4
+	}
+	return 8
+}
+
+// decodedBytes is the size of d decoded whole.
+func (d *dir) decodedBytes() int64 {
+	return int64(d.w) * int64(d.h) * int64(max(d.spp, d.bands)) * sampleBytes(d.bps)
 }
 
 // chunkIndex returns the index of chunk (tile or strip) col,row of plane p.

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // virtualTile is the tile size served for stripped (untiled) images.
@@ -35,6 +38,8 @@ type Source struct {
 	meta  map[string]any
 
 	strips *stripCache
+	// stripFlight makes concurrent readers of one strip share its decode.
+	stripFlight singleflight.Group
 
 	pageMu sync.Mutex
 	pages  map[int]*encode.Image // whole decoded pages (fallback path)
@@ -65,7 +70,13 @@ func Open(path string) (tilesource.Source, error) {
 // openError returns the public error for a TIFF file this reader cannot
 // serve: the file's base name and the problem.
 func openError(name string, cause error) error {
-	return &tilesource.Error{Status: http.StatusBadRequest, Message: name + ": " + cause.Error()}
+	e := &tilesource.Error{Status: http.StatusBadRequest, Message: name + ": " + cause.Error()}
+	if errors.Is(cause, limits.ErrTooLarge) {
+		// The cause is kept for errors.Is; its text is said once.
+		e.Message = strings.TrimSuffix(e.Message, ": "+limits.ErrTooLarge.Error())
+		e.Cause = limits.ErrTooLarge
+	}
+	return e
 }
 
 // newSource parses r and works out levels, frames and associated images.
@@ -118,7 +129,10 @@ func (s *Source) setupPyramid(aperio bool) error {
 	s.tf.walk(func(d *IFD, idx int, _ *IFD) {
 		dd, err := newDir(d, idx)
 		if err != nil {
-			if firstErr == nil {
+			// A directory over a size limit makes the whole file
+			// suspect: refuse it rather than serve another directory
+			// as the image.
+			if firstErr == nil || (errors.Is(err, limits.ErrTooLarge) && !errors.Is(firstErr, limits.ErrTooLarge)) {
 				firstErr = err
 			}
 			return
@@ -144,6 +158,9 @@ func (s *Source) setupPyramid(aperio bool) error {
 			break
 		}
 	}
+	if errors.Is(firstErr, limits.ErrTooLarge) {
+		return firstErr
+	}
 	if main == nil {
 		if firstErr == nil {
 			firstErr = errors.New("no usable image")
@@ -162,7 +179,10 @@ func (s *Source) setupPyramid(aperio bool) error {
 		used[l] = l != nil
 	}
 	for _, d := range all {
-		if used[d] || d.page < 0 || checkDecodable(d) != nil {
+		// Associated images are decoded whole: one too large for the
+		// decode limit is not offered.
+		if used[d] || d.page < 0 || checkDecodable(d) != nil ||
+			limits.CheckDecoded("associated image", int64(d.w), int64(d.h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)) != nil {
 			continue
 		}
 		var key string
@@ -359,7 +379,7 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 		return nil, fmt.Errorf("tiff level %d: %w", z, tilesource.ErrLevelNotStored)
 	}
 	if !d.tiled {
-		img, err := s.stripTile(d, x, y)
+		img, err := s.stripTile(ctx, d, x, y)
 		if err != nil {
 			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
 		}
@@ -389,7 +409,7 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	if err != nil {
 		return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
 	}
-	img, err := s.decodeChunks(d, d.tw, d.th, true, chunks, x*d.tw, y*d.th)
+	img, err := s.decodeChunks(ctx, d, d.tw, d.th, true, chunks, x*d.tw, y*d.th)
 	if err != nil {
 		return nil, ioError(fmt.Sprintf("cannot decode tile %d, %d", x, y), err)
 	}
@@ -469,7 +489,16 @@ func (s *Source) readAt(b []byte, off int64) (int, error) {
 
 // decodeChunks decodes one stored chunk (all planes) of w×h pixels whose
 // top-left corner in the directory is (px, py).
-func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px, py int) (*encode.Image, error) {
+func (s *Source) decodeChunks(ctx context.Context, d *dir, w, h int, tiled bool, chunks [][]byte, px, py int) (*encode.Image, error) {
+	n := int64(w) * int64(h) * int64(max(d.spp, d.bands)) * sampleBytes(d.bps)
+	if err := limits.CheckDecoded("tile", int64(w), int64(h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)); err != nil {
+		return nil, err
+	}
+	release, err := acquireDecode(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if d.compression == compOJPEG {
 		// A complete embedded stream (JPEGInterchangeFormat) is the most
 		// reliable: chunk byte counts in such files are often wrong.
@@ -498,9 +527,6 @@ func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px,
 		}
 		return decodeYCbCr(d, chunks[0], w, h)
 	}
-	if int64(w)*int64(h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
-		return nil, errors.New("tile too large to decode")
-	}
 	mini, err := buildMiniTIFF(d, s.tf.ByteOrder, w, h, w, h, tiled, chunks)
 	if err != nil {
 		return nil, err
@@ -518,6 +544,10 @@ func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px,
 func (s *Source) decodeFromPage(d *dir, x, y, w, h int) (*encode.Image, error) {
 	if s.tf.Size > maxPageFallback || d.page < 0 {
 		return nil, fmt.Errorf("compression %d is only supported in files under %d MB", d.compression, maxPageFallback>>20)
+	}
+	// The whole page is decoded and kept.
+	if err := limits.CheckDecoded("page", int64(d.w), int64(d.h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)); err != nil {
+		return nil, err
 	}
 	s.pageMu.Lock()
 	img := s.pages[d.page]
@@ -572,8 +602,8 @@ func (s *Source) Associated(name string) (*encode.Image, error) {
 	if d == nil {
 		return nil, nil
 	}
-	if int64(d.w)*int64(d.h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
-		return nil, ioError("associated image too large", nil)
+	if err := limits.CheckDecoded("associated image", int64(d.w), int64(d.h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)); err != nil {
+		return nil, &tilesource.Error{Status: http.StatusRequestEntityTooLarge, Message: name + " image is too large", Cause: err}
 	}
 	if d.compression == compOJPEG {
 		img, err := s.decodeFromPage(d, 0, 0, d.w, d.h)
