@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/tiff/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
+	$(GO) test $(FUZZ) -fuzz '^FuzzInspectJ2K$$' ./encode/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
 
 test: deps vet lint unit race fuzz
