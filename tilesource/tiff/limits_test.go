@@ -94,6 +94,14 @@ func TestRowsPerStripZero(t *testing.T) {
 	if !errors.As(err, &te) || te.Status != http.StatusNotFound {
 		t.Fatalf("tile of a short strip: %v", err)
 	}
+	// The damaged strip is remembered: the tiles beside it fail without
+	// decoding it again.
+	if s.strips.failure(stripKey{s.frame[0][in.Levels-1], 0}) == nil {
+		t.Error("the failed strip is not remembered")
+	}
+	if _, err := s.ReadTile(context.Background(), 0, in.Levels-1, 1, 0); !errors.As(err, &te) || te.Status != http.StatusNotFound {
+		t.Errorf("tile beside it: %v", err)
+	}
 }
 
 // TestStripDecodesShareBudget: with a decode limit below one strip, the

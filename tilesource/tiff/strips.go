@@ -26,6 +26,28 @@ type stripCache struct {
 	size  int64
 	ll    *list.List
 	items map[stripKey]*list.Element
+	// failed remembers strips that could not be decoded: a damaged strip
+	// stays damaged, and each of the virtual tiles across it would
+	// otherwise decode it again.
+	failed map[stripKey]error
+}
+
+// maxFailedStrips bounds the failures remembered.
+const maxFailedStrips = 4096
+
+func (c *stripCache) failure(k stripKey) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed[k]
+}
+
+func (c *stripCache) fail(k stripKey, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.failed) >= maxFailedStrips {
+		clear(c.failed)
+	}
+	c.failed[k] = err
 }
 
 type stripEntry struct {
@@ -34,7 +56,7 @@ type stripEntry struct {
 }
 
 func newStripCache(limit int64) *stripCache {
-	return &stripCache{limit: limit, ll: list.New(), items: map[stripKey]*list.Element{}}
+	return &stripCache{limit: limit, ll: list.New(), items: map[stripKey]*list.Element{}, failed: map[stripKey]error{}}
 }
 
 func (c *stripCache) get(k stripKey) *encode.Image {
@@ -86,17 +108,26 @@ func (s *Source) strip(ctx context.Context, d *dir, i int) (*encode.Image, error
 		if img := s.strips.get(k); img != nil {
 			return img, nil
 		}
+		if err := s.strips.failure(k); err != nil {
+			return nil, err
+		}
 		rows := min(d.th, d.h-i*d.th)
 		chunks, err := s.readChunks(d, 0, i)
 		if err != nil {
+			s.strips.fail(k, err)
 			return nil, err
 		}
 		img, err := s.decodeChunks(ctx, d, d.w, rows, false, chunks, 0, i*d.th)
-		if err != nil {
-			return nil, err
+		if err == nil && (img.Width < d.w || img.Height < rows) {
+			err = fmt.Errorf("strip %d decoded to %dx%d", i, img.Width, img.Height)
 		}
-		if img.Width < d.w || img.Height < rows {
-			return nil, fmt.Errorf("strip %d decoded to %dx%d", i, img.Width, img.Height)
+		if err != nil {
+			// A cancelled wait for the decode budget says nothing about
+			// the strip.
+			if ctx.Err() == nil {
+				s.strips.fail(k, err)
+			}
+			return nil, err
 		}
 		s.strips.put(k, img)
 		return img, nil
