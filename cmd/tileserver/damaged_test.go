@@ -445,7 +445,7 @@ func (cs *cappedServer) exerciseItem(id, name string, check func(name, path stri
 	}
 }
 
-// measureEach runs the files in servers of ten files each, and each file
+// measureEach runs the files in servers of twenty files each, and each file
 // of a batch that crashed its server in a server of its own, and counts
 // the files that crash the server, get a 5xx answer (or none) or take over
 // 30 s to answer.
@@ -470,8 +470,8 @@ func measureEach(t *testing.T, bin, dir string, files []damaged.File) {
 		}
 		return cs.alive()
 	}
-	for i := 0; i < len(files); i += 10 {
-		batch := files[i:min(i+10, len(files))]
+	for i := 0; i < len(files); i += 20 {
+		batch := files[i:min(i+20, len(files))]
 		if run(batch) {
 			continue
 		}
