@@ -102,9 +102,11 @@ func Open(path string) (tilesource.Source, error) {
 			}
 			return src, nil
 		}
-		// A reader that found a declared size over a limit has read the
-		// file's structure: another reader would only trust the same size.
-		if errors.Is(err, limits.ErrTooLarge) && isPublic(err) {
+		// A reader that found a declared size over a limit, or a broken
+		// structure, has read the file: another reader would only trust
+		// the same sizes, and the C libraries behind the others may crash
+		// on a damaged file.
+		if (errors.Is(err, limits.ErrTooLarge) || errors.Is(err, tilesource.ErrDamaged)) && isPublic(err) {
 			return nil, withName(err, name)
 		}
 		// The first specific complaint (a reader that recognised the file

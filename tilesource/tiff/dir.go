@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
@@ -81,10 +82,10 @@ type dir struct {
 func newDir(d *IFD, page int) (*dir, error) {
 	w, h := d.Uint(tagImageWidth, 0), d.Uint(tagImageLength, 0)
 	if w == 0 || w > maxDimension {
-		return nil, fmt.Errorf("invalid image width %d", w)
+		return nil, damagedf("invalid image width %d", w)
 	}
 	if h == 0 || h > maxDimension {
-		return nil, fmt.Errorf("invalid image height %d", h)
+		return nil, damagedf("invalid image height %d", h)
 	}
 	if err := limits.CheckSide("image", int64(w), int64(h)); err != nil {
 		return nil, err
@@ -95,7 +96,7 @@ func newDir(d *IFD, page int) (*dir, error) {
 	r.planar = int(d.Uint(tagPlanarConfig, 1))
 	r.spp = int(d.Uint(tagSamplesPerPixel, 1))
 	if r.spp < 1 || r.spp > 64 {
-		return nil, fmt.Errorf("invalid samples per pixel %d", r.spp)
+		return nil, damagedf("invalid samples per pixel %d", r.spp)
 	}
 	bps := d.Uints(tagBitsPerSample)
 	r.bps = 1
@@ -128,7 +129,7 @@ func newDir(d *IFD, page int) (*dir, error) {
 		r.tiled = true
 		r.tw, r.th = int(d.Uint(tagTileWidth, 0)), int(d.Uint(tagTileLength, 0))
 		if r.tw <= 0 || r.th <= 0 || r.tw > 1<<16 || r.th > 1<<16 {
-			return nil, fmt.Errorf("invalid tile size %dx%d", r.tw, r.th)
+			return nil, damagedf("invalid tile size %dx%d", r.tw, r.th)
 		}
 		r.offsets, r.counts = d.Uints(tagTileOffsets), d.Uints(tagTileByteCounts)
 	} else {
@@ -160,14 +161,14 @@ func newDir(d *IFD, page int) (*dir, error) {
 	}
 	if r.compression == compOJPEG && (r.tw > 0xFFFF || r.th > 0xFFFF) {
 		// A JPEG frame header holds 16-bit sizes.
-		return nil, fmt.Errorf("old-style JPEG %s of %dx%d is larger than JPEG allows", what, r.tw, r.th)
+		return nil, damagedf("old-style JPEG %s of %dx%d is larger than JPEG allows", what, r.tw, r.th)
 	}
 	need := r.across * r.down * r.chunksPerTile
 	if need > maxChunks {
-		return nil, fmt.Errorf("too many tiles")
+		return nil, damagedf("too many tiles")
 	}
 	if len(r.offsets) < need || len(r.counts) < need {
-		return nil, fmt.Errorf("missing tile or strip offsets")
+		return nil, damagedf("missing tile or strip offsets")
 	}
 	r.passthrough = r.tiled && r.compression == compJPEG && r.bps == 8 &&
 		(r.spp == 1 || r.spp == 3) && r.planar == 1 &&
@@ -215,6 +216,15 @@ func sampleFormat(bps, sf int) (encode.Format, error) {
 	}
 	return 0, fmt.Errorf("unsupported sample format %d with %d bits per sample", sf, bps)
 }
+
+// damagedError marks an error as a sign of a damaged file rather than of a
+// feature this reader lacks: detection then gives the file to no other
+// reader.
+type damagedError struct{ error }
+
+func (damagedError) Is(target error) bool { return target == tilesource.ErrDamaged }
+
+func damagedf(format string, args ...any) error { return damagedError{fmt.Errorf(format, args...)} }
 
 // sampleBytes is the decoded size of one sample of bps bits.
 func sampleBytes(bps int) int64 {

@@ -71,10 +71,13 @@ func Open(path string) (tilesource.Source, error) {
 // serve: the file's base name and the problem.
 func openError(name string, cause error) error {
 	e := &tilesource.Error{Status: http.StatusBadRequest, Message: name + ": " + cause.Error()}
-	if errors.Is(cause, limits.ErrTooLarge) {
+	switch {
+	case errors.Is(cause, limits.ErrTooLarge):
 		// The cause is kept for errors.Is; its text is said once.
 		e.Message = strings.TrimSuffix(e.Message, ": "+limits.ErrTooLarge.Error())
 		e.Cause = limits.ErrTooLarge
+	case errors.Is(cause, tilesource.ErrDamaged):
+		e.Cause = tilesource.ErrDamaged
 	}
 	return e
 }
@@ -86,7 +89,7 @@ func newSource(r io.ReaderAt, size int64, name string) (*Source, error) {
 		if errors.Is(err, errNotTIFF) {
 			return nil, fmt.Errorf("%s: %w", name, tilesource.ErrNotRecognized)
 		}
-		return nil, openError(name, fmt.Errorf("invalid TIFF: %w", err))
+		return nil, openError(name, damagedError{fmt.Errorf("invalid TIFF: %w", err)})
 	}
 	s := &Source{r: r, name: name, tf: tf, assoc: map[string]*dir{}, pages: map[int]*encode.Image{}}
 	s.strips = newStripCache(64 << 20)
