@@ -239,11 +239,6 @@ func sampleBytes(bps int) int64 {
 	return 8
 }
 
-// decodedBytes is the size of d decoded whole.
-func (d *dir) decodedBytes() int64 {
-	return int64(d.w) * int64(d.h) * int64(max(d.spp, d.bands)) * sampleBytes(d.bps)
-}
-
 // chunkIndex returns the index of chunk (tile or strip) col,row of plane p.
 func (d *dir) chunkIndex(col, row, p int) int {
 	return p*d.across*d.down + row*d.across + col
