@@ -82,7 +82,9 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	}
 	img, err := s.h.Region(x*tileSize, y*tileSize, tileSize, tileSize)
 	if err != nil {
-		return nil, &tilesource.Error{Status: 500, Message: fmt.Sprintf("Failed to read tile %d/%d/%d", z, x, y), Cause: err}
+		// Pixels that cannot be read are the file's fault: 404, as large_image
+		// answers a TileGeneralError on the tile routes.
+		return nil, &tilesource.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("Failed to read tile %d/%d/%d", z, x, y), Cause: err}
 	}
 	return &tilesource.Tile{Pixels: img}, nil
 }
