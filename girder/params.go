@@ -3,6 +3,7 @@ package girder
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -60,7 +61,8 @@ func (p *params) floatPtr(name string) *float64 {
 		return nil
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(p.q.Get(name)), 64)
-	if err != nil {
+	// NaN and the infinities parse but are no position or size.
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		p.fail(typeError(name))
 		return nil
 	}
@@ -93,6 +95,28 @@ func (p *params) boolOrInt(name string) string {
 	return v
 }
 
+// rejectRepeatedParams answers 400 when a query parameter of an API route
+// is given more than once, before any other check, as Girder's endpoint
+// decorator does (girder/api/rest.py, _preventRepeatedParams). The first
+// such name in query order is reported, as Girder walks its parameters in
+// that order.
+func rejectRepeatedParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/") || r.URL.RawQuery == "" {
+			return next(c)
+		}
+		q := c.QueryParams()
+		for _, pair := range strings.Split(r.URL.RawQuery, "&") {
+			name, _, _ := strings.Cut(pair, "=")
+			if name, err := url.QueryUnescape(name); err == nil && len(q[name]) > 1 {
+				return tilesource.BadRequest("Parameter \"%s\" must not be specified multiple times.", name)
+			}
+		}
+		return next(c)
+	}
+}
+
 func (p *params) fail(err error) {
 	if p.err == nil {
 		p.err = err
@@ -119,7 +143,7 @@ func (p *params) encodeOptions(r *http.Request, safariSwitch bool) pipeline.Enco
 	return o
 }
 
-// adjustEncoding is large_image's Safari/iOS JFIF switch (spec 1.0): those
+// adjustEncoding is large_image's Safari/iOS JFIF switch (large_image's REST conventions in girder_large_image/rest/tiles.py): those
 // browsers get JFIF instead of JPEG because they mis-handle Adobe-marked
 // JPEGs.
 func adjustEncoding(encoding, userAgent string) string {
@@ -156,9 +180,19 @@ func checkObjectID(id string) error {
 		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 	}
 	if !ok {
-		return &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid ObjectId: " + id, Type: "validation", Field: "id"}
+		return &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid ObjectId: " + shorten(id), Type: "validation", Field: "id"}
 	}
 	return nil
+}
+
+// shorten cuts a client-given value quoted in a message, so an error
+// never echoes a large request back.
+func shorten(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // etag is the md5 over route, item, version, path arguments and the sorted

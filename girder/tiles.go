@@ -12,6 +12,7 @@ import (
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
@@ -147,9 +148,26 @@ func checkRegionSize(req pipeline.RegionRequest) error {
 	return nil
 }
 
+// checkStyleParam refuses a style that is not a JSON object on the routes
+// that only open the source with it (metadata, internal_metadata,
+// dzi.dzi), as large_image's TileSource._setStyle does when the source is
+// opened; what the style says is only checked where it is applied.
+func checkStyleParam(c echo.Context) error {
+	q := c.QueryParams()
+	if raw, ok := q["style"]; ok && strings.TrimSpace(raw[0]) != "" {
+		if _, err := style.DecodeObject(raw[0]); err != nil {
+			return tilesource.BadRequest("%s", style.ErrNotJSONObject)
+		}
+	}
+	return nil
+}
+
 func (s *Server) metadata(c echo.Context) error {
 	_, loc, err := s.largeImage(c, http.StatusBadRequest)
 	if err != nil {
+		return err
+	}
+	if err := checkStyleParam(c); err != nil {
 		return err
 	}
 	md, err := s.svc.Metadata(c.Request().Context(), loc)
@@ -162,6 +180,9 @@ func (s *Server) metadata(c echo.Context) error {
 func (s *Server) internalMetadata(c echo.Context) error {
 	_, loc, err := s.largeImage(c, http.StatusBadRequest)
 	if err != nil {
+		return err
+	}
+	if err := checkStyleParam(c); err != nil {
 		return err
 	}
 	md, err := s.svc.InternalMetadata(c.Request().Context(), loc)
@@ -248,7 +269,7 @@ func (s *Server) tile(c echo.Context, route, frame string) error {
 	return sendResult(c, res)
 }
 
-// testIntParams are the typed parameters of the test source (spec 1.14).
+// testIntParams are the typed parameters of the test source (the large_image_source_test source).
 var testIntParams = []string{"minLevel", "maxLevel", "tileWidth", "tileHeight", "sizeX", "sizeY", "frame"}
 
 // testLocator validates the test source's parameters and builds its locator.
@@ -356,7 +377,7 @@ func (s *Server) region(c echo.Context) error {
 	return sendResult(c, res)
 }
 
-// dziParams reads and checks tilesize, overlap and encoding (spec 1.9).
+// dziParams reads and checks tilesize, overlap and encoding (the DeepZoom routes of girder_large_image/rest/tiles.py).
 func dziParams(c echo.Context) (tileSize, overlap int, enc string, err error) {
 	p := newParams(c)
 	tileSize = p.int("tilesize", 256)
@@ -387,6 +408,9 @@ func (s *Server) dziInfo(c echo.Context) error {
 	}
 	ts, ov, enc, err := dziParams(c)
 	if err != nil {
+		return err
+	}
+	if err := checkStyleParam(c); err != nil {
 		return err
 	}
 	w, h, err := s.svc.DZIInfo(c.Request().Context(), loc)

@@ -50,6 +50,8 @@ type settings struct {
 	PrefetchWorkers int
 	PrecacheBatch   int
 	PrecacheAhead   int
+	// Limits, timeouts, body size, CORS and the memory limit (guards.go).
+	Guards guardSettings
 }
 
 // option is one setting: its flag name (also the YAML key, and the
@@ -304,6 +306,9 @@ func parseSettings(v map[string]string) (settings, error) {
 		if *n.dst, err = strconv.Atoi(strings.TrimSpace(v[n.name])); err != nil || *n.dst < 1 {
 			return s, fmt.Errorf("--%s: %q is not a positive number", n.name, v[n.name])
 		}
+	}
+	if s.Guards, err = parseGuards(v); err != nil {
+		return s, err
 	}
 	if s.Addr == "" || s.Data == "" || s.Slides == "" {
 		return s, errors.New("--addr, --data and --slides must not be empty")

@@ -37,6 +37,9 @@ type Limits struct {
 	// it is synthesised from that it covers); a file needing more for any
 	// level is refused.
 	MaxSynthPixels int64
+	// MaxStyleBands bounds the bands of a style: each is a pass over every
+	// pixel of the tile or region, so they cost far more than a loop step.
+	MaxStyleBands int
 }
 
 // Default are the limits used when nothing is configured: generous enough
@@ -49,6 +52,7 @@ func Default() Limits {
 		MaxImageSide:    1 << 20,
 		MaxLoop:         10000,
 		MaxSynthPixels:  1 << 30,
+		MaxStyleBands:   64,
 	}
 }
 
@@ -79,6 +83,9 @@ func Set(l Limits) {
 	}
 	if l.MaxSynthPixels <= 0 {
 		l.MaxSynthPixels = d.MaxSynthPixels
+	}
+	if l.MaxStyleBands <= 0 {
+		l.MaxStyleBands = d.MaxStyleBands
 	}
 	current.Store(&l)
 }

@@ -22,11 +22,10 @@ import (
 // maxHistogramBins caps bins so a request cannot allocate huge histograms.
 const maxHistogramBins = 65536
 
-// bandsSide is the largest side of the view band statistics use (spec 1.8).
+// bandsSide is the largest side of the view band statistics use (TileSource.getBandInformation).
 const bandsSide = 2048
 
-// Histogram returns one histogram entry per band of a region (spec 1.7 and
-// 2.13), computed in strips so the region is never held as float samples.
+// Histogram returns one histogram entry per band of a region (TileSource.histogram), computed in strips so the region is never held as float samples.
 func (p *Pipeline) Histogram(ctx context.Context, loc Locator, req HistogramRequest) ([]style.BandHist, error) {
 	bins := req.Bins
 	if bins == 0 {
@@ -48,33 +47,77 @@ func (p *Pipeline) Histogram(ctx context.Context, loc Locator, req HistogramRequ
 			return nil, tilesource.BadRequest("Value Error: rangeMin must not be greater than rangeMax.")
 		}
 	}
-	img, err := p.analysisRegion(ctx, loc, req.Region, !resampleRequested(req.Region.Resample))
+	var geom regionGeom
+	img, err := p.analysisRegion(ctx, loc, req.Region, true, &geom)
 	if err != nil {
 		return nil, err
 	}
 	if img == nil || img.Width == 0 || img.Height == 0 {
 		return []style.BandHist{}, nil
 	}
+	parts := []*encode.Image{img}
+	if histogramResamples(req.Region.Resample) && math.Round(geom.scale*100) != 100 {
+		parts = resampleByTiles(img, geom)
+	}
 	h := style.NewHistogrammer(bins, lo, hi, req.RoundRange, req.Density)
-	forStrips(img, h.AddMinMax)
-	forStrips(img, h.AddHist)
+	for _, part := range parts {
+		forStrips(part, h.AddMinMax)
+	}
+	for _, part := range parts {
+		forStrips(part, h.AddHist)
+	}
 	return h.Result(), nil
 }
 
-// resampleRequested reports whether the histogram's resample parameter asks
-// for scaling to the output size; absent or false reads the level as is.
-func resampleRequested(v string) bool {
-	switch strings.ToLower(v) {
-	case "", "false", "off", "no":
+// histogramResamples reads the histogram's resample parameter as
+// large_image's TileIterator does: absent means resample (its default is
+// True, whatever the route's documentation says), false or 0 reads the
+// level as stored. Any other value resamples with LANCZOS: the iterator
+// hands tiles bool(resample), so a Pillow filter number is not used.
+func histogramResamples(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "false", "off", "no", "0":
 		return false
 	}
 	return true
 }
 
-// analysisRegion validates a region request and returns its pixels: the
-// stored values unless a style with band processing is given; noScale
-// returns the level pixels without the final scaling.
-func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRequest, noScale bool) (*encode.Image, error) {
+// resampleByTiles scales level pixels to the output resolution the way
+// large_image's tile iterator does when it resamples: the level is cut
+// into tiles of ceil(tile size · scale) level pixels, counted from the
+// level's origin and clipped to the region, and each piece is converted
+// to 8 bits and resized on its own with LANCZOS to int(size / scale) (at
+// least 1) output pixels (LazyTileDict._resample, through Pillow).
+func resampleByTiles(img *encode.Image, g regionGeom) []*encode.Image {
+	tw := max(1, int(math.Ceil(float64(g.tileW)*g.scale)))
+	th := max(1, int(math.Ceil(float64(g.tileH)*g.scale)))
+	img = encode.To8Bit(img)
+	var parts []*encode.Image
+	for ty := g.y0 / th; ty*th < g.y0+img.Height; ty++ {
+		top := max(ty*th, g.y0) - g.y0
+		bottom := min((ty+1)*th, g.y0+img.Height) - g.y0
+		for tx := g.x0 / tw; tx*tw < g.x0+img.Width; tx++ {
+			left := max(tx*tw, g.x0) - g.x0
+			right := min((tx+1)*tw, g.x0+img.Width) - g.x0
+			piece := encode.Crop(img, left, top, right-left, bottom-top)
+			w := max(1, int(float64(piece.Width)/g.scale))
+			h := max(1, int(float64(piece.Height)/g.scale))
+			if out, ok := pilResize(piece, w, h, pilLanczos); ok {
+				piece = out
+			} else if out, err := encode.Resize(piece, w, h, encode.Lanczos3); err == nil {
+				piece = out
+			}
+			parts = append(parts, piece)
+		}
+	}
+	return parts
+}
+
+// analysisRegion validates a region request and returns its pixels as the
+// image routes see them before encoding (ICC-corrected, styled when a
+// style with band processing is given); noScale returns the level pixels
+// without the final scaling.
+func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRequest, noScale bool, geom *regionGeom) (*encode.Image, error) {
 	style, err := parseStyle(req.Style, http.StatusBadRequest)
 	if err != nil {
 		return nil, err
@@ -83,7 +126,7 @@ func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRe
 	if err != nil {
 		return nil, err
 	}
-	rr.style, rr.raw, rr.noScale = style, true, noScale
+	rr.style, rr.noScale, rr.geom = style, noScale, geom
 	var img *encode.Image
 	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
 		img, err = p.region(ctx, loc, src, rr, "")
@@ -93,7 +136,7 @@ func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRe
 }
 
 // Bands returns min, max, mean and stdev per band of a frame, keyed by
-// 1-based band number (spec 1.8), over the level covering 2048 pixels per
+// 1-based band number (TileSource.getBandInformation), over the level covering 2048 pixels per
 // side.
 func (p *Pipeline) Bands(ctx context.Context, loc Locator, frame int) (map[string]style.BandInfo, error) {
 	var img *encode.Image
@@ -124,12 +167,12 @@ func (p *Pipeline) Bands(ctx context.Context, loc Locator, frame int) (map[strin
 
 // Pixel returns {"value": [...], <mode letters>: 8-bit values} for the
 // base pixel at (left, top), {} outside the image, or one such object per
-// frame (with "frame") when FrameList is given (spec 1.6 and 2.11).
+// frame (with "frame") when FrameList is given (TileSource.getPixel).
 func (p *Pipeline) Pixel(ctx context.Context, loc Locator, req PixelRequest) (any, error) {
 	one := func(frame int) (map[string]any, error) {
 		left, top, w, h := req.Left, req.Top, 1.0, 1.0
 		img, err := p.analysisRegion(ctx, loc, RegionRequest{Left: &left, Top: &top, RegionWidth: &w,
-			RegionHeight: &h, Units: req.Units, UnitsWH: "base_pixels", Frame: frame, Style: req.Style}, true)
+			RegionHeight: &h, Units: req.Units, UnitsWH: "base_pixels", Frame: frame, Style: req.Style}, true, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -137,6 +180,9 @@ func (p *Pipeline) Pixel(ctx context.Context, loc Locator, req PixelRequest) (an
 	}
 	if req.FrameList == nil {
 		return one(req.Frame)
+	}
+	if err := checkLoop("The number of frameList entries", len(req.FrameList)); err != nil {
+		return nil, err
 	}
 	list := make([]map[string]any, 0, len(req.FrameList))
 	for _, f := range req.FrameList {
@@ -197,7 +243,7 @@ func jsonFloat(v float64) any {
 	return v
 }
 
-// TileFrames returns a montage of frames (spec 1.12): frame k of the list
+// TileFrames returns a montage of frames (TileSource.tileFrames and the quad_info route): frame k of the list
 // at column k % framesAcross, row k / framesAcross, each cell the
 // per-frame region output (exactly width×height with a fill). The result
 // is cached in the tile cache.
@@ -217,6 +263,9 @@ func (p *Pipeline) TileFrames(ctx context.Context, loc Locator, req TileFramesRe
 	rr.style = style
 	if req.FramesAcross < 0 {
 		return nil, tilesource.BadRequest("Value Error: framesAcross must be positive.")
+	}
+	if err := checkLoop("The number of frameList entries", len(req.FrameList)); err != nil {
+		return nil, err
 	}
 	canon := req
 	canon.Region.Style = ""
@@ -252,6 +301,10 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			frames = append(frames, f)
 		}
 	}
+	// Each frame is a region of its own: bound them, listed or all.
+	if err := checkLoop("The number of frames", len(frames)); err != nil {
+		return nil, err
+	}
 	if len(frames) == 1 {
 		rr.frame = frames[0]
 		return p.region(ctx, loc, src, rr, enc)
@@ -279,8 +332,8 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
 				cellW, cellH = *rr.maxW, *rr.maxH
 			}
-			if int64(cellW)*int64(across)*int64(cellH)*int64(rows) > maxRegionPixels {
-				return nil, tilesource.BadRequest("Value Error: The requested output is too large.")
+			if err := checkOutput(cellW*across, cellH*rows); err != nil {
+				return nil, err
 			}
 			out = encode.NewImage(cellW*across, cellH*rows, img.Bands, img.Format)
 		}

@@ -132,7 +132,7 @@ func (p *Pipeline) withSource(ctx context.Context, loc Locator, fn func(tilesour
 	return publicError(fn(src))
 }
 
-// Metadata returns the JSON object of GET tiles (spec 1.2).
+// Metadata returns the JSON object of GET tiles (TileSource.getMetadata).
 func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, error) {
 	var m map[string]any
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
@@ -143,7 +143,7 @@ func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, e
 }
 
 // InternalMetadata returns the source's own metadata plus "tilesource" and
-// "populatedLevels" (spec 1.10).
+// "populatedLevels" (TileSource.getInternalMetadata).
 func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[string]any, error) {
 	m := map[string]any{}
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
@@ -151,6 +151,11 @@ func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[strin
 			m[k] = v
 		}
 		info := src.Info()
+		// large_image's ImageItem.getInternalMetadata lists the profiles'
+		// descriptions when the source has any.
+		if desc, ok := encode.ICCProfileInfo(info.ICCProfile); ok {
+			m["iccprofiles"] = []string{desc}
+		}
 		m["tilesource"] = info.SourceName
 		n := 0
 		for _, s := range info.Stored {
@@ -190,7 +195,7 @@ func (p *Pipeline) AssociatedNames(ctx context.Context, loc Locator) ([]string, 
 var errNoAssociated = errors.New("no such associated image")
 
 // Associated returns an associated image scaled into the requested box
-// (spec 1.11), or nil, nil for an unknown key. Results go through the tile
+// (TileSource.getAssociatedImage), or nil, nil for an unknown key. Results go through the tile
 // cache, so warm-up (Warm) pays off for them as for thumbnails.
 func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRequest) (*Result, error) {
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
@@ -199,6 +204,9 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	}
 	if req.Width < 0 || req.Height < 0 {
 		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 0.")
+	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
+		return nil, err
 	}
 	key := tilecache.Key(identity(loc), "associated", req.Key, strconv.Itoa(req.Width),
 		strconv.Itoa(req.Height), encodingKey(enc, req.Encode))
@@ -226,7 +234,10 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 			mh = &req.Height
 		}
 		w, h := calculateWidthHeight(mw, mh, img.Width, img.Height)
-		return resizeImage(img, w, h, "")
+		if err := checkOutput(w, h); err != nil {
+			return nil, err
+		}
+		return resizeImage(img, w, h)
 	})
 	if errors.Is(err, errNoAssociated) {
 		return nil, nil

@@ -1,6 +1,6 @@
 package pipeline
 
-// The tile path of DESIGN section 3, top to bottom: validate the request,
+// The tile path, top to bottom: validate the request,
 // build the cache key, look the tile up (coalescing concurrent misses), and
 // on a miss open the source, range-check, read the stored tile or
 // synthesise a missing level from finer ones, pass stored bytes through
@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/limits"
@@ -31,12 +32,15 @@ import (
 // through intermediate synthesised levels, which are cached and reused.
 const maxSkippedLevels = tilesource.SynthMaxSkip
 
-// Tile returns one encoded tile (spec 1.3).
+// Tile returns one encoded tile (the zxy route of girder_large_image/rest/tiles.py).
 func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Result, error) {
 	// 1. Validate everything that needs no image, so bad requests cost
 	// nothing and never reach the caches.
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
 		return nil, err
 	}
 	style, err := parseStyle(req.Style, http.StatusNotFound)
@@ -64,7 +68,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 		if err := src.Info().CheckTile(req.Z, req.X, req.Y, req.Frame); err != nil {
 			return nil, err
 		}
-		// A style whose bands all name a frame renders that frame (spec 2.3).
+		// A style whose bands all name a frame renders that frame (TileSource.getTile).
 		req.Frame = style.st.EffectiveFrame(req.Frame)
 		if req.Frame < 0 || req.Frame >= src.Info().FrameCount() {
 			return nil, tilesource.ErrFrameRange
@@ -195,7 +199,7 @@ func (p *Pipeline) produceRaw(ctx context.Context, loc Locator, src tilesource.S
 }
 
 // synthesise builds tile (x, y) of a level the source does not store from
-// the tiles of a finer level (spec 2.5): LANCZOS for 8-bit images of up to
+// the tiles of a finer level (TileSource._getTileFromEmptyLevel): LANCZOS for 8-bit images of up to
 // 4 bands, nearest neighbour otherwise.
 func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) (*encode.Image, error) {
 	info := src.Info()
@@ -253,8 +257,9 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
 		out = sampleNearest(canvas, w, h, scale)
 	} else {
+		// Pillow's LANCZOS, as large_image's _getTileFromEmptyLevel.
 		var err error
-		if out, err = encode.Resize(canvas, w, h, encode.Lanczos3); err != nil {
+		if out, err = resizeImage(canvas, w, h); err != nil {
 			return nil, err
 		}
 	}
@@ -312,7 +317,7 @@ func isEdgeTile(info *tilesource.Info, z, x, y int) bool {
 }
 
 // applyEdge crops an edge tile to the image, or fills the part outside the
-// image with a colour (spec 2.4). img is not modified.
+// image with a colour (the edge option of TileSource._outputTile). img is not modified.
 func applyEdge(img *encode.Image, info *tilesource.Info, z, x, y int, edge edgeSpec) *encode.Image {
 	if edge.kind == edgeNone || !isEdgeTile(info, z, x, y) {
 		return img
@@ -421,7 +426,7 @@ func parseEdge(s string) (edgeSpec, error) {
 	case "crop", "true":
 		return edgeSpec{kind: edgeCrop, key: "crop"}, nil
 	}
-	c, err := parseColor(s)
+	c, err := parseColour(s, false)
 	if err != nil {
 		return edgeSpec{}, err
 	}
@@ -445,63 +450,23 @@ func (c rgba) bands(n int) []float64 {
 	return []float64{float64(c.r), float64(c.g), float64(c.b), float64(c.a)}
 }
 
-// cssColors is a small table of common CSS colour names.
-var cssColors = map[string]rgba{
-	"black": {0, 0, 0, 255}, "white": {255, 255, 255, 255}, "red": {255, 0, 0, 255},
-	"green": {0, 128, 0, 255}, "blue": {0, 0, 255, 255}, "yellow": {255, 255, 0, 255},
-	"cyan": {0, 255, 255, 255}, "aqua": {0, 255, 255, 255}, "magenta": {255, 0, 255, 255},
-	"fuchsia": {255, 0, 255, 255}, "gray": {128, 128, 128, 255}, "grey": {128, 128, 128, 255},
-	"silver": {192, 192, 192, 255}, "lightgray": {211, 211, 211, 255},
-	"lightgrey": {211, 211, 211, 255}, "darkgray": {169, 169, 169, 255},
-	"darkgrey": {169, 169, 169, 255}, "maroon": {128, 0, 0, 255}, "olive": {128, 128, 0, 255},
-	"lime": {0, 255, 0, 255}, "navy": {0, 0, 128, 255}, "purple": {128, 0, 128, 255},
-	"teal": {0, 128, 128, 255}, "orange": {255, 165, 0, 255}, "pink": {255, 192, 203, 255},
-	"brown": {165, 42, 42, 255}, "transparent": {0, 0, 0, 0},
-}
-
-// parseColor reads #rgb, #rgba, #rrggbb, #rrggbbaa or a CSS name
-// (case-insensitive).
-func parseColor(s string) (rgba, error) {
-	bad := tilesource.BadRequest("Value Error: unknown color specifier: '%s'", s)
-	name := strings.ToLower(strings.TrimSpace(s))
-	if c, ok := cssColors[name]; ok {
-		return c, nil
+// parseColour reads a colour parameter with the style package's parser,
+// Pillow's ImageColor syntax (hex, rgb(), rgba(), hsl(), hsv(), every CSS
+// name). withOverrides adds large_image's exact-case R/G/B/RED/GREEN/BLUE,
+// which its letterbox fill honours and its edge fill does not.
+func parseColour(s string, withOverrides bool) (rgba, error) {
+	parse := style.ParsePILColour
+	if withOverrides {
+		parse = style.ParseColour
 	}
-	if !strings.HasPrefix(name, "#") {
-		return rgba{}, bad
+	c, ok := parse(s)
+	if !ok {
+		return rgba{}, tilesource.BadRequest("Value Error: %s", style.ColourError(s))
 	}
-	hex := name[1:]
-	var digits []uint8
-	for _, ch := range hex {
-		var d uint8
-		switch {
-		case ch >= '0' && ch <= '9':
-			d = uint8(ch - '0')
-		case ch >= 'a' && ch <= 'f':
-			d = uint8(ch-'a') + 10
-		default:
-			return rgba{}, bad
-		}
-		digits = append(digits, d)
-	}
-	v := make([]uint8, 0, 4)
-	switch len(digits) {
-	case 3, 4:
-		for _, d := range digits {
-			v = append(v, d*17)
-		}
-	case 6, 8:
-		for i := 0; i < len(digits); i += 2 {
-			v = append(v, digits[i]*16+digits[i+1])
-		}
-	default:
-		return rgba{}, bad
-	}
-	c := rgba{v[0], v[1], v[2], 255}
-	if len(v) == 4 {
-		c.a = v[3]
-	}
-	return c, nil
+	// Pillow accepts rgb(300,0,0); the sample is then stored in 8 bits,
+	// so clamp rather than wrap.
+	b := func(v float64) uint8 { return uint8(math.Round(math.Min(255, math.Max(0, v)))) }
+	return rgba{b(c[0]), b(c[1]), b(c[2]), b(c[3])}, nil
 }
 
 // clampInt keeps float-derived sizes inside int range.
