@@ -40,8 +40,12 @@ demo:
 			cp $(SHARED)/testdata/$$f $(SLIDES)/demo/; done; \
 		echo "demo slides copied to $(SLIDES)/demo"; fi
 
+# A fresh admin token each run (unless TILESERVER_ADMIN_TOKEN is set), printed
+# with the URL, so the viewer's cache panel works.
 run: build demo
-	./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
+	@token="$${TILESERVER_ADMIN_TOKEN:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"; \
+		echo "viewer: http://$(ADDR)/  admin token (cache panel): $$token"; \
+		TILESERVER_ADMIN_TOKEN="$$token" exec ./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
 
 vet:
 	$(GO) vet ./...
@@ -64,6 +68,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzInspectJ2K$$' ./encode/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
+	$(GO) test $(FUZZ) -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/
 	for f in FuzzRegion FuzzThumbnailAndAssociated FuzzSynthesis FuzzQuadInfo FuzzFrames; do \
 		$(GO) test $(FUZZ) -fuzz "^$$f\$$" ./tilesource/pipeline/ || exit 1; done
@@ -79,4 +84,4 @@ bench: build
 	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/pipeline/ ./encode/ | tee out/bench/go-bench.txt
 
 clean:
-	rm -rf bin out web/node_modules girder/web/dist/openseadragon
+	rm -rf bin out web/node_modules girder/web/dist/openseadragon girder/web/dist/mirador
