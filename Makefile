@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/tiff/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
+	$(GO) test $(FUZZ) -fuzz '^FuzzInspectJ2K$$' ./encode/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/
