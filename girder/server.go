@@ -67,6 +67,8 @@ type Server struct {
 	cache CacheAdmin
 	extra []func(e *echo.Echo)
 	bg    *background // warm-up, precache and prefetch (warm.go)
+	// archives lists the configured DICOMweb archives (dicomweb.go).
+	archives *archiveSync
 	// corsAny is set when CORSOrigins holds "*".
 	corsAny bool
 	// cacheControl is the Cache-Control value of cacheable responses,

@@ -28,6 +28,7 @@ import (
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
@@ -102,7 +103,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	lim := applyLimits(cfg.Guards, cacheBudget)
 	memLimit, memFrom := applyMemoryLimit(cfg.Guards, cacheBudget, lim, lookupEnv)
 	logGuards(log, lim, memLimit, memFrom)
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources})
+	archives, err := dicomweb.NewArchives(cfg.DICOMweb)
+	if err != nil {
+		return err
+	}
+	remoteClient := pipeline.DefaultHTTPClient()
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives})
 	if err != nil {
 		return err
 	}
@@ -126,8 +132,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	opts := []girder.Option{
 		girder.WithCacheAdmin(girder.TileCacheAdmin{Tiles: tiles, Sources: sources}),
 		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
-		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }),
+		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{AdminDisabled: cfg.AdminToken == ""}) }),
 		girder.WithBackground(bg),
+	}
+	// Always set, even with no archive: the first listing also removes
+	// the collections of archives taken out of the configuration.
+	opts = append(opts, girder.WithDICOMweb(archives, dicomweb.OpenOptions{Client: remoteClient, Cache: tiles}))
+	for _, a := range archives.List() {
+		log.Info("dicomweb: archive", "archive", a)
 	}
 	if cfg.WarmOnImport {
 		// Unchanged items already warmed are skipped, so a re-import only
@@ -170,6 +182,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}()
 
+	// Archives are listed beside the server too, and again every
+	// --dicomweb-refresh.
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		srv.RefreshArchives(ctx, cfg.DICOMwebRefresh)
+	}()
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "tileserver listening on http://%s/\n", ln.Addr())
@@ -184,5 +204,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
 	<-importDone
+	<-refreshDone
 	return err
 }

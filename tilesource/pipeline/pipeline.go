@@ -13,6 +13,7 @@ import (
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/detect"
 	"github.com/tileserver/tileserver/tilesource/dicom"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/testsource"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	Open func(path string) (tilesource.Source, error)
 	// HTTPClient fetches DICOMweb series; nil means DefaultHTTPClient().
 	HTTPClient *http.Client
+	// DICOMweb are the configured DICOMweb archives (their URLs and
+	// credentials); nil knows none, and series named by URL still open.
+	DICOMweb *dicomweb.Archives
 }
 
 // Pipeline implements Service.
@@ -37,6 +41,8 @@ type Pipeline struct {
 	sources tilecache.Sources
 	open    func(path string) (tilesource.Source, error)
 	client  *http.Client
+	// archives resolves DICOMweb locators.
+	archives *dicomweb.Archives
 	// stats caches frame statistics for automatic style ranges.
 	stats statsCache
 }
@@ -45,7 +51,7 @@ var _ Service = (*Pipeline)(nil)
 
 // New returns a pipeline over cfg's caches.
 func New(cfg Config) (*Pipeline, error) {
-	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient}
+	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient, archives: cfg.DICOMweb}
 	if p.client == nil {
 		p.client = DefaultHTTPClient()
 	}
@@ -90,7 +96,7 @@ func (p *Pipeline) acquire(ctx context.Context, loc Locator) (tilesource.Source,
 	switch {
 	case loc.Remote != "":
 		key = loc.Remote + "\x00" + loc.Version
-		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote) }
+		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote, loc.Version) }
 	case len(loc.SeriesPaths) > 0:
 		open = func() (tilecache.Resource, error) { return dicom.OpenSeries(loc.SeriesPaths) }
 	case loc.isTest():
