@@ -8,6 +8,7 @@ package pipeline
 // a pixel down-right of Pillow's), which viewers comparing both notice.
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/tileserver/tileserver/encode"
@@ -140,7 +141,14 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 			rowFn = resampleRow4
 		}
 		for y := range src.Height {
-			rowFn(tmp.Pix[y*w*nb:(y+1)*w*nb], src.Pix[y*src.Width*nb:(y+1)*src.Width*nb], &hc, nb)
+			row := src.Pix[y*src.Width*nb : (y+1)*src.Width*nb]
+			// A black row stays black (the rounding half never reaches
+			// a level): synthesis canvases are mostly such padding.
+			end := nonZeroEnd(row, nb)
+			if end == 0 {
+				continue
+			}
+			rowFn(tmp.Pix[y*w*nb:(y+1)*w*nb], row, &hc, nb, end)
 		}
 		src = tmp
 	}
@@ -150,12 +158,20 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 		tmp := encode.NewImage(src.Width, h, nb, encode.Uint8)
 		stride := src.Width * nb
 		acc := make([]int64, stride)
+		// Black rows add nothing to any sum.
+		zero := make([]bool, src.Height)
+		for y := range zero {
+			zero[y] = allZero(src.Pix[y*stride : (y+1)*stride])
+		}
 		for yy := range h {
 			s0, k := vc.start[yy], vc.k[yy]
 			for i := range acc {
 				acc[i] = 1 << (precisionBits - 1)
 			}
 			for y, kv := range k {
+				if zero[s0+y] {
+					continue
+				}
 				row := src.Pix[(s0+y)*stride : (s0+y+1)*stride]
 				a := acc[:len(row)]
 				k64 := int64(kv)
@@ -177,13 +193,17 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 }
 
 // The horizontal pass, one row at a time: out[xx] is the weighted sum of
-// the input pixels hc gives for it. The common band counts get their own
+// the input pixels hc gives for it. Pixels from end on are black, so the
+// outputs that read only those stay as they are (zero). The common band counts get their own
 // loops, with the bands' sums kept in registers; the arithmetic is the same
 // in every variant.
 const pilHalf = 1 << (precisionBits - 1)
 
-func resampleRow1(out, row []uint8, hc *pilCoeffs, _ int) {
+func resampleRow1(out, row []uint8, hc *pilCoeffs, _ int, end int) {
 	for xx := range out {
+		if hc.start[xx] >= end {
+			return
+		}
 		k := hc.k[xx]
 		px := row[hc.start[xx]:][:len(k)]
 		a := int64(pilHalf)
@@ -194,8 +214,11 @@ func resampleRow1(out, row []uint8, hc *pilCoeffs, _ int) {
 	}
 }
 
-func resampleRow3(out, row []uint8, hc *pilCoeffs, _ int) {
+func resampleRow3(out, row []uint8, hc *pilCoeffs, _ int, end int) {
 	for xx := range len(out) / 3 {
+		if hc.start[xx] >= end {
+			return
+		}
 		k := hc.k[xx]
 		px := row[hc.start[xx]*3:][:len(k)*3]
 		a0, a1, a2 := int64(pilHalf), int64(pilHalf), int64(pilHalf)
@@ -211,8 +234,11 @@ func resampleRow3(out, row []uint8, hc *pilCoeffs, _ int) {
 	}
 }
 
-func resampleRow4(out, row []uint8, hc *pilCoeffs, _ int) {
+func resampleRow4(out, row []uint8, hc *pilCoeffs, _ int, end int) {
 	for xx := range len(out) / 4 {
+		if hc.start[xx] >= end {
+			return
+		}
 		k := hc.k[xx]
 		px := row[hc.start[xx]*4:][:len(k)*4]
 		a0, a1, a2, a3 := int64(pilHalf), int64(pilHalf), int64(pilHalf), int64(pilHalf)
@@ -229,9 +255,12 @@ func resampleRow4(out, row []uint8, hc *pilCoeffs, _ int) {
 	}
 }
 
-func resampleRowN(out, row []uint8, hc *pilCoeffs, nb int) {
+func resampleRowN(out, row []uint8, hc *pilCoeffs, nb int, end int) {
 	var acc [4]int64
 	for xx := range len(out) / nb {
+		if hc.start[xx] >= end {
+			return
+		}
 		k := hc.k[xx]
 		px := row[hc.start[xx]*nb:][:len(k)*nb]
 		for b := range nb {
@@ -246,6 +275,35 @@ func resampleRowN(out, row []uint8, hc *pilCoeffs, nb int) {
 			out[xx*nb+b] = clip8(acc[b])
 		}
 	}
+}
+
+// nonZeroEnd is one past the last pixel of row (nb bytes each) that is
+// not black, 0 for a black row.
+func nonZeroEnd(row []byte, nb int) int {
+	i := len(row)
+	for i >= 8 && binary.LittleEndian.Uint64(row[i-8:i]) == 0 {
+		i -= 8
+	}
+	for i > 0 && row[i-1] == 0 {
+		i--
+	}
+	return (i + nb - 1) / nb
+}
+
+// allZero reports whether every byte of b is 0.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, v := range b {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // premultiply is Pillow's RGBA→RGBa (and LA→La) conversion.

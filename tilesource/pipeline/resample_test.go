@@ -55,6 +55,15 @@ func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 			for i := range img.Pix {
 				img.Pix[i] = uint8(rng.IntN(256))
 			}
+			// Black rows (skipped by the passes) in the lower half, as
+			// on a synthesis canvas.
+			for y := c.h / 2; y < c.h; y += 2 {
+				clear(img.Pix[y*c.w*nb : (y+1)*c.w*nb])
+			}
+			// Rows black from some column on.
+			for y := 1; y < c.h/2; y += 3 {
+				clear(img.Pix[(y*c.w+y%c.w)*nb : (y+1)*c.w*nb])
+			}
 			got, ok := pilResize(img, c.ow, c.oh, c.f)
 			if !ok {
 				t.Fatalf("%d bands %+v: not resized", nb, c)
