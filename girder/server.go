@@ -213,8 +213,15 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 		if status == 0 {
 			status = http.StatusBadRequest
 		}
-		if status >= 500 && te.Cause != nil {
-			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		switch {
+		case te.Cause == nil || status == 499:
+		case status >= 500:
+			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+		default:
+			// A public 4xx with an internal cause (a tile that could not
+			// be read answers 404, as in large_image): the cause is what
+			// an operator needs.
+			s.log.Warn("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
 		}
 		return status, apiError{Message: te.Message, Type: typ, Field: te.Field}
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilecache"
@@ -39,6 +40,9 @@ type Pipeline struct {
 	client  *http.Client
 	// stats caches frame statistics for automatic style ranges.
 	stats statsCache
+	// jpegLevels remembers which stored levels hold plain JPEG tiles
+	// (levelIsJPEG), keyed by source identity, frame and level.
+	jpegLevels sync.Map
 }
 
 var _ Service = (*Pipeline)(nil)
@@ -202,7 +206,7 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	}
 	key := tilecache.Key(identity(loc), "associated", req.Key, strconv.Itoa(req.Width),
 		strconv.Itoa(req.Height), encodingKey(enc, req.Encode))
-	res, err := p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	res, err := p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		var img *encode.Image
 		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
 			var err error

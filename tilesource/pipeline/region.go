@@ -60,9 +60,9 @@ func (p *Pipeline) regionImage(ctx context.Context, loc Locator, rr regionParams
 
 // cachedEncoded returns the image render makes, encoded as enc, through
 // the tile cache under key.
-func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func() (*encode.Image, error)) (*Result, error) {
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
-		img, err := render()
+func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func(context.Context) (*encode.Image, error)) (*Result, error) {
+	data, status, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
+		img, err := render(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	}
 	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
 		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }
@@ -176,7 +176,7 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }

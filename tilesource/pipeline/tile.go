@@ -54,7 +54,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 	// tiles are ever stored, so a hit needs no range check and no open
 	// source: the range check runs on the miss path below.
 	key := tileKey(loc, req.Z, req.X, req.Y, req.Frame, encodingKey(enc, req.Encode), edge.key, style.key)
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
+	data, status, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
 		src, release, err := p.acquire(ctx, loc)
 		if err != nil {
 			return nil, err
@@ -149,9 +149,12 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 }
 
 // cached runs produce through the tile cache, or directly without one.
-func (p *Pipeline) cached(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error) {
+// produce must use the context it is given, not the caller's: with a
+// cache, the production is shared by every caller of key and outlives any
+// one of them.
+func (p *Pipeline) cached(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
 	if p.tiles == nil {
-		b, err := produce()
+		b, err := produce(ctx)
 		return b, "", err
 	}
 	return p.tiles.GetOrProduce(ctx, key, produce)
@@ -164,7 +167,7 @@ func (p *Pipeline) cached(ctx context.Context, key string, produce func() ([]byt
 func (p *Pipeline) readRaw(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) (*encode.Image, error) {
 	key := tilecache.Key(identity(loc), "tile", strconv.Itoa(z), strconv.Itoa(x), strconv.Itoa(y),
 		strconv.Itoa(frame), "raw")
-	val, _, err := p.cached(ctx, key, func() ([]byte, error) {
+	val, _, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
 		img, err := p.produceRaw(ctx, loc, src, frame, z, x, y)
 		if err != nil {
 			return nil, err
