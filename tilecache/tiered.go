@@ -14,10 +14,10 @@ import (
 // identical concurrent misses coalesced into one production. It implements
 // Tiles and is safe for concurrent use.
 type Tiered struct {
-	cfg   Config
-	mem   memTier   // nil when the mode has no memory tier
-	mc    *mcTier   // nil when the mode has no memcached tier
-	disk  *diskTier // nil without DiskDir
+	cfg     Config
+	mem     memTier   // nil when the mode has no memory tier
+	mc      *mcTier   // nil when the mode has no memcached tier
+	disk    *diskTier // nil without DiskDir
 	mu      sync.Mutex
 	flights map[string]*flight
 
