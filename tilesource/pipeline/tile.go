@@ -210,12 +210,24 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	child = min(child, z+maxSkippedLevels)
 	scale := 1 << (child - z)
-	if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
-		return img, err
+	// large_image's DICOM reader makes a missing level's tile from the
+	// whole zero-padded block of the finer level, resized with PIL's
+	// default (bicubic) filter (large_image_source_dicom getTile); the
+	// other readers paste the children and resize with LANCZOS
+	// (_getTileFromEmptyLevel), for which JPEG children take the DCT
+	// scaling shortcut.
+	dicomLike := info.SourceName == "dicom"
+	if !dicomLike {
+		if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
+			return img, err
+		}
 	}
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
 	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
+	if dicomLike {
+		cw, ch = tw*scale, th*scale
+	}
 	canvas := encode.NewImage(cw, ch, info.Bands, info.Format)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -247,7 +259,13 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	w := min(tw, (cw+scale-1)/scale)
 	h := min(th, (ch+scale-1)/scale)
 	var out *encode.Image
-	if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
+	if dicomLike && info.Format == encode.Uint8 && info.Bands <= 4 {
+		w, h = tw, th
+		var err error
+		if out, err = encode.Resize(canvas, w, h, encode.Cubic); err != nil {
+			return nil, err
+		}
+	} else if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
 		out = sampleNearest(canvas, w, h, scale)
 	} else {
 		var err error
