@@ -345,6 +345,10 @@ func (s *Server) importRoute(c echo.Context) error {
 func (s *Server) cacheInfo(c echo.Context) error {
 	info := s.cache.Info(c.Request().Context())
 	s.backgroundInfo(info)
+	info["requests"] = s.http.snapshot()
+	if s.work != nil {
+		info["work"] = s.work.Stats()
+	}
 	return c.JSON(http.StatusOK, info)
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
+	"github.com/tileserver/tileserver/work"
 )
 
 // Config configures the HTTP API.
@@ -31,6 +33,9 @@ type Config struct {
 	AdminToken string `yaml:"admin-token"`
 	// Logger receives error and import logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
+	// RequestTimeout is the deadline of each API request (admin routes
+	// excepted); 0 means none.
+	RequestTimeout time.Duration `yaml:"-"`
 }
 
 // CacheAdmin is what the cache routes call; the command wires the tile and
@@ -59,6 +64,8 @@ type Server struct {
 	cache CacheAdmin
 	extra []func(e *echo.Echo)
 	bg    *background // warm-up, precache and prefetch (warm.go)
+	work  *work.Budget
+	http  *httpMetrics // request, error and latency series (metrics.go)
 }
 
 // Option adds optional parts to the server.
@@ -90,7 +97,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, store: st, log: log}
+	s := &Server{cfg: cfg, svc: svc, store: st, log: log, http: newHTTPMetrics()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -98,7 +105,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.recoverJSON)
+	e.Use(s.observe, s.recoverJSON)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	for _, f := range s.extra {
@@ -192,6 +199,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h.Del("Cache-Control")
 		h.Del("Content-Disposition")
 	}
+	if status == http.StatusServiceUnavailable {
+		// Busy or past its deadline: the request may succeed later.
+		c.Response().Header().Set("Retry-After", retryAfter)
+	}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(status)
 	} else {
@@ -215,7 +226,7 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 		}
 		switch {
 		case te.Cause == nil || status == 499:
-		case status >= 500:
+		case status >= 500 && status != http.StatusServiceUnavailable:
 			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
 		default:
 			// A public 4xx with an internal cause (a tile that could not
@@ -240,6 +251,9 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 			return he.Code, apiError{Message: msg, Type: "internal"}
 		}
 		return he.Code, apiError{Message: msg, Type: "rest"}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable, apiError{Message: "Request timed out, try again later", Type: "rest"}
 	}
 	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
 		// The client went away; nobody reads the answer.

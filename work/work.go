@@ -80,8 +80,12 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	n = min(max(n, 1), b.capacity)
 	prio := PriorityOf(ctx)
+	limit := b.capacity
+	if prio == Background {
+		limit = max(b.capacity/2, 1)
+	}
+	n = min(max(n, 1), limit)
 	b.mu.Lock()
 	if b.fits(n, prio) {
 		b.used += n

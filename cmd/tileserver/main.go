@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -28,7 +29,21 @@ import (
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
+	"github.com/tileserver/tileserver/work"
 )
+
+// workDefaults fills the work budget's zero settings from the core count:
+// 1 Mi pixels per core (four 512² decodes, or sixteen 256² tiles) and 64
+// waiting steps per core.
+func workDefaults(pixels int64, queue, cores int) (int64, int) {
+	if pixels <= 0 {
+		pixels = int64(cores) << 20
+	}
+	if queue <= 0 {
+		queue = 64 * cores
+	}
+	return pixels, queue
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -83,6 +98,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	tcfg.MemcachedMaxItemBytes = int(cfg.MemcachedMaxItem)
 	tcfg.Logger = log
 	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
+	tcfg.ProduceTimeout = cfg.RequestTimeout
 	tiles, err := tilecache.New(tcfg)
 	if err != nil {
 		return err
@@ -92,7 +108,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	scfg.MemoryBytes = cfg.SourceCacheBytes
 	sources := tilecache.NewSources(scfg)
 	defer sources.Close()
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources})
+	budget := work.New(workDefaults(cfg.WorkPixels, cfg.WorkQueue, runtime.GOMAXPROCS(0)))
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Work: budget})
 	if err != nil {
 		return err
 	}
@@ -130,9 +147,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			srv.WarmItems(ids, "import", true)
 		}))
 	}
-	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log}, pl, st, opts...)
+	opts = append(opts, girder.WithWorkBudget(budget))
+	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log,
+		RequestTimeout: cfg.RequestTimeout}, pl, st, opts...)
 	defer srv.Close()
 	if err := reg.Register(srv.Collector()); err != nil {
+		return err
+	}
+	if err := reg.Register(srv.HTTPCollector()); err != nil {
 		return err
 	}
 

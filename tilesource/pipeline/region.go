@@ -44,7 +44,16 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return encodeResult(img, enc, req.Encode, mime, "")
+	var res *Result
+	px := 0
+	if img != nil {
+		px = img.Width * img.Height
+	}
+	err = p.step(ctx, px, func() error {
+		res, err = encodeResult(img, enc, req.Encode, mime, "")
+		return err
+	})
+	return res, publicError(err)
 }
 
 // regionImage assembles rr from the source of loc.
@@ -66,8 +75,15 @@ func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o E
 		if err != nil {
 			return nil, err
 		}
-		res, err := encodeResult(img, enc, o, mime, "")
-		if err != nil {
+		var res *Result
+		px := 0
+		if img != nil {
+			px = img.Width * img.Height
+		}
+		if err := p.step(ctx, px, func() error {
+			res, err = encodeResult(img, enc, o, mime, "")
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		return res.Data, nil
@@ -538,7 +554,11 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	// 7. Final scaling.
 	resized := false
 	if img.Width != outW || img.Height != outH {
-		if img, err = scaleRegion(img, outW, outH, rr); err != nil {
+		if err := p.step(ctx, img.Width*img.Height+outW*outH, func() error {
+			var err error
+			img, err = scaleRegion(img, outW, outH, rr)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		resized = true

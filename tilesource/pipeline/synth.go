@@ -53,8 +53,12 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 				if err != nil {
 					return err
 				}
-				small, err := encode.Decode(data, shrink)
-				if err != nil {
+				var small *encode.Image
+				if err := p.step(gctx, tw*th, func() error {
+					var err error
+					small, err = encode.Decode(data, shrink)
+					return err
+				}); err != nil {
 					return err
 				}
 				if small.Width != sw || small.Height != sh || small.Bands != info.Bands || small.Format != encode.Uint8 {
