@@ -27,6 +27,7 @@ $(WEB_LIB): web/package.json web/package-lock.json web/build.mjs
 build: deps web
 	$(GO) build -o bin/tileserver ./cmd/tileserver
 	$(GO) build -o bin/tilebench ./cmd/tilebench
+	$(GO) build -o bin/limitserver ./bench/limitserver
 
 # Seed the slides folder with a few real demo slides when the shared test
 # images are beside the repository; the synthetic test image is always there.
@@ -64,6 +65,9 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
+	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/
+	for f in FuzzRegion FuzzThumbnailAndAssociated FuzzSynthesis FuzzQuadInfo FuzzFrames; do \
+		$(GO) test $(FUZZ) -fuzz "^$$f\$$" ./tilesource/pipeline/ || exit 1; done
 
 test: deps vet lint unit race fuzz
 

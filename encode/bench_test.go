@@ -2,7 +2,7 @@ package encode
 
 import "testing"
 
-func tile256(b *testing.B) *Image {
+func tile256(b testing.TB) *Image {
 	img := decodeFile(b, "libvips/sample.jpg", "")
 	return Crop(img, 0, 0, 256, 256)
 }

@@ -5,7 +5,7 @@ import (
 	"math"
 )
 
-// To8Bit converts img to uint8 by large_image's rules (spec 2.12): uint16
+// To8Bit converts img to uint8 by large_image's rules (_imageToPIL): uint16
 // v>>8, uint32 v>>24, int8 v+128, int16 (v+32768)>>8, int32 (v+2^31)>>24,
 // floats NaN→0, clipped to [0, 255] and truncated. Images with more than 4
 // bands keep the first 3. An image that needs no change is returned as is.

@@ -17,7 +17,7 @@ const (
 	Nearest
 )
 
-// Options are encoder parameters (spec 4.2).
+// Options are encoder parameters (large_image's _encodeImage).
 type Options struct {
 	// Encoding: JPEG, JFIF, PNG, WEBP, TIFF (case-sensitive); "" means JPEG.
 	Encoding        string
@@ -89,7 +89,7 @@ func Decode(data []byte, options string) (*Image, error) {
 }
 
 // Encode encodes img. A zero-size image encodes to empty bytes. Samples that
-// are not uint8 are first converted with To8Bit (spec 2.12).
+// are not uint8 are first converted with To8Bit (large_image's _imageToPIL).
 func Encode(img *Image, opt Options) ([]byte, error) {
 	enc := opt.Encoding
 	if enc == "" {
@@ -119,13 +119,17 @@ func Encode(img *Image, opt Options) ([]byte, error) {
 			q = DefaultJPEGQuality
 		}
 		q = min(q, 100)
-		// libvips 8.14 offers only "subsample or not" and its subsampling
-		// is 4:2:0, so 4:2:2 (1) is served as 4:2:0.
-		mode := "off"
-		if opt.JPEGSubsampling == 1 || opt.JPEGSubsampling == 2 {
-			mode = "on"
+		// TurboJPEG encodes grey and RGB directly, with large_image's three
+		// subsampling modes; anything else goes through libvips, which
+		// offers only "subsample or not" (4:2:0), so 4:2:2 is 4:2:0 there.
+		b, err := EncodeJPEGTurbo(img, q, opt.JPEGSubsampling)
+		if errors.Is(err, ErrTurboUnsupported) {
+			mode := "off"
+			if opt.JPEGSubsampling == 1 || opt.JPEGSubsampling == 2 {
+				mode = "on"
+			}
+			b, err = save(img, fmt.Sprintf(".jpg[Q=%d,subsample_mode=%s,strip=true]", q, mode))
 		}
-		b, err := save(img, fmt.Sprintf(".jpg[Q=%d,subsample_mode=%s,strip=true]", q, mode))
 		if err != nil {
 			return nil, err
 		}
@@ -202,4 +206,39 @@ func addJFIF(b []byte) []byte {
 	out = append(out, b[:2]...)
 	out = append(out, jfifAPP0...)
 	return append(out, b[2:]...)
+}
+
+// Largest sides the formats can store: JPEG's 16-bit header as libjpeg
+// limits it, and WebP's 14-bit one.
+const (
+	maxJPEGSide = 65500
+	maxWebPSide = 16383
+)
+
+// CheckOptions reports options Encode cannot honour for an image of w×h
+// pixels: an unknown TIFF compression, or a side longer than the format
+// stores. Callers check before making the image.
+func CheckOptions(opt Options, w, h int) error {
+	side := 0
+	switch opt.Encoding {
+	case "", "JPEG", "JFIF":
+		side = maxJPEGSide
+	case "WEBP":
+		side = maxWebPSide
+	case "TIFF":
+		if _, err := tiffCompression(opt.TIFFCompression); err != nil {
+			return err
+		}
+	}
+	if side > 0 && (w > side || h > side) {
+		return fmt.Errorf("%s images cannot be larger than %d pixels a side", encodingName(opt.Encoding), side)
+	}
+	return nil
+}
+
+func encodingName(enc string) string {
+	if enc == "" {
+		return "JPEG"
+	}
+	return enc
 }

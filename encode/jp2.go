@@ -89,7 +89,7 @@ func inspectJ2K(head []byte) (*j2kLayout, error) {
 // walkBoxes reads the JP2 boxes in head[from:to], descending into jp2h.
 func (l *j2kLayout) walkBoxes(head []byte, from, to int) error {
 	be := binary.BigEndian
-	var pclr, cmap []byte
+	var pclr, cmap, cdef []byte
 	for off := from; off+8 <= to; {
 		size := int(be.Uint32(head[off:]))
 		typ := string(head[off+4 : off+8])
@@ -124,6 +124,8 @@ func (l *j2kLayout) walkBoxes(head []byte, from, to int) error {
 			pclr = body
 		case "cmap":
 			cmap = body
+		case "cdef":
+			cdef = body
 		}
 		off += size
 	}
@@ -132,6 +134,7 @@ func (l *j2kLayout) walkBoxes(head []byte, from, to int) error {
 		if err != nil {
 			return err
 		}
+		p.applyChannelDefinitions(cdef)
 		l.palette = p
 	}
 	return nil
@@ -187,6 +190,47 @@ func parsePalette(pclr, cmap []byte) (*jp2Palette, error) {
 		})
 	}
 	return p, nil
+}
+
+// applyChannelDefinitions reorders the output channels as a cdef box
+// says, the way OpenJPEG's opj_jp2_apply_cdef does (and so opj_decompress
+// and large_image): each colour channel moves to the position of the
+// colour it is associated with (1 = red, 2 = green, …), and later entries
+// follow the swapped channels. Opacity and unassociated channels stay.
+func (p *jp2Palette) applyChannelDefinitions(cdef []byte) {
+	if len(cdef) < 2 {
+		return
+	}
+	be := binary.BigEndian
+	n := int(be.Uint16(cdef))
+	if len(cdef) < 2+6*n {
+		return
+	}
+	type def struct{ cn, typ, asoc int }
+	defs := make([]def, n)
+	for i := range defs {
+		e := cdef[2+6*i:]
+		defs[i] = def{int(be.Uint16(e)), int(be.Uint16(e[2:])), int(be.Uint16(e[4:]))}
+	}
+	nc := len(p.cmap)
+	for i, d := range defs {
+		if d.typ != 0 || d.asoc == 0 || d.asoc == 0xFFFF || d.cn >= nc || d.asoc > nc {
+			continue
+		}
+		acn := d.asoc - 1
+		if d.cn == acn {
+			continue
+		}
+		p.cmap[d.cn], p.cmap[acn] = p.cmap[acn], p.cmap[d.cn]
+		for j := i + 1; j < n; j++ {
+			switch defs[j].cn {
+			case d.cn:
+				defs[j].cn = acn
+			case acn:
+				defs[j].cn = d.cn
+			}
+		}
+	}
 }
 
 // applyPalette maps the decoded codestream components through the palette.

@@ -22,13 +22,22 @@ func TestDecodePaletteJP2(t *testing.T) {
 	if err != nil || idx.Bands != 1 {
 		t.Fatalf("codestream: %v", err)
 	}
+	// Its cdef box associates palette column 0 with green, 1 with blue and
+	// 2 with red, so red is column 2 (OpenJPEG's opj_jp2_apply_cdef).
+	col := [3]int{2, 0, 1}
 	p := bytes.Index(data, []byte("pclr")) + 4 + 6 // NE(2) NPC(1) B(3)
 	for _, xy := range [][2]int{{0, 0}, {128, 50}, {255, 99}, {17, 83}} {
 		i := int(idx.Pix[xy[1]*256+xy[0]])
 		for c := range 3 {
-			if got, want := sample(img, xy[0], xy[1], c), float64(data[p+3*i+c]); got != want {
-				t.Errorf("(%d,%d) band %d = %v; want palette[%d] = %v", xy[0], xy[1], c, got, i, want)
+			if got, want := sample(img, xy[0], xy[1], c), float64(data[p+3*i+col[c]]); got != want {
+				t.Errorf("(%d,%d) band %d = %v; want palette[%d][%d] = %v", xy[0], xy[1], c, got, i, col[c], want)
 			}
+		}
+	}
+	// What opj_decompress and large_image give at (30, 50).
+	for c, want := range []float64{236, 238, 8} {
+		if got := sample(img, 30, 50, c); got != want {
+			t.Errorf("(30,50) band %d = %v, want %v", c, got, want)
 		}
 	}
 	h, err := OpenFile(filepath.Join(testdata, "libvips/issue412.jp2"), "")

@@ -1,7 +1,8 @@
 package girder
 
-// Handlers of the pixel-analysis routes (spec 1.6, 1.7, 1.8 and 1.12):
-// histogram, bands, pixel, tile_frames and tile_frames/quad_info.
+// Handlers of the pixel-analysis routes of large_image's rest/tiles.py:
+// histogram, bands, pixel, tile_frames and tile_frames/quad_info (backed by
+// TileSource.histogram, getBandInformation, getPixel and tileFrames).
 
 import (
 	"net/http"
@@ -88,7 +89,7 @@ func (s *Server) bands(c echo.Context) error {
 	return c.JSON(http.StatusOK, bands)
 }
 
-// pixel has no ETag (spec 1.0).
+// pixel has no ETag (large_image's REST conventions in girder_large_image/rest/tiles.py).
 func (s *Server) pixel(c echo.Context) error {
 	_, loc, err := s.largeImage(c, http.StatusBadRequest)
 	if err != nil {
@@ -158,7 +159,7 @@ func (p *params) queryMap(name string) map[string]any {
 	return m
 }
 
-// quadInfo has no ETag (spec 1.0).
+// quadInfo has no ETag (large_image's REST conventions in girder_large_image/rest/tiles.py).
 func (s *Server) quadInfo(c echo.Context) error {
 	_, loc, err := s.largeImage(c, http.StatusBadRequest)
 	if err != nil {

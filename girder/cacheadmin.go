@@ -7,7 +7,7 @@ import (
 )
 
 // TileCacheAdmin reports and clears the tile cache and the source cache in
-// large_image's shape (spec 1.15), with our counters added.
+// large_image's shape (girder_large_image/rest/large_image_resource.py), with our counters added.
 type TileCacheAdmin struct {
 	Tiles   *tilecache.Tiered      // nil when tile caching is off
 	Sources *tilecache.SourceCache // nil when not shared with the server

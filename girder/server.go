@@ -1,4 +1,4 @@
-// Package girder is the Girder-compatible HTTP API (spec section 1): the
+// Package girder is the Girder-compatible HTTP API (large_image's Girder plugin, girder_large_image/rest/tiles.py): the
 // large_image tile routes, the folder/item/file resources a viewer needs to
 // find images, ETag and cache headers, error mapping and the admin routes.
 // Handlers parse parameters, call the pipeline.Service and translate errors;
@@ -31,6 +31,12 @@ type Config struct {
 	// AdminToken is the token admin routes require (Girder-Token header or
 	// ?token=). Empty disables admin routes.
 	AdminToken string `yaml:"admin-token"`
+	// CORSOrigins are the origins whose pages may read responses
+	// (Access-Control-Allow-Origin); "*" allows any. Empty turns CORS off.
+	CORSOrigins []string `yaml:"cors-origins"`
+	// MaxBodyBytes bounds request bodies (413 beyond); 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64 `yaml:"max-body-bytes"`
 	// Logger receives error and import logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 	// RequestTimeout is the deadline of each API request (admin routes
@@ -41,7 +47,7 @@ type Config struct {
 // CacheAdmin is what the cache routes call; the command wires the tile and
 // source caches to it. Nil disables those routes.
 type CacheAdmin interface {
-	// Info returns large_image's cache info object (spec 1.15).
+	// Info returns large_image's cache info object (girder_large_image/rest/large_image_resource.py).
 	Info(ctx context.Context) map[string]any
 	// Clear empties the in-process caches, and the shared memcached tier
 	// too when includeMemcached is set.
@@ -66,6 +72,8 @@ type Server struct {
 	bg    *background // warm-up, precache and prefetch (warm.go)
 	work  *work.Budget
 	http  *httpMetrics // request, error and latency series (metrics.go)
+	// corsAny is set when CORSOrigins holds "*".
+	corsAny bool
 }
 
 // Option adds optional parts to the server.
@@ -97,7 +105,13 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	s := &Server{cfg: cfg, svc: svc, store: st, log: log, http: newHTTPMetrics()}
+	for _, o := range cfg.CORSOrigins {
+		s.corsAny = s.corsAny || o == "*"
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -106,6 +120,10 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe, s.recoverJSON)
+	// Pre, not Use: a CORS preflight must be answered even where no route
+	// takes OPTIONS.
+	e.Pre(s.headers)
+	e.Use(s.limitBody)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	for _, f := range s.extra {

@@ -248,7 +248,7 @@ func (s *Server) tile(c echo.Context, route, frame string) error {
 	return sendResult(c, res)
 }
 
-// testIntParams are the typed parameters of the test source (spec 1.14).
+// testIntParams are the typed parameters of the test source (the large_image_source_test source).
 var testIntParams = []string{"minLevel", "maxLevel", "tileWidth", "tileHeight", "sizeX", "sizeY", "frame"}
 
 // testLocator validates the test source's parameters and builds its locator.
@@ -356,7 +356,7 @@ func (s *Server) region(c echo.Context) error {
 	return sendResult(c, res)
 }
 
-// dziParams reads and checks tilesize, overlap and encoding (spec 1.9).
+// dziParams reads and checks tilesize, overlap and encoding (the DeepZoom routes of girder_large_image/rest/tiles.py).
 func dziParams(c echo.Context) (tileSize, overlap int, enc string, err error) {
 	p := newParams(c)
 	tileSize = p.int("tilesize", 256)

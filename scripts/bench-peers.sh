@@ -7,19 +7,28 @@
 #
 #   scripts/bench-peers.sh [RUNS=3]
 #
+# Beside the peers it runs the limit servers (bin/limitserver: the same
+# tiles, byte for byte, from a map in memory and by a bare pread), so every
+# row can be read as ours / peer and ours / limit. For our server and the
+# limits it also measures server CPU per request (from
+# /proc/PID/task/*/schedstat): cold = every tile's first request on a fresh
+# server, warm = a wrk run over tiles already served.
+#
 # Needs: make build; the peers installed (../shared/peers/*/install.sh); the
 # slides (../shared/peers/make-slide.sh, in /tmp/peers/data). Results go to
 # /tmp/peers/results-N/ and a summary of medians is printed at the end.
+# Servers are stopped by the PID they were started with, never by name.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 P=${PEERS:-$HERE/../shared/peers}; W=$P/wrk
 DATA=/tmp/peers/data; U=/tmp/peers/urls
 BIN=$HERE/bin/tileserver
+LIMIT=$HERE/bin/limitserver
 RUNS=${1:-3}
 ADDR=127.0.0.1:18090
 SLIDES=/tmp/peers/tileserver-slides
 
-[ -x "$BIN" ] || { echo "run make build first" >&2; exit 1; }
+[ -x "$BIN" ] && [ -x "$LIMIT" ] || { echo "run make build first" >&2; exit 1; }
 [ -f $DATA/slide.tif ] || "$P/make-slide.sh" "$DATA"
 [ -f $U/tiles-z7.txt ] || "$W/make-urls.sh" "$U" > /dev/null
 # The slide root must hold the files themselves (links leaving it are
@@ -29,28 +38,83 @@ for f in slide.tif slide-4x.tif; do
 	[ -e $SLIDES/$f ] || ln $DATA/$f $SLIDES/$f 2> /dev/null || cp $DATA/$f $SLIDES/$f
 done
 
-stop_ours() {
-	pkill -f "tileserver --addr $ADDR" || true
-	while pgrep -f "tileserver --addr $ADDR" > /dev/null; do sleep 0.2; done
+SERVER_PID=""
+stop_server() {
+	[ -n "$SERVER_PID" ] || return 0
+	kill "$SERVER_PID" 2> /dev/null
+	wait "$SERVER_PID" 2> /dev/null
+	SERVER_PID=""
+}
+trap stop_server EXIT
+wait_healthy() {
+	for _ in $(seq 100); do curl -sf "http://$ADDR/healthz" > /dev/null && return 0; sleep 0.1; done
+	echo "server on $ADDR did not start" >&2
+	return 1
+}
+# cpu_ns PID: CPU time of every thread of the process so far, nanoseconds.
+cpu_ns() {
+	cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%d", s }'
+}
+# cpu_per_request LABEL LIST: server CPU per request, cold (each URL's first
+# request, one at a time) then warm (wrk over the same URLs), appended to
+# the row's summary.
+cpu_per_request() {
+	local label=$1 list=$2 a b n reqs cold_us warm_us
+	n=$(grep -c . "$list")
+	a=$(cpu_ns "$SERVER_PID")
+	"$W/seq-latency.sh" "http://$ADDR" "$list" > /dev/null
+	b=$(cpu_ns "$SERVER_PID")
+	cold_us=$(echo "scale=1; ($b - $a) / 1000 / $n" | bc)
+	a=$(cpu_ns "$SERVER_PID")
+	reqs=$(wrk -t2 -c32 -d5s -s "$W/urls.lua" "http://$ADDR" -- "$list" 2 | awk '/requests in/ { print $1 }')
+	b=$(cpu_ns "$SERVER_PID")
+	warm_us=$(echo "scale=1; ($b - $a) / 1000 / $reqs" | bc)
+	echo "  cpu   cold=${cold_us}us/req warm=${warm_us}us/req" | tee -a "$OUT_DIR/$label.summary.txt"
 }
 item_id() { # name
 	curl -s "http://$ADDR/api/v1/item?text=$1" |
 		python3 -c "import json,sys; print([i['_id'] for i in json.load(sys.stdin) if i['name']=='$1'][0])"
 }
-ours() { # label slide-name zlevel extra-args...
-	local label=$1 name=$2 z=$3
-	shift 3
-	stop_ours
+start_ours() { # label extra-args...
+	local label=$1
+	shift
 	rm -rf /tmp/peers/tileserver-data
 	"$BIN" --addr $ADDR --data /tmp/peers/tileserver-data --slides $SLIDES --log-level warn \
 		--prefetch=false --warm-on-import=false "$@" > "$OUT_DIR/$label.server.log" 2>&1 &
-	for _ in $(seq 50); do curl -sf "http://$ADDR/healthz" > /dev/null && break; sleep 0.1; done
+	SERVER_PID=$!
+	wait_healthy
+}
+ours() { # label slide-name zlevel extra-args...
+	local label=$1 name=$2 z=$3
+	shift 3
+	start_ours "$label" "$@" || return
 	local id list=$OUT_DIR/$label.urls
 	for _ in $(seq 50); do id=$(item_id "$name" 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
 	sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$U/tiles-z$z.txt" > "$list"
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
 	"$W/bench-one.sh" "$label" "http://$ADDR" "$list" "/api/v1/item/$id/tiles"
-	stop_ours
+	stop_server
+	# CPU per request on a fresh server of the same configuration.
+	start_ours "$label" "$@" || return
+	cpu_per_request "$label" "$list"
+	stop_server
+}
+# limit LABEL MODE: the limit server over slide.tif, the same tile list.
+limit() {
+	local label=$1 mode=$2 list=$OUT_DIR/$1.urls pass
+	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
+	for pass in bench cpu; do
+		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode "$mode" > "$OUT_DIR/$label.server.log" 2>&1 &
+		SERVER_PID=$!
+		wait_healthy || return
+		if [ $pass = bench ]; then
+			"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
+			"$W/bench-one.sh" "$label" "http://$ADDR" "$list" /healthz
+		else
+			cpu_per_request "$label" "$list"
+		fi
+		stop_server
+	done
 }
 peer() { # label start stop base list warm
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
@@ -66,6 +130,8 @@ for run in $(seq "$RUNS"); do
 	export OUT_DIR=/tmp/peers/results-$run
 	mkdir -p "$OUT_DIR"
 	cat $DATA/slide.tif $DATA/slide-4x.tif > /dev/null
+	limit limit-map-z7 map
+	limit limit-pread-z7 pread
 	peer iip-mc-dz-z7 "$P/iipimage/start.sh --memcached" "$P/iipimage/stop.sh" $IIP $U/iip-dz-z7.txt "$IW"
 	ours ours-memory-z7 slide.tif 7 --cache memory
 	memcached -l 127.0.0.1 -p 11411 -m 2048 -I 8m -u "$(id -un)" -t 2 &
@@ -73,29 +139,47 @@ for run in $(seq "$RUNS"); do
 	sleep 0.5
 	ours ours-memcached-z7 slide.tif 7 --cache memcached --memcached 127.0.0.1:11411
 	kill $mc
+	wait $mc 2> /dev/null
 	peer iip-dz-z7 "$P/iipimage/start.sh" "$P/iipimage/stop.sh" $IIP $U/iip-dz-z7.txt "$IW"
 	peer osdz-gunicorn-4x-z6 "SLIDE=$DATA/slide-4x.tif $P/openslide-deepzoom/start.sh gunicorn" \
 		"$P/openslide-deepzoom/stop.sh" $OSD $U/osdz-z6.txt /slide.dzi
 	ours ours-4x-z6 slide-4x.tif 6 --cache memory
 done
 
-# Medians over the runs: cold mean latency and warm throughput per row.
+# Medians over the runs: cold mean latency, warm throughput and p99 (wrk
+# prints them in us, ms or s), CPU per request; then ours / limit.
 python3 - "$RUNS" << 'EOF'
 import re, statistics, sys, glob
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 rows = {}
 for run in range(1, int(sys.argv[1]) + 1):
     for f in glob.glob(f"/tmp/peers/results-{run}/*.summary.txt"):
         text = open(f).read()
         label = text.split("\n", 1)[0].strip()
+        r = rows.setdefault(label, {k: [] for k in ("cold", "rps", "p99", "cpu_cold", "cpu_warm")})
         cold = re.search(r"cold .*? mean=([\d.]+)ms", text)
-        warm = re.search(r"warm +req/s=([\d.]+).*?p99=([\d.]+)(ms|us)", text)
-        r = rows.setdefault(label, {"cold": [], "rps": [], "p99": []})
-        if cold: r["cold"].append(float(cold.group(1)))
+        warm = re.search(r"warm +req/s=([\d.]+).*?p99=([\d.]+)(us|ms|s)\b", text)
+        cpu = re.search(r"cpu +cold=([\d.]+)us/req warm=([\d.]+)us/req", text)
+        if cold:
+            r["cold"].append(float(cold.group(1)))
         if warm:
             r["rps"].append(float(warm.group(1)))
-            r["p99"].append(float(warm.group(2)) / (1000 if warm.group(3) == "us" else 1))
-print(f"{'row':24} {'cold mean ms':>12} {'warm req/s':>11} {'warm p99 ms':>11}")
+            r["p99"].append(float(warm.group(2)) * UNIT[warm.group(3)])
+        if cpu:
+            r["cpu_cold"].append(float(cpu.group(1)))
+            r["cpu_warm"].append(float(cpu.group(2)))
+med = lambda v: statistics.median(v) if v else float("nan")
+print(f"{'row':24} {'cold mean ms':>12} {'warm req/s':>11} {'warm p99 ms':>11} {'cpu cold us':>11} {'cpu warm us':>11}")
 for label, r in sorted(rows.items()):
-    med = lambda v: statistics.median(v) if v else float("nan")
-    print(f"{label:24} {med(r['cold']):12.2f} {med(r['rps']):11.0f} {med(r['p99']):11.2f}")
+    print(f"{label:24} {med(r['cold']):12.2f} {med(r['rps']):11.0f} {med(r['p99']):11.2f} "
+          f"{med(r['cpu_cold']):11.1f} {med(r['cpu_warm']):11.1f}")
+def ratio(a, b, key):
+    if a in rows and b in rows and rows[a][key] and rows[b][key]:
+        return med(rows[a][key]) / med(rows[b][key])
+    return float("nan")
+print()
+print(f"warm req/s   ours-memory / limit-map   = {ratio('ours-memory-z7', 'limit-map-z7', 'rps'):.2f}")
+print(f"warm CPU/req ours-memory / limit-map   = {ratio('ours-memory-z7', 'limit-map-z7', 'cpu_warm'):.2f}")
+print(f"cold CPU/req ours-memory / limit-pread = {ratio('ours-memory-z7', 'limit-pread-z7', 'cpu_cold'):.2f}")
+print(f"cold mean    ours-memory / limit-pread = {ratio('ours-memory-z7', 'limit-pread-z7', 'cold'):.2f}")
 EOF

@@ -62,7 +62,7 @@ type FrameStats struct {
 }
 
 // Apply styles the tile of the main frame (already passed through
-// EffectiveFrame) following spec 3.4. The result has 4 bands (RGBA), or 1
+// EffectiveFrame) following TileSource._applyStyle. The result has 4 bands (RGBA), or 1
 // for a single default-palette band on 1-band data, or 1 when axis picks a
 // channel. Its DType tells how to read the values: "float32"/"float64" for
 // the nominal 0–255 float output, "uint8" or "uint16" when the style's
@@ -348,7 +348,7 @@ func fullMax(dtype string) float64 {
 }
 
 // resolveBound turns a min (isMax false) or max setting into a number
-// (spec 3.2). bandIdx < 0 means the band has no statistics (constant alpha).
+// (TileSource._getMinMax). bandIdx < 0 means the band has no statistics (constant alpha).
 func resolveBound(bd Bound, isMax bool, dtype string, bandIdx int, st *FrameStats) float64 {
 	kind := bd.Kind
 	switch kind {
@@ -445,7 +445,7 @@ func histogramThreshold(h *BandHist, threshold float64, fromMax bool) float64 {
 	return edges[len(edges)-1]
 }
 
-// convertDType applies the style's dtype (spec 3.5).
+// convertDType applies the style's dtype (the dtype and axis keys of TileSource._applyStyle).
 func convertDType(out *Raster, dtype, sourceDType string) *Raster {
 	if dtype == DTypeSource {
 		switch {
@@ -480,7 +480,7 @@ func convertDType(out *Raster, dtype, sourceDType string) *Raster {
 }
 
 // To8Bit converts a sample of dtype to 8 bits as large_image does before
-// encoding (spec 2.12).
+// encoding (large_image's _imageToPIL).
 func To8Bit(v float64, dtype string) uint8 { return to8(v, dtype) }
 
 func to8(v float64, dtype string) uint8 {

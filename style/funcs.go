@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Names of the style functions this server runs (spec 3.6). Any other
+// Names of the style functions this server runs (the function key of TileSource._applyStyle). Any other
 // function name is ignored, as large_image does when it cannot import one.
 const (
 	FuncMaskPixelValues = "large_image.tilesource.stylefuncs.maskPixelValues"

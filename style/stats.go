@@ -7,7 +7,7 @@ import (
 	"gonum.org/v1/gonum/floats"
 )
 
-// BandHist is one channel's entry of the histogram route (spec 2.13); its
+// BandHist is one channel's entry of the histogram route (TileSource.histogram); its
 // JSON form is large_image's.
 type BandHist struct {
 	Min      float64    `json:"min"`
@@ -194,7 +194,7 @@ func (h *Histogrammer) Result() []BandHist {
 }
 
 // Histogram computes the histogram route's entries for a whole raster
-// (spec 2.13). Pass NaN for lo and hi to use the data range [min, max+1];
+// (TileSource.histogram). Pass NaN for lo and hi to use the data range [min, max+1];
 // the caller rejects lo > hi.
 func Histogram(r *Raster, bins int, lo, hi float64, roundRange bool, density bool) []BandHist {
 	h := NewHistogrammer(bins, lo, hi, roundRange, density)
@@ -204,14 +204,14 @@ func Histogram(r *Raster, bins int, lo, hi float64, roundRange bool, density boo
 }
 
 // ComputeStats computes the statistics a style needs for auto/min/max
-// ranges (spec 3.2): per-band min and max, and a histogram of bins bins
+// ranges (TileSource._getMinMax): per-band min and max, and a histogram of bins bins
 // (large_image uses 256) over [min, max+1] for the threshold forms. r is a
 // view of the whole frame downsampled to at most 1024×1024.
 func ComputeStats(r *Raster, bins int) *FrameStats {
 	return &FrameStats{Bands: Histogram(r, bins, math.NaN(), math.NaN(), false, false)}
 }
 
-// BandInfo is one entry of the bands route (spec 1.8).
+// BandInfo is one entry of the bands route (TileSource.getBandInformation).
 type BandInfo struct {
 	Interpretation string  `json:"interpretation"`
 	Min            float64 `json:"min"`

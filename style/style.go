@@ -1,7 +1,7 @@
-// Package style implements large_image's style language (spec section 3):
+// Package style implements large_image's style language (large_image's style handling, TileSource._applyStyle):
 // it parses and validates a style, gives it a canonical form for cache keys,
 // and applies it to pixel buffers. It also holds the pixel statistics the
-// histogram and bands routes need (spec 2.13 and 1.8).
+// histogram and bands routes need (TileSource.histogram and TileSource.getBandInformation).
 //
 // The package works on its own buffer type, Raster, and imports no other
 // package of the project; the tile pipeline adapts decoded tiles to it.
@@ -27,7 +27,7 @@ func (e *Error) Error() string { return e.Message }
 // object.
 const ErrNotJSONObject = "Style is not a valid json object."
 
-// Output data types a style may ask for (spec 3.5).
+// Output data types a style may ask for (the dtype and axis keys of TileSource._applyStyle).
 const (
 	DTypeUint8  = "uint8"
 	DTypeUint16 = "uint16"
@@ -70,7 +70,7 @@ type Band struct {
 	Funcs    []Function
 }
 
-// Bound is a band's min or max setting (spec 3.2).
+// Bound is a band's min or max setting (TileSource._getMinMax).
 type Bound struct {
 	// Kind is "value", "auto", "min", "max" or "full".
 	Kind      string
@@ -127,7 +127,7 @@ func FromMap(obj map[string]any) (*Style, error) {
 		}
 	}
 	// dtype and axis: the first non-null value among the top level and the
-	// band entries wins (spec 3.5).
+	// band entries wins (the dtype and axis keys of TileSource._applyStyle).
 	dtypeRaw, axisRaw := obj["dtype"], obj["axis"]
 	for i, e := range entries {
 		m, ok := e.(map[string]any)
@@ -370,7 +370,7 @@ func (s *Style) NeedsPixels() bool {
 	return s != nil && !s.iccOnly
 }
 
-// NeedsDecode reports large_image's hasStyle (spec 4.3): whether a stored
+// NeedsDecode reports large_image's hasStyle (TileSource._outputTile): whether a stored
 // tile must be decoded rather than passed through, given the configured
 // icc_correction default.
 func (s *Style) NeedsDecode(iccDefault bool) bool {
@@ -408,7 +408,7 @@ func (s *Style) Frames(current int) []int {
 	return out
 }
 
-// EffectiveFrame returns the main frame for a request of frame (spec 2.3):
+// EffectiveFrame returns the main frame for a request of frame (TileSource.getTile):
 // when every band names an explicit frame, the first band's frame is used.
 // large_image applies this only to the explicit "bands" form; it is applied
 // to both forms here since the styled output is the same either way.

@@ -65,7 +65,7 @@ var (
 	ErrNotRecognized = errors.New("format not recognized")
 )
 
-// Range errors with large_image's messages (spec 2.1).
+// Range errors with large_image's messages (TileSource's level geometry).
 var (
 	ErrZRange     = NotFound("z layer does not exist")
 	ErrXRange     = NotFound("x is outside layer")

@@ -2,7 +2,7 @@ package tilesource
 
 import "strings"
 
-// FrameMetadata returns the JSON object of GET tiles (spec 1.2): the base
+// FrameMetadata returns the JSON object of GET tiles (TileSource.getMetadata): the base
 // fields, the post-processed frame list with IndexRange, IndexStride,
 // channels and channelmap when there is more than one frame, and Info.Extra
 // merged at the top level. Info.Frames is not modified.

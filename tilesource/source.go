@@ -12,7 +12,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 )
 
-// Info is a source's metadata in large_image's model (spec 1.2 and 2).
+// Info is a source's metadata in large_image's model (TileSource.getMetadata and large_image's TileSource model).
 // Levels are numbered as large_image: 0 is the lowest resolution and
 // Levels-1 is full resolution; level z is downsampled by 2^(Levels-1-z).
 type Info struct {
@@ -80,7 +80,7 @@ func (in *Info) TileCount(z int) (int, int) {
 }
 
 // CheckTile validates z, x, y and frame in large_image's order and with its
-// messages (spec 2.1).
+// messages (TileSource's level geometry).
 func (in *Info) CheckTile(z, x, y, frame int) error {
 	if z < 0 || z >= in.Levels {
 		return ErrZRange

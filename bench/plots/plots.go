@@ -75,15 +75,7 @@ func Latency(path string, ss []Series) error {
 		if len(ms) == 0 {
 			continue
 		}
-		sort.Float64s(ms)
-		xy := make(plotter.XYs, 0, 200)
-		// At most ~200 points per line keeps the file small.
-		step := max(len(ms)/200, 1)
-		for j := 0; j < len(ms); j += step {
-			xy = append(xy, plotter.XY{X: ms[j], Y: float64(j+1) / float64(len(ms))})
-		}
-		xy = append(xy, plotter.XY{X: ms[len(ms)-1], Y: 1})
-		if err := addLine(p, i, s.Name, xy); err != nil {
+		if err := addLine(p, i, s.Name, cdf(ms)); err != nil {
 			return err
 		}
 	}
@@ -121,37 +113,44 @@ func HitRate(path string, ss []Series) (bool, error) {
 	return true, save(p, path)
 }
 
-// Viewport draws each view's time to a complete viewport, in the order
-// the views started.
+// Viewport draws the cumulative distribution of the time to a complete
+// viewport (log scale), one line per run.
 func Viewport(path string, ss []Series) error {
 	p := plot.New()
-	p.Title.Text = "Time to a complete viewport, per view"
-	p.X.Label.Text = "view (in start order)"
-	p.Y.Label.Text = "ms"
+	p.Title.Text = "Time to a complete viewport"
+	p.X.Label.Text = "ms (log scale)"
+	p.Y.Label.Text = "fraction of views at or below"
+	p.Y.Min, p.Y.Max = 0, 1
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	for i, s := range ss {
-		views := append([]replay.ViewTiming(nil), s.Run.Views...)
-		sort.SliceStable(views, func(a, b int) bool { return views[a].StartNS < views[b].StartNS })
-		var xy plotter.XYs
-		for _, v := range views {
-			if v.Requests == 0 {
-				continue
+		var ms []float64
+		for _, v := range s.Run.Views {
+			if v.Requests > 0 {
+				ms = append(ms, math.Max(float64(v.DoneNS-v.StartNS)/1e6, 0.01))
 			}
-			xy = append(xy, plotter.XY{X: float64(len(xy)), Y: float64(v.DoneNS-v.StartNS) / 1e6})
 		}
-		if len(xy) == 0 {
+		if len(ms) == 0 {
 			continue
 		}
-		sc, err := plotter.NewScatter(xy)
-		if err != nil {
+		if err := addLine(p, i, s.Name, cdf(ms)); err != nil {
 			return err
 		}
-		sc.GlyphStyle.Color = plotutil.Color(i)
-		sc.GlyphStyle.Shape = plotutil.Shape(i)
-		sc.GlyphStyle.Radius = vg.Points(2)
-		p.Add(sc)
-		p.Legend.Add(s.Name, sc)
 	}
 	return save(p, path)
+}
+
+// cdf is the empirical cumulative distribution of values, at most ~200
+// points (enough for a smooth line, small files).
+func cdf(values []float64) plotter.XYs {
+	v := append([]float64(nil), values...)
+	sort.Float64s(v)
+	xy := make(plotter.XYs, 0, 201)
+	step := max(len(v)/200, 1)
+	for j := 0; j < len(v); j += step {
+		xy = append(xy, plotter.XY{X: v[j], Y: float64(j+1) / float64(len(v))})
+	}
+	return append(xy, plotter.XY{X: v[len(v)-1], Y: 1})
 }
 
 func addLine(p *plot.Plot, i int, name string, xy plotter.XYs) error {

@@ -4,6 +4,7 @@
 package stats
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"math"
 	"os"
@@ -220,4 +221,57 @@ func SaveRecords(path string, recs []Record) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// SaveSummaries writes the summaries of several records as one JSON array
+// (without the per-request data).
+func SaveSummaries(path string, recs []Record) error {
+	sums := make([]Summary, len(recs))
+	for i, r := range recs {
+		sums[i] = r.Summary
+	}
+	b, err := json.MarshalIndent(sums, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// SaveSampledRuns writes the records gzip-compressed, each run's requests
+// thinned to at most maxResults evenly spaced ones (views are kept whole):
+// enough to redraw the plots at a fraction of the size.
+func SaveSampledRuns(path string, recs []Record, maxResults int) error {
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		out[i] = Record{Summary: r.Summary, Run: SampleRun(r.Run, maxResults)}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(f)
+	if err := json.NewEncoder(zw).Encode(out); err != nil {
+		f.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// SampleRun returns run with at most n of its results, evenly spaced in
+// their order; run itself is not modified.
+func SampleRun(run *replay.Run, n int) *replay.Run {
+	if run == nil || n <= 0 || len(run.Results) <= n {
+		return run
+	}
+	c := *run
+	c.Results = make([]replay.Result, 0, n)
+	step := float64(len(run.Results)) / float64(n)
+	for i := 0; i < n; i++ {
+		c.Results = append(c.Results, run.Results[int(float64(i)*step)])
+	}
+	return &c
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tileserver/tileserver/bench/replay"
 )
 
 // The fixture is a small recorded run whose numbers were worked out by
@@ -125,5 +127,38 @@ func TestServerDelta(t *testing.T) {
 	d := s.ServerDelta()
 	if len(d) != 1 || d["tileCache.used"] != 15 {
 		t.Errorf("delta %v", d)
+	}
+}
+
+func TestSampleRunKeepsViewsAndSpacing(t *testing.T) {
+	run := &replay.Run{Views: make([]replay.ViewTiming, 7)}
+	for i := 0; i < 1000; i++ {
+		run.Results = append(run.Results, replay.Result{Seq: i})
+	}
+	got := SampleRun(run, 100)
+	if len(got.Results) != 100 || len(got.Views) != 7 {
+		t.Fatalf("sampled %d results and %d views, want 100 and 7", len(got.Results), len(got.Views))
+	}
+	for i, r := range got.Results {
+		if r.Seq != 10*i {
+			t.Fatalf("result %d is request %d, want %d", i, r.Seq, 10*i)
+		}
+	}
+	if len(run.Results) != 1000 {
+		t.Fatal("SampleRun modified its input")
+	}
+	if SampleRun(run, 5000) != run {
+		t.Fatal("a run smaller than the sample was copied")
+	}
+}
+
+func TestServerTableDropsEmptyRows(t *testing.T) {
+	ss := []Summary{
+		{Name: "a", ServerBefore: map[string]float64{"hits": 1, "errors": 0}, ServerAfter: map[string]float64{"hits": 5, "errors": 0}},
+		{Name: "b", ServerBefore: map[string]float64{"hits": 0, "errors": 0}, ServerAfter: map[string]float64{"hits": 2, "errors": 0}},
+	}
+	tb := ServerTable(ss)
+	if len(tb.Rows) != 1 || tb.Rows[0][0] != "hits" || tb.Rows[0][1] != "4" || tb.Rows[0][2] != "2" {
+		t.Fatalf("rows = %v, want only hits 4 2", tb.Rows)
 	}
 }

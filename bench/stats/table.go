@@ -75,14 +75,10 @@ func SummaryTable(ss []Summary) Table {
 	}
 	row("requests", func(s Summary) string { return fmt.Sprint(s.Requests) })
 	row("errors", func(s Summary) string { return fmt.Sprint(s.Errors) })
-	row("seconds", func(s Summary) string { return fmt.Sprintf("%.2f", s.Seconds) })
 	row("req/s", func(s Summary) string { return fmt.Sprintf("%.0f", s.Throughput) })
-	row("MB/s", func(s Summary) string { return fmt.Sprintf("%.1f", float64(s.Bytes)/1e6/max(s.Seconds, 1e-9)) })
-	row("latency mean ms", func(s Summary) string { return ms(s.Latency.Mean) })
 	row("latency p50 ms", func(s Summary) string { return ms(s.Latency.P50) })
 	row("latency p90 ms", func(s Summary) string { return ms(s.Latency.P90) })
 	row("latency p99 ms", func(s Summary) string { return ms(s.Latency.P99) })
-	row("latency max ms", func(s Summary) string { return ms(s.Latency.Max) })
 	row("hit rate", func(s Summary) string {
 		if s.HitRate < 0 {
 			return "-"
@@ -90,13 +86,32 @@ func SummaryTable(ss []Summary) Table {
 		return fmt.Sprintf("%.1f%%", 100*s.HitRate)
 	})
 	for _, c := range []string{HitMemory, HitMemcached, HitDisk, Coalesced, Miss} {
-		row("  "+c, func(s Summary) string { return share(s, c) })
+		// Only the tiers some run used.
+		for _, s := range ss {
+			if s.Cache[c] > 0 {
+				row("  "+c, func(s Summary) string { return share(s, c) })
+				break
+			}
+		}
 	}
-	row("views", func(s Summary) string { return fmt.Sprint(s.Views) })
 	row("viewport p50 ms", func(s Summary) string { return ms(s.ViewportMs.P50) })
 	row("viewport p90 ms", func(s Summary) string { return ms(s.ViewportMs.P90) })
-	row("viewport max ms", func(s Summary) string { return ms(s.ViewportMs.Max) })
 	return t
+}
+
+// withoutEmptyRows drops the rows whose every value is "-" or "0": a
+// statistic no run has says nothing.
+func (t Table) withoutEmptyRows() Table {
+	out := Table{Header: t.Header}
+	for _, r := range t.Rows {
+		for _, c := range r[1:] {
+			if c != "-" && c != "0" {
+				out.Rows = append(out.Rows, r)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // ServerTable lists the change of each server cache statistic over each
@@ -128,7 +143,7 @@ func ServerTable(ss []Summary) Table {
 		}
 		t.Rows = append(t.Rows, r)
 	}
-	return t
+	return t.withoutEmptyRows()
 }
 
 // RatioTable compares every run with the first: throughput as other/first

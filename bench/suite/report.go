@@ -12,14 +12,18 @@ import (
 	"github.com/tileserver/tileserver/bench/stats"
 )
 
+// rawSample is how many requests of each run runs.json.gz keeps: enough
+// to redraw every plot, small enough that the file stays a few MB.
+const rawSample = 20000
+
 var sectionTitles = []struct{ key, title, doc string }{
 	{"modes", "Cache configurations", "Each configuration on a fresh server: *cold* is the first replay of the multi-user trace " +
 		"(every tile requested for the first time by the server), *warm* replays the same trace again, looped for the run's duration. " +
 		"Think time is 0: this measures the server, not the users."},
 	{"policies", "Eviction policies at a small budget", "In-process tier only, with a budget far smaller than the working set, " +
 		"twice the users and views of the other runs; the hit rate tells which policy keeps the tiles viewers come back to."},
-	{"viewport", "Time to a complete viewport", "Several users at the pace of real people (the trace's think times), " +
-		"in-process cache: the time from a user's action to the last sharp tile of the view."},
+	{"viewport", "Time to a complete viewport", "Several users at the pace of real people (each looks at a view for a " +
+		"think time of 1.5 s on average before acting), in-process cache: the time from a user's action to the last sharp tile of the view."},
 	{"prefetch", "Predictive prefetch", "The time-to-viewport trace (think times from the trace, in-process cache) on a fresh " +
 		"server with prefetch off, then on (1 worker, only while no request is in flight): prefetch fetches the ring around " +
 		"each view and the next level in during the users' think time. Server statistics include the prefetch counters."},
@@ -34,16 +38,20 @@ func (s *suiteRun) writeReport() (string, error) {
 	for _, r := range s.results {
 		all = append(all, r.Record)
 	}
-	if err := stats.SaveRecords(filepath.Join(s.cfg.Out, "results.json"), all); err != nil {
+	if err := stats.SaveSummaries(filepath.Join(s.cfg.Out, "results.json"), all); err != nil {
+		return "", err
+	}
+	if err := stats.SaveSampledRuns(filepath.Join(s.cfg.Out, "runs.json.gz"), all, rawSample); err != nil {
 		return "", err
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Tile server benchmark\n\n")
 	fmt.Fprintf(&b, "Run %s on %s/%s with %d CPUs. Server: `%s`. Slide: `slide.tif` (%d px square unless --slide was given, "+
 		"256 px JPEG tiles, BigTIFF). %d users × %d views, seed %d, 1920×1080 viewport, warm runs of %s. "+
-		"Raw data: `results.json`; server logs: `logs/`.\n\n",
+		"Summaries: `results.json`; per-request data (at most %d requests a run, evenly sampled, every view): `runs.json.gz`; "+
+		"server logs: `logs/`.\n\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), s.cfg.Server, s.cfg.Size,
-		s.cfg.Users, s.cfg.Views, s.cfg.Seed, s.cfg.Duration)
+		s.cfg.Users, s.cfg.Views, s.cfg.Seed, s.cfg.Duration, rawSample)
 	for _, sec := range sectionTitles {
 		recs := s.section(sec.key)
 		if len(recs) == 0 {
@@ -58,10 +66,6 @@ func (s *suiteRun) writeReport() (string, error) {
 		}
 		if err := stats.SummaryTable(ss).Markdown(&b); err != nil {
 			return "", err
-		}
-		if t := stats.ServerTable(ss); len(t.Rows) > 0 {
-			b.WriteString("\nServer cache statistics, change over each run:\n\n")
-			_ = t.Markdown(&b)
 		}
 		if len(ss) > 1 {
 			b.WriteString("\nRatios against the first row:\n\n")

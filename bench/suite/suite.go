@@ -122,6 +122,46 @@ type suiteRun struct {
 	cfg     Config
 	slides  string // the slides folder the server serves
 	results []result
+	planned int       // measured runs the suite will make, for progress
+	started time.Time // when the first measured run began
+}
+
+// plannedRuns counts the measured runs of the configured sections.
+func (s *suiteRun) plannedRuns() int {
+	// Cache modes cold and warm, one run per policy, the viewport run and
+	// the twin's two cold runs.
+	n := 2*len(s.cfg.Modes) + len(s.cfg.Policies) + 1 + 2
+	if s.cfg.Prefetch {
+		n += 2
+	}
+	if len(s.cfg.Peers) > 0 {
+		n += 1 + len(s.cfg.Peers)
+	}
+	return n
+}
+
+// estimate is a rough length of the whole suite: the fixed-length warm
+// runs, the think-time runs (users think between views in real time) and
+// about half a minute per cold replay and per slide made.
+func (s *suiteRun) estimate() time.Duration {
+	c := s.cfg
+	warm := time.Duration(len(c.Modes)+2*len(c.Policies)+len(c.Peers)+1) * c.Duration
+	thinkRuns := 1
+	if c.Prefetch {
+		thinkRuns += 2
+	}
+	think := time.Duration(0)
+	if c.Think {
+		// Each user's views follow each other: half the views, each after
+		// a mean think time.
+		think = time.Duration(thinkRuns*(c.Views/2)) * time.Duration(trace.DefaultOptions().ThinkMS) * time.Millisecond
+	}
+	cold := time.Duration(len(c.Modes)+4+len(c.Peers)) * 30 * time.Second
+	slides := time.Duration(0)
+	if c.Slide == "" {
+		slides = 3 * time.Minute
+	}
+	return warm + think + cold + slides
 }
 
 const token = "tilebench"
@@ -130,6 +170,18 @@ const token = "tilebench"
 func Run(ctx context.Context, cfg Config) (string, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
+	}
+	// Tools run in other working directories (vips in a scratch folder,
+	// the server under its own), so every path must be absolute.
+	for _, p := range []*string{&cfg.Server, &cfg.Out, &cfg.Slide, &cfg.Twin} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return "", err
+		}
+		*p = abs
 	}
 	if _, err := os.Stat(cfg.Server); err != nil {
 		return "", fmt.Errorf("tileserver binary: %w", err)
@@ -140,6 +192,9 @@ func Run(ctx context.Context, cfg Config) (string, error) {
 		}
 	}
 	s := &suiteRun{cfg: cfg, slides: filepath.Join(cfg.Out, "slides")}
+	s.planned = s.plannedRuns()
+	s.logf("suite: %d measured runs, about %s in all (warm runs %s each, think-time runs at the users' pace)",
+		s.planned, s.estimate().Round(time.Minute), cfg.Duration)
 	if err := s.prepareSlides(ctx); err != nil {
 		return "", err
 	}
@@ -326,6 +381,10 @@ func (s *suiteRun) measureTemplate(ctx context.Context, section, name, statsURL 
 			o.Progress = f
 		}
 	}
+	if s.started.IsZero() {
+		s.started = time.Now()
+	}
+	s.logf("[%d/%d, %s elapsed] %s: %s", len(s.results)+1, s.planned, time.Since(s.started).Round(time.Second), section, name)
 	var before map[string]float64
 	if statsURL != "" {
 		before, _ = replay.FetchStats(ctx, nil, statsURL)
@@ -418,7 +477,10 @@ func (s *suiteRun) viewport(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tr, err := s.gen(sl, s.cfg.Users, s.cfg.Views/2, s.cfg.Seed+200)
+	// People look at a view before they act: the trace's think times are
+	// the generator's default (1.5 s mean), waited in real time.
+	tr, err := trace.Generate([]trace.Slide{sl}, trace.Options{Seed: s.cfg.Seed + 200, Users: s.cfg.Users,
+		Views: s.cfg.Views / 2, ThinkMS: trace.DefaultOptions().ThinkMS})
 	if err != nil {
 		return err
 	}

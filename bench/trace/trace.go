@@ -35,7 +35,7 @@ func (s Slide) Validate() error {
 // Scale is the downsample factor of level z relative to full resolution.
 func (s Slide) Scale(z int) int { return 1 << (s.Levels - 1 - z) }
 
-// Grid is the number of tile columns and rows of level z (spec 2.1).
+// Grid is the number of tile columns and rows of level z (TileSource's level geometry).
 func (s Slide) Grid(z int) (cols, rows int) {
 	step := s.Scale(z)
 	cols = ceilDiv(s.SizeX, step*s.TileWidth)

@@ -8,7 +8,7 @@ import (
 )
 
 // Two real geometries: the 30000 px benchmark slide and large_image's
-// sample_image.ptif (spec 1.2).
+// sample_image.ptif (TileSource.getMetadata).
 var (
 	square = Slide{ID: "square", SizeX: 30000, SizeY: 30000, TileWidth: 256, TileHeight: 256, Levels: 8}
 	wide   = Slide{ID: "wide", SizeX: 58368, SizeY: 12288, TileWidth: 256, TileHeight: 256, Levels: 9}

@@ -55,6 +55,8 @@ type settings struct {
 	WorkPixels     int64
 	WorkQueue      int
 	RequestTimeout time.Duration
+	// Limits, timeouts, body size, CORS and the memory limit (guards.go).
+	Guards guardSettings
 }
 
 // option is one setting: its flag name (also the YAML key, and the
@@ -321,6 +323,9 @@ func parseSettings(v map[string]string) (settings, error) {
 	}
 	if s.RequestTimeout, err = parseDuration(v["request-timeout"]); err != nil || s.RequestTimeout <= 0 {
 		return s, fmt.Errorf("--request-timeout: %q is not a positive duration", v["request-timeout"])
+	}
+	if s.Guards, err = parseGuards(v); err != nil {
+		return s, err
 	}
 	if s.Addr == "" || s.Data == "" || s.Slides == "" {
 		return s, errors.New("--addr, --data and --slides must not be empty")

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -108,6 +109,15 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	scfg.MemoryBytes = cfg.SourceCacheBytes
 	sources := tilecache.NewSources(scfg)
 	defer sources.Close()
+	// Budgets as the caches resolved them (0 in the flags means "from
+	// total memory"); the in-process tier counts only when it is on.
+	cacheBudget := sources.Config().MemoryBytes
+	if strings.Contains(tiles.Config().Mode, "memory") {
+		cacheBudget += tiles.Config().MemoryBytes
+	}
+	lim := applyLimits(cfg.Guards, cacheBudget)
+	memLimit, memFrom := applyMemoryLimit(cfg.Guards, cacheBudget, lim, lookupEnv)
+	logGuards(log, lim, memLimit, memFrom)
 	budget := work.New(workDefaults(cfg.WorkPixels, cfg.WorkQueue, runtime.GOMAXPROCS(0)))
 	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Work: budget})
 	if err != nil {
@@ -149,6 +159,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	opts = append(opts, girder.WithWorkBudget(budget))
 	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log,
+		CORSOrigins: cfg.Guards.CORSOrigins, MaxBodyBytes: cfg.Guards.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout}, pl, st, opts...)
 	defer srv.Close()
 	if err := reg.Register(srv.Collector()); err != nil {
@@ -165,7 +176,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       cfg.Guards.ReadTimeout,
+		WriteTimeout:      cfg.Guards.WriteTimeout,
+		IdleTimeout:       cfg.Guards.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// The import runs beside the server so a large slide tree does not

@@ -128,6 +128,24 @@ type Store struct {
 	files   map[string]*File
 
 	importMu sync.Mutex
+
+	// checked remembers, per item id, when its files were last found
+	// unchanged (a *checkedItem), so that a busy item costs one stat per
+	// freshFor rather than one per request.
+	checked  sync.Map
+	freshFor time.Duration
+}
+
+// FreshFor is how long a file's size and modification time are
+// trusted after a check: a replaced slide is noticed (and served with new
+// cache keys) at most this long after it changed.
+const FreshFor = time.Second
+
+// checkedItem is an item's version and real file paths as last checked.
+type checkedItem struct {
+	at      time.Time
+	version string
+	reals   []string
 }
 
 // Open opens (creating if needed) the database in dataDir for the slide root.
@@ -145,7 +163,7 @@ func Open(dataDir, slideRoot string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open item store: %w", err)
 	}
-	s := &Store{db: db, root: real}
+	s := &Store{db: db, root: real, freshFor: FreshFor}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -366,7 +384,25 @@ func (s *Store) Refresh(it Item) (Item, string, error) {
 // RefreshAll is Refresh for items of one or more files: it checks every
 // file of the item (all instances of a DICOM series) and returns their real
 // paths, Path's first. Any file gone is an error until the next import.
+// Files found unchanged less than a second ago are not checked again.
 func (s *Store) RefreshAll(it Item) (Item, []string, error) {
+	if v, ok := s.checked.Load(it.ID); ok {
+		c := v.(*checkedItem)
+		if c.version == it.Version && time.Since(c.at) < s.freshFor {
+			return it, c.reals, nil
+		}
+	}
+	n, reals, err := s.refreshAll(it)
+	if err != nil {
+		s.checked.Delete(it.ID)
+		return n, reals, err
+	}
+	s.checked.Store(n.ID, &checkedItem{at: time.Now(), version: n.Version, reals: reals})
+	return n, reals, nil
+}
+
+// refreshAll is RefreshAll without the memory of recent checks.
+func (s *Store) refreshAll(it Item) (Item, []string, error) {
 	rels := it.Files
 	if len(rels) == 0 {
 		rels = []string{it.Path}

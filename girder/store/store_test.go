@@ -218,6 +218,7 @@ func TestRefreshTracksFileChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.freshFor = 0 // check the file on every refresh
 	mustImport(t, s, "")
 	it, _ := s.Item(ID("item", "a.tif"))
 	same, _, err := s.Refresh(it)
@@ -240,5 +241,35 @@ func TestRefreshTracksFileChanges(t *testing.T) {
 	}
 	if _, _, err := s.Refresh(n); err == nil {
 		t.Error("refresh of a deleted file succeeded")
+	}
+}
+
+// A file checked less than freshFor ago is trusted without a stat; once
+// the interval has passed the change is seen.
+func TestRefreshTrustsARecentCheck(t *testing.T) {
+	data, slides := setup(t)
+	s, err := Open(data, slides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.freshFor = time.Hour
+	mustImport(t, s, "")
+	it, _ := s.Item(ID("item", "a.tif"))
+	if _, _, err := s.Refresh(it); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(slides, "a.tif"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	same, real, err := s.Refresh(it)
+	if err != nil || same.Version != it.Version || filepath.Base(real) != "a.tif" {
+		t.Fatalf("refresh within the interval: %v, version %q (was %q), path %q", err, same.Version, it.Version, real)
+	}
+	s.freshFor = 0 // the interval has passed
+	n, _, err := s.Refresh(it)
+	if err != nil || n.Version == it.Version {
+		t.Fatalf("refresh after the interval: %v, version %q unchanged", err, n.Version)
 	}
 }

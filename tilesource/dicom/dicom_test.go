@@ -63,6 +63,11 @@ func TestMetadata(t *testing.T) {
 			if in.MMX == nil || in.MMY == nil || *in.MMX != c.mm || *in.MMY != c.mm {
 				t.Errorf("mm %v %v", in.MMX, in.MMY)
 			}
+			// As large_image's dicom source: 0.01/mm_x, whatever the
+			// objective lens power says.
+			if in.Magnification == nil || *in.Magnification != 0.01/c.mm {
+				t.Errorf("magnification %v, want %v", in.Magnification, 0.01/c.mm)
+			}
 			if got := fmt.Sprint(s.AssociatedNames()); got != c.assoc {
 				t.Errorf("associated %s", got)
 			}

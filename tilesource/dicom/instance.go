@@ -35,7 +35,6 @@ type Instance struct {
 	// PathNames their descriptions (or identifiers).
 	Paths, PathNames []string
 	FocalPlanes      int
-	Magnification    float64
 	ICC              []byte
 	Manufacturer     string
 	Model            string
@@ -150,9 +149,6 @@ func NewInstance(ds *Dataset, ts string, fr FrameReader) (*Instance, error) {
 		in.PathNames = append(in.PathNames, name)
 		if in.ICC == nil {
 			in.ICC = op.Bytes(tagICCProfile)
-		}
-		if m := op.Floats(tagObjectiveLensPower); len(m) > 0 && m[0] > 0 && in.Magnification == 0 {
-			in.Magnification = m[0]
 		}
 	}
 	if len(in.Paths) == 0 {

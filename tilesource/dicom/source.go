@@ -204,12 +204,12 @@ func NewSource(name string, insts []*Instance) (*Source, error) {
 	info.Bands = base.Samples
 	info.ICCProfile = base.ICC
 	info.SourceName = "dicom"
+	// large_image's dicom source (getNativeMagnification) derives the
+	// magnification from the pixel spacing, 0.01/mm_x, and ignores the
+	// objective lens power.
 	if x, y, ok := base.mmPerPixel(); ok {
-		info.MMX, info.MMY = &x, &y
-	}
-	if base.Magnification > 0 {
-		m := base.Magnification
-		info.Magnification = &m
+		m := 0.01 / x
+		info.MMX, info.MMY, info.Magnification = &x, &y, &m
 	}
 	if n := s.nPaths * s.nZ; n > 1 {
 		info.Frames = make([]map[string]any, 0, n)

@@ -22,11 +22,10 @@ import (
 // maxHistogramBins caps bins so a request cannot allocate huge histograms.
 const maxHistogramBins = 65536
 
-// bandsSide is the largest side of the view band statistics use (spec 1.8).
+// bandsSide is the largest side of the view band statistics use (TileSource.getBandInformation).
 const bandsSide = 2048
 
-// Histogram returns one histogram entry per band of a region (spec 1.7 and
-// 2.13), computed in strips so the region is never held as float samples.
+// Histogram returns one histogram entry per band of a region (TileSource.histogram), computed in strips so the region is never held as float samples.
 func (p *Pipeline) Histogram(ctx context.Context, loc Locator, req HistogramRequest) ([]style.BandHist, error) {
 	bins := req.Bins
 	if bins == 0 {
@@ -93,7 +92,7 @@ func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRe
 }
 
 // Bands returns min, max, mean and stdev per band of a frame, keyed by
-// 1-based band number (spec 1.8), over the level covering 2048 pixels per
+// 1-based band number (TileSource.getBandInformation), over the level covering 2048 pixels per
 // side.
 func (p *Pipeline) Bands(ctx context.Context, loc Locator, frame int) (map[string]style.BandInfo, error) {
 	var img *encode.Image
@@ -124,7 +123,7 @@ func (p *Pipeline) Bands(ctx context.Context, loc Locator, frame int) (map[strin
 
 // Pixel returns {"value": [...], <mode letters>: 8-bit values} for the
 // base pixel at (left, top), {} outside the image, or one such object per
-// frame (with "frame") when FrameList is given (spec 1.6 and 2.11).
+// frame (with "frame") when FrameList is given (TileSource.getPixel).
 func (p *Pipeline) Pixel(ctx context.Context, loc Locator, req PixelRequest) (any, error) {
 	one := func(frame int) (map[string]any, error) {
 		left, top, w, h := req.Left, req.Top, 1.0, 1.0
@@ -137,6 +136,9 @@ func (p *Pipeline) Pixel(ctx context.Context, loc Locator, req PixelRequest) (an
 	}
 	if req.FrameList == nil {
 		return one(req.Frame)
+	}
+	if err := checkLoop("The number of frameList entries", len(req.FrameList)); err != nil {
+		return nil, err
 	}
 	list := make([]map[string]any, 0, len(req.FrameList))
 	for _, f := range req.FrameList {
@@ -197,7 +199,7 @@ func jsonFloat(v float64) any {
 	return v
 }
 
-// TileFrames returns a montage of frames (spec 1.12): frame k of the list
+// TileFrames returns a montage of frames (TileSource.tileFrames and the quad_info route): frame k of the list
 // at column k % framesAcross, row k / framesAcross, each cell the
 // per-frame region output (exactly width×height with a fill). The result
 // is cached in the tile cache.
@@ -217,6 +219,9 @@ func (p *Pipeline) TileFrames(ctx context.Context, loc Locator, req TileFramesRe
 	rr.style = style
 	if req.FramesAcross < 0 {
 		return nil, tilesource.BadRequest("Value Error: framesAcross must be positive.")
+	}
+	if err := checkLoop("The number of frameList entries", len(req.FrameList)); err != nil {
+		return nil, err
 	}
 	canon := req
 	canon.Region.Style = ""
@@ -252,6 +257,10 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			frames = append(frames, f)
 		}
 	}
+	// Each frame is a region of its own: bound them, listed or all.
+	if err := checkLoop("The number of frames", len(frames)); err != nil {
+		return nil, err
+	}
 	if len(frames) == 1 {
 		rr.frame = frames[0]
 		return p.region(ctx, loc, src, rr, enc)
@@ -279,8 +288,8 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
 				cellW, cellH = *rr.maxW, *rr.maxH
 			}
-			if int64(cellW)*int64(across)*int64(cellH)*int64(rows) > maxRegionPixels {
-				return nil, tilesource.BadRequest("Value Error: The requested output is too large.")
+			if err := checkOutput(cellW*across, cellH*rows); err != nil {
+				return nil, err
 			}
 			out = encode.NewImage(cellW*across, cellH*rows, img.Bands, img.Format)
 		}

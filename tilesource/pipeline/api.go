@@ -1,5 +1,5 @@
-// Package pipeline is the one place that holds the tile path of DESIGN
-// section 3: it finds the open source, looks tiles up in the tile cache,
+// Package pipeline is the one place that holds the tile path (request →
+// tile cache → source → bytes): it finds the open source, looks tiles up in the tile cache,
 // coalesces misses, reads or synthesises tiles, applies edges and styles,
 // encodes, and assembles regions, thumbnails and DeepZoom tiles.
 package pipeline
@@ -23,7 +23,7 @@ type Locator struct {
 	// of every cache key. For a DICOM series it covers every instance; for
 	// a remote series it is fixed when the item is imported.
 	Version string
-	// TestParams holds the test source's query parameters (spec 1.14) when
+	// TestParams holds the test source's query parameters (the large_image_source_test source) when
 	// Path and Remote are empty.
 	TestParams map[string]string
 	// SeriesPaths, when set, are the absolute paths of the DICOM files
@@ -36,7 +36,7 @@ type Locator struct {
 	Remote string
 }
 
-// EncodeOptions are the encoding parameters of image routes (spec 4).
+// EncodeOptions are the encoding parameters of image routes (large_image's encoding options).
 type EncodeOptions struct {
 	// Encoding is JPEG, PNG, WEBP, TIFF or JFIF (case-sensitive, as
 	// large_image). Empty means the source's default.
@@ -56,7 +56,7 @@ type TileRequest struct {
 	Style string
 }
 
-// RegionRequest asks for a region (spec 1.5 and 2.8); nil pointers mean
+// RegionRequest asks for a region (the region route of girder_large_image/rest/tiles.py and TileSource.getRegion); nil pointers mean
 // "not given".
 type RegionRequest struct {
 	Left, Top, Right, Bottom  *float64
@@ -72,7 +72,7 @@ type RegionRequest struct {
 	Resample                  string
 }
 
-// ThumbnailRequest asks for a thumbnail (spec 1.4); zero Width/Height mean
+// ThumbnailRequest asks for a thumbnail (TileSource.getThumbnail); zero Width/Height mean
 // "not given".
 type ThumbnailRequest struct {
 	Width, Height int
@@ -82,7 +82,7 @@ type ThumbnailRequest struct {
 	Style         string
 }
 
-// DZIRequest asks for a DeepZoom tile (spec 1.9).
+// DZIRequest asks for a DeepZoom tile (the DeepZoom routes of girder_large_image/rest/tiles.py).
 type DZIRequest struct {
 	Level, X, Y       int
 	TileSize, Overlap int
@@ -91,15 +91,14 @@ type DZIRequest struct {
 	Frame             int
 }
 
-// AssociatedRequest asks for an associated image (spec 1.11).
+// AssociatedRequest asks for an associated image (TileSource.getAssociatedImage).
 type AssociatedRequest struct {
 	Key           string
 	Width, Height int
 	Encode        EncodeOptions
 }
 
-// HistogramRequest asks for per-band histograms of a region (spec 1.7 and
-// 2.13). Region.Resample "" or false reads the level pixels without
+// HistogramRequest asks for per-band histograms of a region (TileSource.histogram). Region.Resample "" or false reads the level pixels without
 // scaling them to the output size, as large_image does by default.
 type HistogramRequest struct {
 	Region RegionRequest
@@ -111,7 +110,7 @@ type HistogramRequest struct {
 	RoundRange, Density bool
 }
 
-// PixelRequest asks for the values of one pixel (spec 1.6 and 2.11).
+// PixelRequest asks for the values of one pixel (TileSource.getPixel).
 type PixelRequest struct {
 	Left, Top float64
 	Units     string
@@ -121,7 +120,7 @@ type PixelRequest struct {
 	Style     string
 }
 
-// TileFramesRequest asks for a montage of frames (spec 1.12).
+// TileFramesRequest asks for a montage of frames (TileSource.tileFrames and the quad_info route).
 type TileFramesRequest struct {
 	Region RegionRequest
 	// FrameList selects frames; out-of-range entries are dropped and an
@@ -131,7 +130,7 @@ type TileFramesRequest struct {
 	FramesAcross int
 }
 
-// QuadInfoRequest holds the options of tile_frames/quad_info (spec 1.12);
+// QuadInfoRequest holds the options of tile_frames/quad_info (TileSource.tileFrames and the quad_info route);
 // string options may name an axis (c, z, t, xy).
 type QuadInfoRequest struct {
 	// Format and Query are merged into every tile_frames parameter set;
@@ -157,7 +156,7 @@ type Result struct {
 // Service is what the HTTP layer calls. Errors are *tilesource.Error (or
 // wrap one) with the spec's statuses and messages.
 type Service interface {
-	// Metadata returns the JSON object of GET tiles (spec 1.2).
+	// Metadata returns the JSON object of GET tiles (TileSource.getMetadata).
 	Metadata(ctx context.Context, loc Locator) (map[string]any, error)
 	// InternalMetadata returns the JSON object of tiles/internal_metadata.
 	InternalMetadata(ctx context.Context, loc Locator) (map[string]any, error)
@@ -176,16 +175,16 @@ type Service interface {
 	AssociatedMetadata(ctx context.Context, loc Locator, key string) (map[string]any, error)
 	// CanOpen reports whether a reader claims the file (used by import).
 	CanOpen(ctx context.Context, path string) (sourceName string, err error)
-	// Histogram returns one entry per band (spec 1.7).
+	// Histogram returns one entry per band (TileSource.histogram).
 	Histogram(ctx context.Context, loc Locator, req HistogramRequest) ([]style.BandHist, error)
 	// Bands returns band statistics keyed by 1-based band number (spec
 	// 1.8).
 	Bands(ctx context.Context, loc Locator, frame int) (map[string]style.BandInfo, error)
 	// Pixel returns the pixel object, or a list of them with FrameList
-	// (spec 1.6).
+	// (TileSource.getPixel).
 	Pixel(ctx context.Context, loc Locator, req PixelRequest) (any, error)
-	// TileFrames returns the montage of frames (spec 1.12).
+	// TileFrames returns the montage of frames (TileSource.tileFrames and the quad_info route).
 	TileFrames(ctx context.Context, loc Locator, req TileFramesRequest) (*Result, error)
-	// QuadInfo returns the texture layout for tile_frames (spec 1.12).
+	// QuadInfo returns the texture layout for tile_frames (TileSource.tileFrames and the quad_info route).
 	QuadInfo(ctx context.Context, loc Locator, req QuadInfoRequest) (map[string]any, error)
 }

@@ -158,7 +158,7 @@ func (p *Pipeline) withSource(ctx context.Context, loc Locator, fn func(tilesour
 	return publicError(fn(src))
 }
 
-// Metadata returns the JSON object of GET tiles (spec 1.2).
+// Metadata returns the JSON object of GET tiles (TileSource.getMetadata).
 func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, error) {
 	var m map[string]any
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
@@ -169,7 +169,7 @@ func (p *Pipeline) Metadata(ctx context.Context, loc Locator) (map[string]any, e
 }
 
 // InternalMetadata returns the source's own metadata plus "tilesource" and
-// "populatedLevels" (spec 1.10).
+// "populatedLevels" (TileSource.getInternalMetadata).
 func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[string]any, error) {
 	m := map[string]any{}
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
@@ -216,7 +216,7 @@ func (p *Pipeline) AssociatedNames(ctx context.Context, loc Locator) ([]string, 
 var errNoAssociated = errors.New("no such associated image")
 
 // Associated returns an associated image scaled into the requested box
-// (spec 1.11), or nil, nil for an unknown key. Results go through the tile
+// (TileSource.getAssociatedImage), or nil, nil for an unknown key. Results go through the tile
 // cache, so warm-up (Warm) pays off for them as for thumbnails.
 func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRequest) (*Result, error) {
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
@@ -225,6 +225,9 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	}
 	if req.Width < 0 || req.Height < 0 {
 		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 0.")
+	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
+		return nil, err
 	}
 	key := tilecache.Key(identity(loc), "associated", req.Key, strconv.Itoa(req.Width),
 		strconv.Itoa(req.Height), encodingKey(enc, req.Encode))
@@ -256,6 +259,9 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 			mh = &req.Height
 		}
 		w, h := calculateWidthHeight(mw, mh, img.Width, img.Height)
+		if err := checkOutput(w, h); err != nil {
+			return nil, err
+		}
 		var out *encode.Image
 		err = p.step(ctx, img.Width*img.Height+w*h, func() error {
 			var err error

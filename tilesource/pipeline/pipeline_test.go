@@ -218,7 +218,7 @@ func TestSynthesisedLevels(t *testing.T) {
 		// Resize by exact factors (the area padded with zeros to whole
 		// tiles, as synthesis sees it; tile seams of the intermediate level
 		// add a little difference at level 0). A gap of more than 3 levels goes
-		// through level z+3 (spec 2.5), so level 0 is 2× (4→3) then 8×.
+		// through level z+3 (TileSource._getTileFromEmptyLevel), so level 0 is 2× (4→3) then 8×.
 		want := encode.Pad(full, 240*c.scale, 240*c.scale, nil)
 		steps := []int{c.scale}
 		if c.scale > 8 {

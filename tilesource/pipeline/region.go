@@ -1,7 +1,7 @@
 package pipeline
 
 // Regions, thumbnails and DeepZoom tiles: all are large_image's getRegion
-// (spec 2.8) assembled from unstyled tiles read through readRaw, so they
+// (TileSource.getRegion) assembled from unstyled tiles read through readRaw, so they
 // share the raw-tile cache with the tile routes.
 
 import (
@@ -20,11 +20,7 @@ import (
 	"github.com/tileserver/tileserver/tilesource"
 )
 
-// maxRegionPixels bounds the pixels a region may assemble or output, so a
-// request cannot exhaust memory.
-const maxRegionPixels = 1 << 26
-
-// Region returns an encoded region (spec 1.5 and 2.8). A zero-area result is
+// Region returns an encoded region (the region route of girder_large_image/rest/tiles.py and TileSource.getRegion). A zero-area result is
 // an empty body.
 func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error) {
 	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
@@ -94,7 +90,7 @@ func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o E
 	return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 }
 
-// Thumbnail returns the whole image scaled into a box (spec 1.4 and 2.9),
+// Thumbnail returns the whole image scaled into a box (TileSource.getThumbnail),
 // cached in the tile cache.
 func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequest) (*Result, error) {
 	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
@@ -129,7 +125,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	})
 }
 
-// DZITile returns a DeepZoom tile (spec 1.9).
+// DZITile returns a DeepZoom tile (the DeepZoom routes of girder_large_image/rest/tiles.py).
 func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*Result, error) {
 	ts, ov := req.TileSize, req.Overlap
 	if ts == 0 {
@@ -140,6 +136,17 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	}
 	if ov < 0 {
 		return nil, tilesource.BadRequest("Invalid overlap")
+	}
+	// Bound the tile before the coordinate arithmetic below, which must not
+	// overflow.
+	if ts > 1<<20 {
+		return nil, tilesource.BadRequest("Invalid tilesize")
+	}
+	if ov > ts {
+		return nil, tilesource.BadRequest("Invalid overlap")
+	}
+	if err := checkOutput(ts+2*ov, ts+2*ov); err != nil {
+		return nil, err
 	}
 	enc := req.Encode.Encoding
 	if enc == "" {
@@ -160,6 +167,14 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	maxLevel := int(math.Ceil(math.Log2(float64(max(sizeX, sizeY)))))
 	if req.Level < 1 || req.Level > maxLevel {
 		return nil, tilesource.BadRequest("level must be between 1 and the image scale")
+	}
+	// Far outside the image at any level; also keeps the products below
+	// within int.
+	if req.X > sizeX || req.X < -sizeX {
+		return nil, tilesource.BadRequest("x is outside layer")
+	}
+	if req.Y > sizeY || req.Y < -sizeY {
+		return nil, tilesource.BadRequest("y is outside layer")
 	}
 	f := 1 << (maxLevel - req.Level)
 	left, top := (req.X*ts-ov)*f, (req.Y*ts-ov)*f
@@ -211,6 +226,9 @@ func valueEncoding(loc Locator, enc string) (string, string, error) {
 func encodeResult(img *encode.Image, enc string, o EncodeOptions, mime, status string) (*Result, error) {
 	if img == nil || img.Width == 0 || img.Height == 0 {
 		return &Result{Data: []byte{}, MIME: mime, CacheStatus: status}, nil
+	}
+	if err := checkEncodable(enc, o, img.Width, img.Height); err != nil {
+		return nil, err
 	}
 	data, err := encode.Encode(img, encodeOptions(enc, o))
 	if err != nil {
@@ -287,7 +305,7 @@ func newRegionParams(req RegionRequest) (regionParams, error) {
 	return rr, nil
 }
 
-// canonicalUnits maps unit aliases to large_image's names (spec 2.10).
+// canonicalUnits maps unit aliases to large_image's names (TileSource._getRegionBounds).
 func canonicalUnits(u string) (string, error) {
 	switch strings.ToLower(u) {
 	case "", "base", "base_pixel", "base_pixels":
@@ -375,7 +393,7 @@ func levelForMagnification(info *tilesource.Info, mag, mmX, mmY *float64, exact 
 	return level, true
 }
 
-// calculateWidthHeight is large_image's _calculateWidthHeight (spec 2.8
+// calculateWidthHeight is large_image's _calculateWidthHeight (TileSource.getRegion
 // step 4): the output size that fits rW×rH into the max box, aspect kept.
 func calculateWidthHeight(maxW, maxH *int, rW, rH int) (int, int) {
 	var mw, mh *float64
@@ -427,7 +445,7 @@ func preferredLevel(info *tilesource.Info, level int) int {
 	return level
 }
 
-// region runs large_image's getRegion (spec 2.8) and returns the pixels, or
+// region runs large_image's TileSource.getRegion and returns the pixels, or
 // nil for an empty result.
 func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string) (*encode.Image, error) {
 	info := src.Info()
@@ -508,8 +526,21 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	if outW <= 0 || outH <= 0 || rW <= 0 || rH <= 0 {
 		return nil, nil
 	}
-	if int64(outW)*int64(outH) > maxRegionPixels {
-		return nil, tilesource.BadRequest("Value Error: The requested output is too large.")
+	// The fill canvas is at least the requested box: check what will be
+	// allocated, not only the scaled image.
+	canvasW, canvasH := outW, outH
+	if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
+		canvasW, canvasH = max(outW, *rr.maxW), max(outH, *rr.maxH)
+	}
+	if err := checkOutput(canvasW, canvasH); err != nil {
+		return nil, err
+	}
+	// An image the encoder cannot write is refused before it is made
+	// (analysis routes pass no encoding: they encode nothing).
+	if enc != "" {
+		if err := checkEncodable(enc, EncodeOptions{}, canvasW, canvasH); err != nil {
+			return nil, err
+		}
 	}
 
 	// 5. Level: the lowest with at least the needed resolution.
@@ -529,8 +560,8 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		y0 = int(float64(y0) / f)
 		y1 = max(int(float64(y1)/f), y0+1)
 	}
-	if int64(x1-x0)*int64(y1-y0) > maxRegionPixels {
-		return nil, tilesource.BadRequest("Value Error: The requested region is too large.")
+	if err := checkOutput(x1-x0, y1-y0); err != nil {
+		return nil, err
 	}
 
 	// 6. Assembly from unstyled tiles of the level.
@@ -626,7 +657,7 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 	return out, nil
 }
 
-// scaleRegion scales the assembled region to the output size (spec 2.8
+// scaleRegion scales the assembled region to the output size (TileSource.getRegion
 // step 7).
 func scaleRegion(img *encode.Image, w, h int, rr regionParams) (*encode.Image, error) {
 	if rr.nearest || (img.Format == encode.Uint16 && img.Bands == 1) {

@@ -20,6 +20,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // iccDefault is large_image's icc_correction default: decoded output of a
@@ -28,7 +29,7 @@ import (
 const iccDefault = true
 
 // statsSide is the largest side of the frame view auto ranges are computed
-// on (spec 3.2).
+// on (TileSource._getMinMax).
 const statsSide = 1024
 
 // maxStatsEntries bounds the frame statistics kept in memory.
@@ -57,6 +58,11 @@ func parseStyle(s string, invalidStatus int) (styleSpec, error) {
 			return styleSpec{}, tilesource.Errorf(invalidStatus, "%s", se.Message)
 		}
 		return styleSpec{}, &tilesource.Error{Status: invalidStatus, Message: style.ErrNotJSONObject, Cause: err}
+	}
+	// Each band is a pass over every pixel: bound their number before
+	// any image work.
+	if err := checkCount("The number of style bands", len(st.Bands()), limits.Get().MaxStyleBands); err != nil {
+		return styleSpec{}, err
 	}
 	spec := styleSpec{st: st, key: st.Canonical()}
 	// {"icc": true} renders exactly like no style: share its entries.
@@ -202,7 +208,7 @@ func toRaster(img *encode.Image, y0, y1 int) *style.Raster {
 }
 
 // rasterTo8Bit converts styled output to an 8-bit image by large_image's
-// rules (spec 2.12), keeping its band layout.
+// rules (large_image's _imageToPIL), keeping its band layout.
 func rasterTo8Bit(r *style.Raster) *encode.Image {
 	r8 := style.To8BitRaster(r)
 	out := encode.NewImage(r8.Width, r8.Height, r8.Bands, encode.Uint8)
@@ -221,7 +227,7 @@ type statsCache struct {
 
 // frameStats returns the statistics of a whole frame for auto ranges:
 // computed on the unstyled frame at the level that covers statsSide pixels
-// per side (existing levels, no resampling, spec 3.2) and cached.
+// per side (existing levels, no resampling, TileSource._getMinMax) and cached.
 func (p *Pipeline) frameStats(ctx context.Context, loc Locator, src tilesource.Source, frame int) (*style.FrameStats, error) {
 	info := src.Info()
 	if frame < 0 || frame >= info.FrameCount() {

@@ -53,20 +53,26 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 				if err != nil {
 					return err
 				}
-				var small *encode.Image
-				if err := p.step(gctx, tw*th, func() error {
-					var err error
-					small, err = encode.Decode(data, shrink)
-					return err
-				}); err != nil {
-					return err
-				}
-				if small.Width != sw || small.Height != sh || small.Bands != info.Bands || small.Format != encode.Uint8 {
-					return errNotJPEG
-				}
-				// Children cover disjoint parts of out.
-				paste(out, small, i*sw, j*sh)
-				return nil
+				// Children cover disjoint parts of out: each is decoded at
+				// 1/scale by DCT scaling straight into its place.
+				return p.step(gctx, tw*th, func() error {
+					if w, h, _, err := encode.JPEGScaledSize(data, scale); err == nil && (w != sw || h != sh) {
+						return errNotJPEG
+					}
+					err := encode.DecodeJPEGInto(data, scale, out, i*sw, j*sh)
+					if !errors.Is(err, encode.ErrTurboUnsupported) {
+						return err
+					}
+					small, err := encode.Decode(data, shrink)
+					if err != nil {
+						return err
+					}
+					if small.Width != sw || small.Height != sh || small.Bands != info.Bands || small.Format != encode.Uint8 {
+						return errNotJPEG
+					}
+					paste(out, small, i*sw, j*sh)
+					return nil
+				})
 			})
 		}
 	}

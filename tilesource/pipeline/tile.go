@@ -1,6 +1,6 @@
 package pipeline
 
-// The tile path of DESIGN section 3, top to bottom: validate the request,
+// The tile path, top to bottom: validate the request,
 // build the cache key, look the tile up (coalescing concurrent misses), and
 // on a miss open the source, range-check, read the stored tile or
 // synthesise a missing level from finer ones, pass stored bytes through
@@ -34,12 +34,15 @@ const maxSkippedLevels = 3
 // (an associated image): the whole budget, so it runs alone.
 const maxStepPixels = math.MaxInt32
 
-// Tile returns one encoded tile (spec 1.3).
+// Tile returns one encoded tile (the zxy route of girder_large_image/rest/tiles.py).
 func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Result, error) {
 	// 1. Validate everything that needs no image, so bad requests cost
 	// nothing and never reach the caches.
 	enc, mime, err := encodingFor(loc, req.Encode.Encoding)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
 		return nil, err
 	}
 	style, err := parseStyle(req.Style, http.StatusNotFound)
@@ -67,7 +70,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 		if err := src.Info().CheckTile(req.Z, req.X, req.Y, req.Frame); err != nil {
 			return nil, err
 		}
-		// A style whose bands all name a frame renders that frame (spec 2.3).
+		// A style whose bands all name a frame renders that frame (TileSource.getTile).
 		req.Frame = style.st.EffectiveFrame(req.Frame)
 		if req.Frame < 0 || req.Frame >= src.Info().FrameCount() {
 			return nil, tilesource.ErrFrameRange
@@ -231,7 +234,7 @@ func (p *Pipeline) produceRaw(ctx context.Context, loc Locator, src tilesource.S
 }
 
 // synthesise builds tile (x, y) of a level the source does not store from
-// the tiles of a finer level (spec 2.5): LANCZOS for 8-bit images of up to
+// the tiles of a finer level (TileSource._getTileFromEmptyLevel): LANCZOS for 8-bit images of up to
 // 4 bands, nearest neighbour otherwise.
 func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) (*encode.Image, error) {
 	info := src.Info()
@@ -244,24 +247,12 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	child = min(child, z+maxSkippedLevels)
 	scale := 1 << (child - z)
-	// large_image's DICOM reader makes a missing level's tile from the
-	// whole zero-padded block of the finer level, resized with PIL's
-	// default (bicubic) filter (large_image_source_dicom getTile); the
-	// other readers paste the children and resize with LANCZOS
-	// (_getTileFromEmptyLevel), for which JPEG children take the DCT
-	// scaling shortcut.
-	dicomLike := info.SourceName == "dicom"
-	if !dicomLike {
-		if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
-			return img, err
-		}
+	if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
+		return img, err
 	}
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
 	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
-	if dicomLike {
-		cw, ch = tw*scale, th*scale
-	}
 	canvas := encode.NewImage(cw, ch, info.Bands, info.Format)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -298,13 +289,7 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	defer release()
 	var out *encode.Image
-	if dicomLike && info.Format == encode.Uint8 && info.Bands <= 4 {
-		w, h = tw, th
-		var err error
-		if out, err = encode.Resize(canvas, w, h, encode.Cubic); err != nil {
-			return nil, err
-		}
-	} else if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
+	if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
 		out = sampleNearest(canvas, w, h, scale)
 	} else {
 		var err error
@@ -366,7 +351,7 @@ func isEdgeTile(info *tilesource.Info, z, x, y int) bool {
 }
 
 // applyEdge crops an edge tile to the image, or fills the part outside the
-// image with a colour (spec 2.4). img is not modified.
+// image with a colour (the edge option of TileSource._outputTile). img is not modified.
 func applyEdge(img *encode.Image, info *tilesource.Info, z, x, y int, edge edgeSpec) *encode.Image {
 	if edge.kind == edgeNone || !isEdgeTile(info, z, x, y) {
 		return img

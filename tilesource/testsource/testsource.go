@@ -1,5 +1,4 @@
-// Package testsource is large_image's synthetic "test" source (spec 1.14 and
-// 6.6): coloured tiles labelled with their coordinates, optionally a fractal
+// Package testsource is large_image's synthetic "test" source (the large_image_source_test source): coloured tiles labelled with their coordinates, optionally a fractal
 // pattern, several frames or a single grey band. It needs no file and is the
 // server's built-in demo and a fixture for tests.
 package testsource
@@ -196,7 +195,7 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	return &tilesource.Tile{Pixels: s.draw(frame, z, x, y)}, nil
 }
 
-// Color returns the background colour of a tile (spec 6.6).
+// Color returns the background colour of a tile (the large_image_source_test source).
 func (s *Source) Color(frame, z, x, y int) [3]uint8 {
 	in := &s.info
 	step := math.Ldexp(1, in.Levels-1-z)

@@ -74,6 +74,7 @@ type dir struct {
 	jpegPrefix    []byte // SOI, Adobe marker if added, tables: what precedes a tile's body
 	jpegAdobe     bool   // jpegPrefix holds an inserted Adobe marker
 	chunksPerTile int    // 1 for chunky data, spp for planar
+	orient        orientation
 }
 
 // newDir validates a directory's geometry and layout. Errors here describe
@@ -150,7 +151,8 @@ func newDir(d *IFD, page int) (*dir, error) {
 	if len(r.offsets) < need || len(r.counts) < need {
 		return nil, fmt.Errorf("missing tile or strip offsets")
 	}
-	r.passthrough = r.tiled && r.compression == compJPEG && r.bps == 8 &&
+	r.orient = newOrientation(d.Uint(tagOrientation, 1))
+	r.passthrough = r.orient.stored() && r.tiled && r.compression == compJPEG && r.bps == 8 &&
 		(r.spp == 1 || r.spp == 3) && r.planar == 1 &&
 		(r.photometric == photoRGB || r.photometric == photoYCbCr || r.photometric == photoMinIsBlack)
 	if r.passthrough {

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -23,9 +24,9 @@ type omeXML struct {
 			} `xml:"Channel"`
 			TiffData []struct {
 				IFD        *int `xml:",attr"`
-				FirstC     int  `xml:",attr"`
-				FirstZ     int  `xml:",attr"`
-				FirstT     int  `xml:",attr"`
+				FirstC     *int `xml:",attr"`
+				FirstZ     *int `xml:",attr"`
+				FirstT     *int `xml:",attr"`
 				PlaneCount *int `xml:",attr"`
 			} `xml:"TiffData"`
 		} `xml:"Pixels"`
@@ -83,6 +84,10 @@ func (s *Source) setupOME(desc string) (bool, error) {
 			ifdOf[i] = i
 		}
 	}
+	// labelled[p] lists the axes a single-plane TiffData entry names
+	// (FirstC, FirstZ, FirstT): large_image's frames carry an Index key for
+	// each, even for an axis of size 1.
+	labelled := make([][3]bool, n)
 	for _, td := range px.TiffData {
 		start := 0
 		if td.IFD != nil {
@@ -94,48 +99,61 @@ func (s *Source) setupOME(desc string) (bool, error) {
 		} else if td.IFD != nil {
 			count = 1
 		}
-		if td.FirstC >= sc || td.FirstZ >= sz || td.FirstT >= st || td.FirstC < 0 || td.FirstZ < 0 || td.FirstT < 0 {
+		fc, fz, ft := intOr0(td.FirstC), intOr0(td.FirstZ), intOr0(td.FirstT)
+		if fc >= sc || fz >= sz || ft >= st || fc < 0 || fz < 0 || ft < 0 {
 			continue
 		}
-		p0 := planeIndex(td.FirstC, td.FirstZ, td.FirstT)
+		p0 := planeIndex(fc, fz, ft)
+		if count == 1 {
+			labelled[p0] = [3]bool{td.FirstC != nil, td.FirstZ != nil, td.FirstT != nil}
+		}
 		for k := 0; k < count && p0+k < n; k++ {
 			ifdOf[p0+k] = start + k
 		}
 	}
-	var frames [][]*dir
-	var meta []map[string]any
+	// Frames are numbered in file order (ascending IFD), as large_image's
+	// ometiff source numbers them: its frame list is the TiffData (or
+	// Plane) list, which writers emit in IFD order.
+	type plane struct{ c, z, t, ifd, index int }
+	planes := make([]plane, 0, n)
 	for t := 0; t < st; t++ {
 		for z := 0; z < sz; z++ {
 			for c := 0; c < sc; c++ {
-				p := planeIndex(c, z, t)
-				idx := ifdOf[p]
+				idx := ifdOf[planeIndex(c, z, t)]
 				if idx < 0 || idx >= len(s.tf.IFDs) {
 					return false, fmt.Errorf("OME plane C=%d Z=%d T=%d has no image directory", c, z, t)
 				}
-				main, err := newDir(s.tf.IFDs[idx], idx)
-				if err != nil {
-					return false, err
-				}
-				var subs []*dir
-				for _, sd := range s.tf.IFDs[idx].SubIFDs {
-					if d, err := newDir(sd, -1); err == nil {
-						subs = append(subs, d)
-					}
-				}
-				frames = append(frames, s.levelsFor(main, subs))
-				f := map[string]any{}
-				if sc > 1 {
-					f["IndexC"] = c
-				}
-				if sz > 1 {
-					f["IndexZ"] = z
-				}
-				if st > 1 {
-					f["IndexT"] = t
-				}
-				meta = append(meta, f)
+				planes = append(planes, plane{c, z, t, idx, planeIndex(c, z, t)})
 			}
 		}
+	}
+	sort.SliceStable(planes, func(i, j int) bool { return planes[i].ifd < planes[j].ifd })
+	var frames [][]*dir
+	var meta []map[string]any
+	for _, p := range planes {
+		main, err := newDir(s.tf.IFDs[p.ifd], p.ifd)
+		if err != nil {
+			return false, err
+		}
+		var subs []*dir
+		for _, sd := range s.tf.IFDs[p.ifd].SubIFDs {
+			if d, err := newDir(sd, -1); err == nil {
+				subs = append(subs, d)
+			}
+		}
+		frames = append(frames, s.levelsFor(main, subs))
+		f := map[string]any{}
+		named := labelled[p.index]
+		if sc > 1 || named[0] {
+			f["IndexC"] = p.c
+		}
+		if sz > 1 || named[1] {
+			f["IndexZ"] = p.z
+		}
+		if st > 1 || named[2] {
+			f["IndexT"] = p.t
+		}
+		meta = append(meta, f)
 	}
 	main := frames[0][len(frames[0])-1]
 	for i, f := range frames {
@@ -182,4 +200,11 @@ func distinctNames(v []string) bool {
 		seen[s] = true
 	}
 	return true
+}
+
+func intOr0(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

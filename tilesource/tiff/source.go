@@ -36,6 +36,9 @@ type Source struct {
 
 	strips *stripCache
 
+	// qpiMag is the objective magnification a QPTIFF file records.
+	qpiMag float64
+
 	pageMu sync.Mutex
 	pages  map[int]*encode.Image // whole decoded pages (fallback path)
 }
@@ -97,6 +100,15 @@ func newSource(r io.ReaderAt, size int64, name string) (*Source, error) {
 	}
 	if strings.Contains(desc, "<OME") {
 		ok, err := s.setupOME(desc)
+		if err != nil {
+			return nil, openError(name, err)
+		}
+		if ok {
+			return s, s.finish(aperio)
+		}
+	}
+	if strings.Contains(desc, "<"+qpiRoot) {
+		ok, err := s.setupQPTIFF()
 		if err != nil {
 			return nil, openError(name, err)
 		}
@@ -200,15 +212,13 @@ func checkDecodable(d *dir) error {
 // levelsFor returns the directories of every level of main's pyramid
 // (index = large_image level; nil where not stored) chosen from cands.
 func (s *Source) levelsFor(main *dir, cands []*dir) []*dir {
-	tw, th := main.tw, main.th
-	if !main.tiled {
-		tw, th = virtualTile, virtualTile
-	}
-	n := tilesource.LevelsFor(main.w, main.h, tw, th)
+	tw, th := main.tileSize()
+	mw, mh := main.orient.size(main.w, main.h)
+	n := tilesource.LevelsFor(mw, mh, tw, th)
 	levels := make([]*dir, n)
 	levels[n-1] = main
 	for _, d := range cands {
-		if d == main || d.tiled != main.tiled || d.spp != main.spp || d.bps != main.bps ||
+		if d == main || d.tiled != main.tiled || d.orient != main.orient || d.spp != main.spp || d.bps != main.bps ||
 			d.sampleFormat != main.sampleFormat || d.isLabel() || d.isMacro() || checkDecodable(d) != nil {
 			continue
 		}
@@ -236,11 +246,8 @@ func matchesScale(full, v, k int) bool {
 // setInfo fills the metadata from the full-resolution directory.
 func (s *Source) setInfo(main *dir, levels int) {
 	in := &s.info
-	in.SizeX, in.SizeY = main.w, main.h
-	in.TileWidth, in.TileHeight = main.tw, main.th
-	if !main.tiled {
-		in.TileWidth, in.TileHeight = virtualTile, virtualTile
-	}
+	in.SizeX, in.SizeY = main.orient.size(main.w, main.h)
+	in.TileWidth, in.TileHeight = main.tileSize()
 	in.Levels = levels
 	in.Format = main.format
 	in.Bands = main.bands
@@ -289,41 +296,70 @@ func (s *Source) finish(aperio bool) error {
 			mag = v
 		}
 	}
-	if mmx == 0 && s.info.MMX != nil {
-		mmx, mmy = *s.info.MMX, *s.info.MMY
+	if mag == 0 {
+		mag = s.qpiMag
 	}
+	// As large_image: the description's pixel size first, then trusted
+	// resolution tags (tiff_reader._loadMetadata), then the OME physical
+	// size (ometiff's getNativeMagnification), each axis on its own.
+	rx, ry := resolutionMM(main.ifd)
 	if mmx == 0 {
-		mmx, mmy = resolutionMM(main.ifd)
+		mmx = rx
 	}
-	// large_image: magnification is the stored value or 0.01/mm_x, and null
-	// whenever mm_x is unknown (spec 2.2).
+	if mmy == 0 {
+		mmy = ry
+	}
+	if mmx == 0 && s.info.MMX != nil {
+		mmx = *s.info.MMX
+	}
+	if mmy == 0 && s.info.MMY != nil {
+		mmy = *s.info.MMY
+	}
+	// Magnification is the stored value or 0.01/mm_x, and null whenever
+	// mm_x is unknown (large_image's getNativeMagnification).
+	in.MMX, in.MMY, in.Magnification = nil, nil, nil
+	if mmy > 0 {
+		in.MMY = &mmy
+	}
 	if mmx > 0 {
-		in.MMX, in.MMY = &mmx, &mmy
+		in.MMX = &mmx
 		if mag == 0 {
 			mag = 0.01 / mmx
 		}
 		in.Magnification = &mag
-	} else {
-		in.MMX, in.MMY, in.Magnification = nil, nil, nil
 	}
 	s.meta = meta
 	return nil
 }
 
-// resolutionMM returns the pixel size in mm from the resolution tags, or
-// zeros when they are absent or use no absolute unit.
+// minTrustedResolution is the smallest XResolution/YResolution taken as a
+// real pixel size. large_image's tiff_reader (TiledTiffDirectory.
+// _loadMetadata) ignores smaller values as probable defaults (72 or 96
+// dpi, small metric values).
+const minTrustedResolution = 100
+
+// resolutionMM returns the pixel size in mm from the resolution tags, each
+// axis zero when large_image would not trust it: the tag is absent or below
+// minTrustedResolution, or ResolutionUnit is not present and inch (2) or
+// centimetre (3).
 func resolutionMM(d *IFD) (float64, float64) {
-	xr, yr := d.Float(tagXResolution, 0), d.Float(tagYResolution, 0)
-	if xr <= 0 || yr <= 0 {
-		return 0, 0
+	var unit float64
+	if d.Entries[tagResolutionUnit] != nil {
+		switch d.Uint(tagResolutionUnit, 0) {
+		case 2:
+			unit = 25.4
+		case 3:
+			unit = 10
+		}
 	}
-	switch d.Uint(tagResolutionUnit, 2) {
-	case 2:
-		return 25.4 / xr, 25.4 / yr
-	case 3:
-		return 10 / xr, 10 / yr
+	mm := func(tag uint16) float64 {
+		r := d.Float(tag, 0)
+		if unit == 0 || r < minTrustedResolution {
+			return 0
+		}
+		return unit / r
 	}
-	return 0, 0
+	return mm(tagXResolution), mm(tagYResolution)
 }
 
 // parseAperio splits an Aperio description's "|key = value" fields.
@@ -357,6 +393,13 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	d := s.frame[frame][z]
 	if d == nil {
 		return nil, fmt.Errorf("tiff level %d: %w", z, tilesource.ErrLevelNotStored)
+	}
+	if !d.orient.stored() {
+		img, err := s.orientedTile(d, x, y)
+		if err != nil {
+			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
+		}
+		return &tilesource.Tile{Pixels: img}, nil
 	}
 	if !d.tiled {
 		img, err := s.stripTile(d, x, y)
@@ -397,7 +440,8 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 }
 
 // ioError wraps a read or decode failure as large_image's public error
-// (spec 2.6: "Internal I/O failure: ..."); the detail stays in the cause.
+// ("Internal I/O failure: ...", from the tiff source's
+// getTileIOTiffError); the detail stays in the cause.
 func ioError(what string, err error) error {
 	var te *tilesource.Error
 	if errors.As(err, &te) {
@@ -567,11 +611,21 @@ func (s *Source) AssociatedNames() []string {
 }
 
 // Associated decodes an associated image; nil, nil when there is none.
+// Its Orientation tag is applied, as large_image's _addAssociatedImage does.
 func (s *Source) Associated(name string) (*encode.Image, error) {
 	d := s.assoc[name]
 	if d == nil {
 		return nil, nil
 	}
+	img, err := s.associated(name, d)
+	if err != nil {
+		return nil, err
+	}
+	return d.orient.apply(img), nil
+}
+
+// associated decodes an associated image as stored.
+func (s *Source) associated(name string, d *dir) (*encode.Image, error) {
 	if int64(d.w)*int64(d.h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
 		return nil, ioError("associated image too large", nil)
 	}

@@ -3,10 +3,12 @@ package tiff
 import (
 	"bytes"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,7 +139,7 @@ func TestPixelsMatchLibvips(t *testing.T) {
 		{"large_image/rgba_geotiff.tiff", 0, 1, 1, 1, 0, 0},
 		{"large_image/rgba_geotiff.tiff", 0, 0, 0, 0, 1, 0},
 		{"large_image/test_orient0.tif", 0, 2, 1, 2, 0, 2},
-		{"large_image/test_orient6.tif", 0, 1, 0, 1, 1, 2},
+		{"large_image/test_orient1.tif", 0, 1, 0, 1, 1, 2},
 		{"large_image/grey10kx5k.tif", 0, 6, 0, 0, 0, 0},
 		{"large_image/grey10kx5k.tif", 0, 6, 21, 13, 0, 0},
 		{"large_image/grey10kx5k.tif", 0, 6, 39, 19, 0, 0}, // edge: 16×136
@@ -149,7 +151,7 @@ func TestPixelsMatchLibvips(t *testing.T) {
 		{"libvips/1bit.tif", 0, 0, 0, 0, 0, 0},
 		{"libvips/4bit.tif", 0, 0, 0, 0, 0, 0},
 		{"libvips/multi-channel-z-series.ome.tif", 0, 1, 0, 0, 0, 0},
-		{"libvips/multi-channel-z-series.ome.tif", 1, 1, 1, 0, 5, 0},   // C=1, Z=0
+		{"libvips/multi-channel-z-series.ome.tif", 5, 1, 1, 0, 5, 0},   // C=1, Z=0
 		{"libvips/multi-channel-z-series.ome.tif", 14, 1, 1, 0, 14, 0}, // C=2, Z=4
 		{"libvips/multi-channel-z-series.ome.tif", 7, 1, 0, 0, 7, 0},   // C=1, Z=2
 	}
@@ -185,7 +187,9 @@ func TestFileFacts(t *testing.T) {
 		{"large_image/yb10kx5k.zstd.tiff", 10000, 5000, 1024, 1024, 5, []bool{true, true, true, true, true}, encode.Uint8, 3, false},
 		{"large_image/rgba_geotiff.tiff", 600, 600, 512, 512, 2, []bool{true, true}, encode.Uint8, 4, false},
 		{"large_image/small_la.tiff", 2, 1, 256, 256, 1, []bool{true}, encode.Uint8, 2, false},
-		{"large_image/test_orient3.tif", 120, 180, 64, 64, 3, []bool{true, true, true}, encode.Uint8, 1, true},
+		{"large_image/test_orient1.tif", 120, 180, 64, 64, 3, []bool{true, true, true}, encode.Uint8, 1, true},
+		{"large_image/test_orient3.tif", 120, 180, 64, 64, 3, []bool{true, true, true}, encode.Uint8, 1, false},
+		{"large_image/test_orient6.tif", 180, 120, 64, 64, 3, []bool{true, true, true}, encode.Uint8, 1, false},
 		{"large_image/grey10kx5k.tif", 10000, 5000, 256, 256, 7, []bool{false, false, false, false, false, false, true}, encode.Uint8, 1, false},
 		{"pathml/smalltif.tif", 640, 480, 256, 256, 3, []bool{false, false, true}, encode.Uint16, 1, false},
 		{"libvips/sample.tif", 290, 442, 256, 256, 2, []bool{false, true}, encode.Uint16, 3, false},
@@ -220,9 +224,9 @@ func TestBoxesInfo(t *testing.T) {
 	if len(in.ICCProfile) != 588 {
 		t.Fatalf("ICC profile %d bytes", len(in.ICCProfile))
 	}
-	// ResolutionUnit cm, 28.346 px/cm: mm = 10/res; magnification 0.01/mm.
-	if in.MMX == nil || *in.MMX < 0.35277 || *in.MMX > 0.35278 || in.Magnification == nil || *in.Magnification < 0.0283 || *in.Magnification > 0.0284 {
-		t.Fatalf("mm %v magnification %v", in.MMX, in.Magnification)
+	// 28.346 px/cm is below large_image's threshold of 100: no pixel size.
+	if in.MMX != nil || in.MMY != nil || in.Magnification != nil {
+		t.Fatalf("mm %v %v magnification %v", in.MMX, in.MMY, in.Magnification)
 	}
 	if s.AssociatedNames() == nil || len(s.AssociatedNames()) != 0 {
 		t.Fatalf("associated %v", s.AssociatedNames())
@@ -238,12 +242,24 @@ func TestOMETIFF(t *testing.T) {
 	if in.SourceName != "ometiff" || in.Format.DType() != "int8" || in.FrameCount() != 15 {
 		t.Fatalf("source %q dtype %s frames %d", in.SourceName, in.Format.DType(), in.FrameCount())
 	}
-	want := []map[string]any{{"IndexC": 0, "IndexZ": 0}, {"IndexC": 1, "IndexZ": 0}, {"IndexC": 2, "IndexZ": 0}, {"IndexC": 0, "IndexZ": 1}}
+	// File order, as large_image numbers them: the XML's TiffData list runs
+	// Z fastest (IFD 0-4 are C=0).
+	want := []map[string]any{{"IndexC": 0, "IndexZ": 0}, {"IndexC": 0, "IndexZ": 1}, {"IndexC": 0, "IndexZ": 4}, {"IndexC": 1, "IndexZ": 0}}
+	at := []int{0, 1, 4, 5}
 	for i, w := range want {
-		f := in.Frames[i]
-		if len(f) != 2 || f["IndexC"] != w["IndexC"] || f["IndexZ"] != w["IndexZ"] {
-			t.Fatalf("frame %d = %v, want %v", i, f, w)
+		f := in.Frames[at[i]]
+		// IndexT too: the TiffData entries name FirstT="0".
+		if len(f) != 3 || f["IndexC"] != w["IndexC"] || f["IndexZ"] != w["IndexZ"] || f["IndexT"] != 0 {
+			t.Fatalf("frame %d = %v, want %v", at[i], f, w)
 		}
+		if d := s.frame[at[i]][in.Levels-1]; d.page != at[i] {
+			t.Fatalf("frame %d reads IFD %d", at[i], d.page)
+		}
+	}
+	m := tilesource.FrameMetadata(in)
+	if !reflect.DeepEqual(m["IndexStride"], map[string]any{"IndexC": 5, "IndexZ": 1}) ||
+		!reflect.DeepEqual(m["IndexRange"], map[string]any{"IndexC": 3, "IndexZ": 5}) {
+		t.Fatalf("IndexStride %v IndexRange %v", m["IndexStride"], m["IndexRange"])
 	}
 	if f := in.Frames[14]; f["IndexC"] != 2 || f["IndexZ"] != 4 {
 		t.Fatalf("frame 14 = %v", f)
@@ -479,5 +495,164 @@ func TestOldStyleJPEG(t *testing.T) {
 		if d > 3 {
 			t.Fatalf("%s differs from libtiff by %.2f", c.file, d)
 		}
+	}
+}
+
+// TestResolutionTrust checks large_image's rule for resolution tags
+// (tiff_reader._loadMetadata): trusted only at 100 or more pixels per inch
+// or centimetre with ResolutionUnit present.
+func TestResolutionTrust(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		mm   float64 // 0: null
+	}{
+		{"openslide-python/boxes.tiff", 0},  // 28.3465 px/cm
+		{"large_image/grey10kx5k.tif", 0},   // 72 px/inch
+		{"large_image/global_dem.tif", 0},   // 100, no ResolutionUnit
+		{"pathml/smalltif.tif", 0},          // 96 px/inch
+		{"libvips/sample.tif", 10 / 118.11}, // px/cm
+		{"libvips/ojpeg-strip.tif", 0.254},  // 100 px/inch
+	} {
+		s := openT(t, c.file)
+		in := s.Info()
+		if c.mm == 0 {
+			if in.MMX != nil || in.MMY != nil || in.Magnification != nil {
+				t.Errorf("%s: mm %v %v magnification %v, want null", c.file, in.MMX, in.MMY, in.Magnification)
+			}
+			continue
+		}
+		if in.MMX == nil || in.MMY == nil || in.Magnification == nil ||
+			math.Abs(*in.MMX-c.mm) > 1e-6 || math.Abs(*in.MMY-c.mm) > 1e-6 || math.Abs(*in.Magnification-0.01/c.mm) > 1e-6 {
+			t.Errorf("%s: mm %v %v magnification %v, want %g", c.file, in.MMX, in.MMY, in.Magnification, c.mm)
+		}
+	}
+}
+
+// TestOrientationTiles checks every full-resolution tile of the
+// test_orient files against the whole stored page, decoded by libvips and
+// reoriented independently here; orientations 0 and 1 keep JPEG passthrough.
+func TestOrientationTiles(t *testing.T) {
+	for o := range 9 {
+		name := "large_image/test_orient" + strconv.Itoa(o) + ".tif"
+		s := openT(t, name)
+		in := s.Info()
+		wantW, wantH := 120, 180
+		if o >= 5 {
+			wantW, wantH = 180, 120
+		}
+		if in.SizeX != wantW || in.SizeY != wantH || in.TileWidth != 64 || in.TileHeight != 64 || in.Levels != 3 ||
+			!slices.Equal(in.Stored, []bool{true, true, true}) {
+			t.Fatalf("%s: %dx%d tile %dx%d levels %d stored %v", name, in.SizeX, in.SizeY, in.TileWidth, in.TileHeight, in.Levels, in.Stored)
+		}
+		data, err := os.ReadFile(tdPath(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := encode.Decode(data, "page=0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkOriented(t, s, page, o, o <= 1)
+	}
+}
+
+// TestOrientationStrips checks an untiled file with an Orientation tag: the
+// virtual tiles are assembled from strips and reoriented.
+func TestOrientationStrips(t *testing.T) {
+	vips, err := exec.LookPath("vips")
+	if err != nil {
+		t.Fatal("the vips command (libvips-tools) is required")
+	}
+	out := filepath.Join(t.TempDir(), "strips.tif")
+	// libvips keeps the Orientation tag and writes strips of 128 rows.
+	if b, err := exec.Command(vips, "tiffsave", tdPath("large_image/test_orient7.tif"), out, "--compression", "deflate").CombinedOutput(); err != nil {
+		t.Fatalf("vips: %v\n%s", err, b)
+	}
+	so, err := Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Close()
+	s := so.(*Source)
+	if d := s.frame[0][s.info.Levels-1]; d.tiled || d.orient != 7 {
+		t.Fatalf("tiled %v orientation %d", d.tiled, d.orient)
+	}
+	if in := s.Info(); in.SizeX != 180 || in.SizeY != 120 || in.TileWidth != 256 {
+		t.Fatalf("%dx%d tile %d", in.SizeX, in.SizeY, in.TileWidth)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := encode.Decode(data, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOriented(t, s, page, 7, false)
+}
+
+// checkOriented compares every full-resolution tile of s with page, the
+// stored image, displayed with orientation o: displayed (x, y) reads stored
+// (u, v) after a transpose, then flips, as large_image's _getTileRotated.
+func checkOriented(t *testing.T, s *Source, page *encode.Image, o int, passthrough bool) {
+	t.Helper()
+	at := func(x, y int) uint8 {
+		u, v := x, y
+		if o >= 5 {
+			u, v = y, x
+		}
+		if o == 2 || o == 3 || o == 6 || o == 7 {
+			u = page.Width - 1 - u
+		}
+		if o == 3 || o == 4 || o == 7 || o == 8 {
+			v = page.Height - 1 - v
+		}
+		return page.Pix[(v*page.Width+u)*page.Bands]
+	}
+	in := s.Info()
+	z := in.Levels - 1
+	cols, rows := in.TileCount(z)
+	for ty := range rows {
+		for tx := range cols {
+			tl, err := s.ReadTile(t.Context(), 0, z, tx, ty)
+			if err != nil {
+				t.Fatalf("orientation %d tile %d,%d: %v", o, tx, ty, err)
+			}
+			if (tl.Encoding == "JPEG") != passthrough {
+				t.Errorf("orientation %d: encoding %q", o, tl.Encoding)
+			}
+			img, err := tl.Image()
+			if err != nil {
+				t.Fatal(err)
+			}
+			x0, y0 := tx*in.TileWidth, ty*in.TileHeight
+			for y := 0; y < img.Height && y0+y < in.SizeY; y++ {
+				for x := 0; x < img.Width && x0+x < in.SizeX; x++ {
+					if got, want := img.Pix[(y*img.Width+x)*img.Bands], at(x0+x, y0+y); got != want {
+						t.Fatalf("orientation %d tile %d,%d pixel %d,%d = %d, want %d", o, tx, ty, x, y, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkOrientedTile reads a full-resolution tile of a rotated file
+// (decode of the stored tiles and reorientation) against the passthrough
+// read of the same tile as stored.
+func BenchmarkOrientedTile(b *testing.B) {
+	for _, name := range []string{"large_image/test_orient1.tif", "large_image/test_orient6.tif"} {
+		s := openT(b, name)
+		b.Run(filepath.Base(name), func(b *testing.B) {
+			for b.Loop() {
+				tl, err := s.ReadTile(b.Context(), 0, 2, 1, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tl.Image(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
