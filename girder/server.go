@@ -124,6 +124,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	// takes OPTIONS.
 	e.Pre(s.headers)
 	e.Use(s.limitBody)
+	e.Use(rejectRepeatedParams)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	for _, f := range s.extra {

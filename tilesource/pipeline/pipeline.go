@@ -177,6 +177,11 @@ func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[strin
 			m[k] = v
 		}
 		info := src.Info()
+		// large_image's ImageItem.getInternalMetadata lists the profiles'
+		// descriptions when the source has any.
+		if desc, ok := encode.ICCProfileInfo(info.ICCProfile); ok {
+			m["iccprofiles"] = []string{desc}
+		}
 		m["tilesource"] = info.SourceName
 		n := 0
 		for _, s := range info.Stored {
@@ -265,7 +270,7 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 		var out *encode.Image
 		err = p.step(ctx, img.Width*img.Height+w*h, func() error {
 			var err error
-			out, err = resizeImage(img, w, h, "")
+			out, err = resizeImage(img, w, h)
 			return err
 		})
 		return out, err
