@@ -40,8 +40,12 @@ demo:
 			cp $(SHARED)/testdata/$$f $(SLIDES)/demo/; done; \
 		echo "demo slides copied to $(SLIDES)/demo"; fi
 
+# A fresh admin token each run (unless TILESERVER_ADMIN_TOKEN is set), printed
+# with the URL, so the viewer's cache panel works.
 run: build demo
-	./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
+	@token="$${TILESERVER_ADMIN_TOKEN:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"; \
+		echo "viewer: http://$(ADDR)/  admin token (cache panel): $$token"; \
+		TILESERVER_ADMIN_TOKEN="$$token" exec ./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
 
 vet:
 	$(GO) vet ./...

@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	opts := []girder.Option{
 		girder.WithCacheAdmin(girder.TileCacheAdmin{Tiles: tiles, Sources: sources}),
 		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
-		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }),
+		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{AdminDisabled: cfg.AdminToken == ""}) }),
 		girder.WithBackground(bg),
 	}
 	if cfg.WarmOnImport {
