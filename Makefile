@@ -53,6 +53,7 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
+	yamllint -c deploy/yamllint.yaml --strict deploy docker/compose.yaml
 
 unit: deps web
 	$(GO) test -count=1 ./...
@@ -68,6 +69,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/tiff/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
+	$(GO) test $(FUZZ) -fuzz '^FuzzInspectJ2K$$' ./encode/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tileserver/tileserver/tilesource"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // retryAfter is the Retry-After of 503 answers, in seconds.

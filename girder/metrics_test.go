@@ -16,7 +16,7 @@ import (
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // budgetEnv serves CMU-1-Small-Region.svs through a pipeline with the given

@@ -21,7 +21,7 @@ import (
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // Config configures the HTTP API.
@@ -73,6 +73,8 @@ type Server struct {
 	bg    *background // warm-up, precache and prefetch (warm.go)
 	work  *work.Budget
 	http  *httpMetrics // request, error and latency series (metrics.go)
+	// archives lists the configured DICOMweb archives (dicomweb.go).
+	archives *archiveSync
 	// corsAny is set when CORSOrigins holds "*".
 	corsAny bool
 }

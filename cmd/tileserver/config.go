@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 )
 
 // settings are the command's options after merging flags, environment,
@@ -55,6 +56,10 @@ type settings struct {
 	WorkPixels     int64
 	WorkQueue      int
 	RequestTimeout time.Duration
+	// DICOMweb archives served as collections, listed again every
+	// DICOMwebRefresh (0: only at start and on PUT large_image/import).
+	DICOMweb        []dicomweb.Archive
+	DICOMwebRefresh time.Duration
 	// Limits, timeouts, body size, CORS and the memory limit (guards.go).
 	Guards guardSettings
 }
@@ -97,6 +102,31 @@ var options = []option{
 	{"work-pixels", "0", "pixels decoded, resampled or encoded at once across all requests (suffixes K, M, G; 0 = 1M per core)"},
 	{"work-queue", "0", "pixel work waiting for the budget beyond which requests get 503 + Retry-After (0 = 64 per core)"},
 	{"request-timeout", "60s", "deadline of each image request and of each shared tile production (503 + Retry-After past it)"},
+	{"dicomweb", "", "DICOMweb archive NAME=URL served as a collection (repeat the flag, or separate with commas); " +
+		"credentials in TILESERVER_DICOMWEB_<NAME>_BEARER or _BASIC (user:password), or in files named by _BEARER_FILE or _BASIC_FILE"},
+	{"dicomweb-refresh", "10m", "how often the DICOMweb archives are listed again (0 = only at start and on PUT large_image/import)"},
+}
+
+// listOptions may be given several times on the command line; the values
+// are joined with commas, as in the environment.
+var listOptions = map[string]bool{"dicomweb": true}
+
+// listFlag is a flag.Value that appends each use to a comma-separated list.
+type listFlag struct{ p *string }
+
+func (f listFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f listFlag) Set(v string) error {
+	if *f.p != "" {
+		v = *f.p + "," + v
+	}
+	*f.p = v
+	return nil
 }
 
 // cacheKeyEnv holds the disk tier key itself (hex or base64); it is not a
@@ -114,6 +144,12 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 	fs.SetOutput(stderr)
 	flagVals := map[string]*string{}
 	for _, o := range options {
+		if listOptions[o.name] {
+			p := new(string)
+			fs.Var(listFlag{p}, o.name, o.usage+" (env "+envName(o.name)+")")
+			flagVals[o.name] = p
+			continue
+		}
 		flagVals[o.name] = fs.String(o.name, o.def, o.usage+" (env "+envName(o.name)+")")
 	}
 	fs.Usage = func() {
@@ -163,6 +199,9 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 	vals["config"] = cfgPath
 	s, err := parseSettings(vals)
 	if err != nil {
+		return s, err
+	}
+	if s.DICOMweb, err = parseArchives(vals["dicomweb"], lookupEnv); err != nil {
 		return s, err
 	}
 	keyEnv, hasKeyEnv := lookupEnv(cacheKeyEnv)
@@ -285,6 +324,9 @@ func parseSettings(v map[string]string) (settings, error) {
 	}
 	if s.DiskTTL, err = parseDuration(v["disk-cache-ttl"]); err != nil {
 		return s, fmt.Errorf("--disk-cache-ttl: %w", err)
+	}
+	if s.DICOMwebRefresh, err = parseDuration(v["dicomweb-refresh"]); err != nil {
+		return s, fmt.Errorf("--dicomweb-refresh: %w", err)
 	}
 	if s.MemcachedTTL, err = parseDuration(v["memcached-ttl"]); err != nil {
 		return s, fmt.Errorf("--memcached-ttl: %w", err)

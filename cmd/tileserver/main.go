@@ -29,8 +29,9 @@ import (
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // workDefaults fills the work budget's zero settings from the core count:
@@ -119,7 +120,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	memLimit, memFrom := applyMemoryLimit(cfg.Guards, cacheBudget, lim, lookupEnv)
 	logGuards(log, lim, memLimit, memFrom)
 	budget := work.New(workDefaults(cfg.WorkPixels, cfg.WorkQueue, runtime.GOMAXPROCS(0)))
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Work: budget})
+	archives, err := dicomweb.NewArchives(cfg.DICOMweb)
+	if err != nil {
+		return err
+	}
+	remoteClient := pipeline.DefaultHTTPClient()
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives, Work: budget})
 	if err != nil {
 		return err
 	}
@@ -145,6 +151,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{AdminDisabled: cfg.AdminToken == ""}) }),
 		girder.WithBackground(bg),
+	}
+	// Always set, even with no archive: the first listing also removes
+	// the collections of archives taken out of the configuration.
+	opts = append(opts, girder.WithDICOMweb(archives, dicomweb.OpenOptions{Client: remoteClient, Cache: tiles}))
+	for _, a := range archives.List() {
+		log.Info("dicomweb: archive", "archive", a)
 	}
 	if cfg.WarmOnImport {
 		// Unchanged items already warmed are skipped, so a re-import only
@@ -192,6 +204,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}()
 
+	// Archives are listed beside the server too, and again every
+	// --dicomweb-refresh.
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		srv.RefreshArchives(ctx, cfg.DICOMwebRefresh)
+	}()
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "tileserver listening on http://%s/\n", ln.Addr())
@@ -206,5 +226,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
 	<-importDone
+	<-refreshDone
 	return err
 }

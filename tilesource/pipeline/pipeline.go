@@ -14,8 +14,9 @@ import (
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/detect"
 	"github.com/tileserver/tileserver/tilesource/dicom"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/testsource"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // Config wires the pipeline to its caches.
@@ -34,6 +35,9 @@ type Config struct {
 	// Work is the global budget of pixel work (decoding, resampling,
 	// encoding); nil admits everything at once.
 	Work *work.Budget
+	// DICOMweb are the configured DICOMweb archives (their URLs and
+	// credentials); nil knows none, and series named by URL still open.
+	DICOMweb *dicomweb.Archives
 }
 
 // Pipeline implements Service.
@@ -43,6 +47,8 @@ type Pipeline struct {
 	open    func(path string) (tilesource.Source, error)
 	client  *http.Client
 	work    *work.Budget
+	// archives resolves DICOMweb locators.
+	archives *dicomweb.Archives
 	// stats caches frame statistics for automatic style ranges.
 	stats statsCache
 	// jpegLevels remembers which stored levels hold plain JPEG tiles
@@ -54,7 +60,8 @@ var _ Service = (*Pipeline)(nil)
 
 // New returns a pipeline over cfg's caches.
 func New(cfg Config) (*Pipeline, error) {
-	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient, work: cfg.Work}
+	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient, work: cfg.Work,
+		archives: cfg.DICOMweb}
 	if p.client == nil {
 		p.client = DefaultHTTPClient()
 	}
@@ -99,7 +106,7 @@ func (p *Pipeline) acquire(ctx context.Context, loc Locator) (tilesource.Source,
 	switch {
 	case loc.Remote != "":
 		key = loc.Remote + "\x00" + loc.Version
-		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote) }
+		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote, loc.Version) }
 	case len(loc.SeriesPaths) > 0:
 		open = func() (tilecache.Resource, error) { return dicom.OpenSeries(loc.SeriesPaths) }
 	case loc.isTest():

@@ -19,7 +19,7 @@ import (
 
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // PrefetchConfig configures a Prefetcher; zero fields take the defaults.

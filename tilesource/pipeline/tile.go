@@ -24,12 +24,13 @@ import (
 	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // maxSkippedLevels is how many levels one synthesis stage may span (spec
 // 2.5): at most 8×8 child tiles are combined at once; larger gaps go
 // through intermediate synthesised levels, which are cached and reused.
-const maxSkippedLevels = 3
+const maxSkippedLevels = tilesource.SynthMaxSkip
 
 // maxStepPixels is the weight of a step whose size is unknown beforehand
 // (an associated image): the whole budget, so it runs alone.
@@ -254,6 +255,11 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
 	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
+	// Sources opened from files were checked at open
+	// (Info.CheckSynthesis); this guards the others.
+	if err := limits.CheckDecoded("synthesis canvas", int64(cw), int64(ch), int64(info.Bands), int64(info.Format.Size())); err != nil {
+		return nil, &tilesource.Error{Status: http.StatusRequestEntityTooLarge, Message: "Level cannot be synthesised within the size limits", Cause: err}
+	}
 	canvas := encode.NewImage(cw, ch, info.Bands, info.Format)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -6,7 +6,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
-	"github.com/tileserver/tileserver/work"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // DefaultWarmMaxTiles bounds the levels a warm-up fills: every level up to
