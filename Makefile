@@ -58,8 +58,10 @@ lint:
 unit: deps web
 	$(GO) test -count=1 ./...
 
-race:
-	$(GO) test -count=1 -race ./tilecache/... ./tilesource/pipeline/...
+# Every package under the race detector; -short trims the slow parts (the
+# concurrency stress test keeps to the smaller images).
+race: deps web
+	$(GO) test -count=1 -race -short ./...
 
 # A short fuzz run of each parser (the seed corpora live in testdata/).
 FUZZ = -run '^$$' -fuzztime 10s -fuzzminimizetime 5s

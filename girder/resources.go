@@ -378,6 +378,10 @@ type importResult struct {
 func (s *Server) cacheInfo(c echo.Context) error {
 	info := s.cache.Info(c.Request().Context())
 	s.backgroundInfo(info)
+	info["requests"] = s.http.snapshot()
+	if s.work != nil {
+		info["work"] = s.work.Stats()
+	}
 	return c.JSON(http.StatusOK, info)
 }
 

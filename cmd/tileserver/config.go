@@ -51,6 +51,11 @@ type settings struct {
 	PrefetchWorkers int
 	PrecacheBatch   int
 	PrecacheAhead   int
+	// The global work budget (pixels, 0 = from the cores), its wait queue
+	// (0 = from the cores) and the per-request deadline.
+	WorkPixels     int64
+	WorkQueue      int
+	RequestTimeout time.Duration
 	// DICOMweb archives served as collections, listed again every
 	// DICOMwebRefresh (0: only at start and on PUT large_image/import).
 	DICOMweb        []dicomweb.Archive
@@ -94,6 +99,9 @@ var options = []option{
 	{"prefetch-workers", "1", "prefetch goroutines"},
 	{"precache-batch", "5", "worklist (POST large_image/cache/precache) items warmed per batch"},
 	{"precache-ahead", "15", "how many worklist items past the furthest opened one may be warmed"},
+	{"work-pixels", "0", "pixels decoded, resampled or encoded at once across all requests (suffixes K, M, G; 0 = 1M per core)"},
+	{"work-queue", "0", "pixel work waiting for the budget beyond which requests get 503 + Retry-After (0 = 64 per core)"},
+	{"request-timeout", "60s", "deadline of each image request and of each shared tile production (503 + Retry-After past it)"},
 	{"dicomweb", "", "DICOMweb archive NAME=URL served as a collection (repeat the flag, or separate with commas); " +
 		"credentials in TILESERVER_DICOMWEB_<NAME>_BEARER or _BASIC (user:password), or in files named by _BEARER_FILE or _BASIC_FILE"},
 	{"dicomweb-refresh", "10m", "how often the DICOMweb archives are listed again (0 = only at start and on PUT large_image/import)"},
@@ -348,6 +356,15 @@ func parseSettings(v map[string]string) (settings, error) {
 		if *n.dst, err = strconv.Atoi(strings.TrimSpace(v[n.name])); err != nil || *n.dst < 1 {
 			return s, fmt.Errorf("--%s: %q is not a positive number", n.name, v[n.name])
 		}
+	}
+	if s.WorkPixels, err = parseBytes(v["work-pixels"]); err != nil {
+		return s, fmt.Errorf("--work-pixels: %w", err)
+	}
+	if s.WorkQueue, err = strconv.Atoi(strings.TrimSpace(v["work-queue"])); err != nil || s.WorkQueue < 0 {
+		return s, fmt.Errorf("--work-queue: %q is not a number", v["work-queue"])
+	}
+	if s.RequestTimeout, err = parseDuration(v["request-timeout"]); err != nil || s.RequestTimeout <= 0 {
+		return s, fmt.Errorf("--request-timeout: %q is not a positive duration", v["request-timeout"])
 	}
 	if s.Guards, err = parseGuards(v); err != nil {
 		return s, err

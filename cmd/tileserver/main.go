@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +31,21 @@ import (
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
+
+// workDefaults fills the work budget's zero settings from the core count:
+// 1 Mi pixels per core (four 512² decodes, or sixteen 256² tiles) and 64
+// waiting steps per core.
+func workDefaults(pixels int64, queue, cores int) (int64, int) {
+	if pixels <= 0 {
+		pixels = int64(cores) << 20
+	}
+	if queue <= 0 {
+		queue = 64 * cores
+	}
+	return pixels, queue
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -85,6 +100,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	tcfg.MemcachedMaxItemBytes = int(cfg.MemcachedMaxItem)
 	tcfg.Logger = log
 	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
+	tcfg.ProduceTimeout = cfg.RequestTimeout
 	tiles, err := tilecache.New(tcfg)
 	if err != nil {
 		return err
@@ -103,12 +119,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	lim := applyLimits(cfg.Guards, cacheBudget)
 	memLimit, memFrom := applyMemoryLimit(cfg.Guards, cacheBudget, lim, lookupEnv)
 	logGuards(log, lim, memLimit, memFrom)
+	budget := work.New(workDefaults(cfg.WorkPixels, cfg.WorkQueue, runtime.GOMAXPROCS(0)))
 	archives, err := dicomweb.NewArchives(cfg.DICOMweb)
 	if err != nil {
 		return err
 	}
 	remoteClient := pipeline.DefaultHTTPClient()
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives})
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives, Work: budget})
 	if err != nil {
 		return err
 	}
@@ -152,10 +169,15 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			srv.WarmItems(ids, "import", true)
 		}))
 	}
+	opts = append(opts, girder.WithWorkBudget(budget))
 	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log,
-		CORSOrigins: cfg.Guards.CORSOrigins, MaxBodyBytes: cfg.Guards.MaxBodyBytes}, pl, st, opts...)
+		CORSOrigins: cfg.Guards.CORSOrigins, MaxBodyBytes: cfg.Guards.MaxBodyBytes,
+		RequestTimeout: cfg.RequestTimeout}, pl, st, opts...)
 	defer srv.Close()
 	if err := reg.Register(srv.Collector()); err != nil {
+		return err
+	}
+	if err := reg.Register(srv.HTTPCollector()); err != nil {
 		return err
 	}
 

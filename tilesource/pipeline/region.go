@@ -42,19 +42,25 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		if err != nil {
 			return err
 		}
-		render := func() (*encode.Image, error) {
+		render := func(ctx context.Context) (*encode.Image, error) {
 			if plan.empty {
 				return nil, nil
 			}
 			return p.renderRegion(ctx, loc, src, rr, plan, enc)
 		}
 		if plan.empty || plan.canvasW*plan.canvasH > maxCachedRegionPixels {
-			img, err := render()
+			img, err := render(ctx)
 			if err != nil {
 				return err
 			}
-			res, err = encodeResult(img, enc, req.Encode, mime, "")
-			return err
+			px := 0
+			if img != nil {
+				px = img.Width * img.Height
+			}
+			return p.step(ctx, px, func() error {
+				res, err = encodeResult(img, enc, req.Encode, mime, "")
+				return err
+			})
 		}
 		// Regions are cached as thumbnails are, under what decides their
 		// bytes, so the same area asked in other units is one entry.
@@ -84,14 +90,21 @@ func (p *Pipeline) regionImage(ctx context.Context, loc Locator, rr regionParams
 
 // cachedEncoded returns the image render makes, encoded as enc, through
 // the tile cache under key.
-func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func() (*encode.Image, error)) (*Result, error) {
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
-		img, err := render()
+func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func(context.Context) (*encode.Image, error)) (*Result, error) {
+	data, status, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
+		img, err := render(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res, err := encodeResult(img, enc, o, mime, "")
-		if err != nil {
+		var res *Result
+		px := 0
+		if img != nil {
+			px = img.Width * img.Height
+		}
+		if err := p.step(ctx, px, func() error {
+			res, err = encodeResult(img, enc, o, mime, "")
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		return res.Data, nil
@@ -132,7 +145,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	}
 	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
 		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }
@@ -219,7 +232,7 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }
@@ -665,7 +678,11 @@ func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource
 	// 7. Final scaling.
 	resized := false
 	if img.Width != outW || img.Height != outH {
-		if img, err = scaleRegion(img, outW, outH); err != nil {
+		if err := p.step(ctx, img.Width*img.Height+outW*outH, func() error {
+			var err error
+			img, err = scaleRegion(img, outW, outH)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		resized = true

@@ -33,7 +33,7 @@ func (c *conn) fetchICC(ctx context.Context, ds *dicom.Dataset) error {
 		if !ok {
 			continue
 		}
-		fetch := func() ([]byte, error) {
+		fetch := func(ctx context.Context) ([]byte, error) {
 			resp, err := c.do(ctx, path, `multipart/related; type="application/octet-stream"`)
 			if err != nil {
 				return nil, err
@@ -50,7 +50,7 @@ func (c *conn) fetchICC(ctx context.Context, ds *dicom.Dataset) error {
 		if c.cache != nil {
 			b, _, err = c.cache.GetOrProduce(ctx, "dicomweb-bulk\x00"+c.scope+"\x00"+path, fetch)
 		} else {
-			b, err = fetch()
+			b, err = fetch(ctx)
 		}
 		if errors.Is(err, errNoBulk) {
 			continue

@@ -245,8 +245,10 @@ type conn struct {
 // Cache keeps bytes under a key; the pipeline's tile cache tiers
 // (tilecache.Tiles) are one, so series metadata is shared by replicas
 // through memcached like tiles are.
+// produce runs under the context it is given (the shared production's, not
+// a caller's), as tilecache.Tiles requires.
 type Cache interface {
-	GetOrProduce(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error)
+	GetOrProduce(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error)
 }
 
 // cachedGet is get through the cache under key (below c's scope).
@@ -254,8 +256,8 @@ func (c *conn) cachedGet(ctx context.Context, key, path, accept string) ([]byte,
 	if c.cache == nil {
 		return c.get(ctx, path, accept)
 	}
-	b, _, err := c.cache.GetOrProduce(ctx, "dicomweb-md\x00"+c.scope+"\x00"+key, func() ([]byte, error) {
-		return c.get(ctx, path, accept)
+	b, _, err := c.cache.GetOrProduce(ctx, "dicomweb-md\x00"+c.scope+"\x00"+key, func(pctx context.Context) ([]byte, error) {
+		return c.get(pctx, path, accept)
 	})
 	return b, err
 }

@@ -204,13 +204,13 @@ type memCache struct {
 	m  map[string][]byte
 }
 
-func (c *memCache) GetOrProduce(_ context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error) {
+func (c *memCache) GetOrProduce(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v, ok := c.m[key]; ok {
 		return v, "hit-memory", nil
 	}
-	v, err := produce()
+	v, err := produce(ctx)
 	if err == nil {
 		c.m[key] = v
 	}
