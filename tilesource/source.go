@@ -24,6 +24,11 @@ type Info struct {
 	// Stored[z] is true when level z is stored in the file; other levels are
 	// synthesised by the pipeline. len(Stored) == Levels.
 	Stored []bool
+	// AllLevelsPopulated is set for readers that large_image treats as
+	// holding every level (their _nonemptyLevelsList is the default, as
+	// for DICOM): regions then read the level they need even where it is
+	// synthesised, instead of a finer stored one (getPreferredLevel).
+	AllLevelsPopulated bool
 	// Magnification, MMX and MMY describe full resolution; nil when unknown.
 	Magnification *float64
 	MMX, MMY      *float64

@@ -200,6 +200,7 @@ func NewSource(name string, insts []*Instance) (*Source, error) {
 	info.TileWidth, info.TileHeight = base.Cols, base.Rows
 	info.Levels = tilesource.LevelsFor(info.SizeX, info.SizeY, info.TileWidth, info.TileHeight)
 	info.Stored = make([]bool, info.Levels)
+	info.AllLevelsPopulated = true
 	info.Format = base.format()
 	info.Bands = base.Samples
 	info.ICCProfile = base.ICC

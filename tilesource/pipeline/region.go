@@ -465,10 +465,13 @@ func calcWH(maxW, maxH *float64, rW, rH float64) (int, int, float64) {
 	return clampInt(mw), sh, rW / mw
 }
 
-// preferredLevel is getPreferredLevel: the nearest stored level at or above
-// level, then at most two levels of synthesis below it.
+// preferredLevel is getPreferredLevel: the nearest populated level at or
+// above level, then at most two levels of synthesis below it.
 func preferredLevel(info *tilesource.Info, level int) int {
 	level = min(max(level, 0), info.Levels-1)
+	if info.AllLevelsPopulated {
+		return level
+	}
 	requested := level
 	for level < info.Levels-1 && !info.Stored[level] {
 		level++

@@ -249,12 +249,24 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	child = min(child, z+maxSkippedLevels)
 	scale := 1 << (child - z)
-	if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
-		return img, err
+	// large_image's DICOM reader (large_image_source_dicom getTile) makes
+	// a missing level's tile from the whole block of the finer level,
+	// zero-padded to tile size × scale and resized by Pillow's default
+	// filter (BICUBIC); the other readers go through
+	// _getTileFromEmptyLevel: the children pasted and resized with
+	// LANCZOS, for which JPEG children take the DCT-scaling shortcut.
+	dicomBlock := info.SourceName == "dicom" && info.Format == encode.Uint8 && info.Bands <= 4
+	if !dicomBlock {
+		if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
+			return img, err
+		}
 	}
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
 	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
+	if dicomBlock {
+		cw, ch = tw*scale, th*scale
+	}
 	// Sources opened from files were checked at open
 	// (Info.CheckSynthesis); this guards the others.
 	if err := limits.CheckDecoded("synthesis canvas", int64(cw), int64(ch), int64(info.Bands), int64(info.Format.Size())); err != nil {
@@ -296,6 +308,13 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	defer release()
 	var out *encode.Image
+	if dicomBlock {
+		var ok bool
+		if out, ok = pilResize(canvas, tw, th, pilBicubic); !ok {
+			return nil, tilesource.Errorf(http.StatusInternalServerError, "Internal I/O failure: cannot resize the DICOM block")
+		}
+		return out, nil
+	}
 	if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
 		out = sampleNearest(canvas, w, h, scale)
 	} else {
