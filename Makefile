@@ -63,6 +63,9 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
+	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/
+	for f in FuzzRegion FuzzThumbnailAndAssociated FuzzSynthesis FuzzQuadInfo FuzzFrames; do \
+		$(GO) test $(FUZZ) -fuzz "^$$f\$$" ./tilesource/pipeline/ || exit 1; done
 
 test: deps vet lint unit race fuzz
 

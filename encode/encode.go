@@ -207,3 +207,38 @@ func addJFIF(b []byte) []byte {
 	out = append(out, jfifAPP0...)
 	return append(out, b[2:]...)
 }
+
+// Largest sides the formats can store: JPEG's 16-bit header as libjpeg
+// limits it, and WebP's 14-bit one.
+const (
+	maxJPEGSide = 65500
+	maxWebPSide = 16383
+)
+
+// CheckOptions reports options Encode cannot honour for an image of w×h
+// pixels: an unknown TIFF compression, or a side longer than the format
+// stores. Callers check before making the image.
+func CheckOptions(opt Options, w, h int) error {
+	side := 0
+	switch opt.Encoding {
+	case "", "JPEG", "JFIF":
+		side = maxJPEGSide
+	case "WEBP":
+		side = maxWebPSide
+	case "TIFF":
+		if _, err := tiffCompression(opt.TIFFCompression); err != nil {
+			return err
+		}
+	}
+	if side > 0 && (w > side || h > side) {
+		return fmt.Errorf("%s images cannot be larger than %d pixels a side", encodingName(opt.Encoding), side)
+	}
+	return nil
+}
+
+func encodingName(enc string) string {
+	if enc == "" {
+		return "JPEG"
+	}
+	return enc
+}

@@ -3,6 +3,7 @@ package girder
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -60,7 +61,8 @@ func (p *params) floatPtr(name string) *float64 {
 		return nil
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(p.q.Get(name)), 64)
-	if err != nil {
+	// NaN and the infinities parse but are no position or size.
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		p.fail(typeError(name))
 		return nil
 	}
@@ -156,9 +158,19 @@ func checkObjectID(id string) error {
 		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 	}
 	if !ok {
-		return &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid ObjectId: " + id, Type: "validation", Field: "id"}
+		return &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid ObjectId: " + shorten(id), Type: "validation", Field: "id"}
 	}
 	return nil
+}
+
+// shorten cuts a client-given value quoted in a message, so an error
+// never echoes a large request back.
+func shorten(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // etag is the md5 over route, item, version, path arguments and the sorted

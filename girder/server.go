@@ -29,6 +29,12 @@ type Config struct {
 	// AdminToken is the token admin routes require (Girder-Token header or
 	// ?token=). Empty disables admin routes.
 	AdminToken string `yaml:"admin-token"`
+	// CORSOrigins are the origins whose pages may read responses
+	// (Access-Control-Allow-Origin); "*" allows any. Empty turns CORS off.
+	CORSOrigins []string `yaml:"cors-origins"`
+	// MaxBodyBytes bounds request bodies (413 beyond); 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64 `yaml:"max-body-bytes"`
 	// Logger receives error and import logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -59,6 +65,8 @@ type Server struct {
 	cache CacheAdmin
 	extra []func(e *echo.Echo)
 	bg    *background // warm-up, precache and prefetch (warm.go)
+	// corsAny is set when CORSOrigins holds "*".
+	corsAny bool
 }
 
 // Option adds optional parts to the server.
@@ -90,7 +98,13 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	s := &Server{cfg: cfg, svc: svc, store: st, log: log}
+	for _, o := range cfg.CORSOrigins {
+		s.corsAny = s.corsAny || o == "*"
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -99,6 +113,10 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.recoverJSON)
+	// Pre, not Use: a CORS preflight must be answered even where no route
+	// takes OPTIONS.
+	e.Pre(s.headers)
+	e.Use(s.limitBody)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	for _, f := range s.extra {

@@ -52,6 +52,8 @@ type settings struct {
 	PrecacheAhead   int
 	// Slides in object storage (s3.go).
 	S3 s3Settings
+	// Limits, timeouts, body size, CORS and the memory limit (guards.go).
+	Guards guardSettings
 }
 
 // option is one setting: its flag name (also the YAML key, and the
@@ -311,6 +313,9 @@ func parseSettings(v map[string]string) (settings, error) {
 		}
 	}
 	if s.S3, err = parseS3Settings(v); err != nil {
+		return s, err
+	}
+	if s.Guards, err = parseGuards(v); err != nil {
 		return s, err
 	}
 	if s.Addr == "" || s.Data == "" || s.Slides == "" {

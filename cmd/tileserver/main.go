@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -106,6 +107,15 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	scfg.MemoryBytes = cfg.SourceCacheBytes
 	sources := tilecache.NewSources(scfg)
 	defer sources.Close()
+	// Budgets as the caches resolved them (0 in the flags means "from
+	// total memory"); the in-process tier counts only when it is on.
+	cacheBudget := sources.Config().MemoryBytes
+	if strings.Contains(tiles.Config().Mode, "memory") {
+		cacheBudget += tiles.Config().MemoryBytes
+	}
+	lim := applyLimits(cfg.Guards, cacheBudget)
+	memLimit, memFrom := applyMemoryLimit(cfg.Guards, cacheBudget, lim, lookupEnv)
+	logGuards(log, lim, memLimit, memFrom)
 	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Open: open, OpenSeries: openSeries})
 	if err != nil {
 		return err
@@ -144,7 +154,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			srv.WarmItems(ids, "import", true)
 		}))
 	}
-	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log}, pl, st, opts...)
+	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log,
+		CORSOrigins: cfg.Guards.CORSOrigins, MaxBodyBytes: cfg.Guards.MaxBodyBytes}, pl, st, opts...)
 	defer srv.Close()
 	if err := reg.Register(srv.Collector()); err != nil {
 		return err
@@ -157,7 +168,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       cfg.Guards.ReadTimeout,
+		WriteTimeout:      cfg.Guards.WriteTimeout,
+		IdleTimeout:       cfg.Guards.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// The import runs beside the server so a large slide tree does not

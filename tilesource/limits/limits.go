@@ -26,6 +26,9 @@ type Limits struct {
 	// MaxLoop bounds request-driven loop counts: frames in tile_frames and
 	// quad_info, frameList entries, style bands.
 	MaxLoop int
+	// MaxStyleBands bounds the bands of a style: each is a pass over every
+	// pixel of the tile or region, so they cost far more than a loop step.
+	MaxStyleBands int
 }
 
 // Default are the limits used when nothing is configured: generous enough
@@ -37,6 +40,7 @@ func Default() Limits {
 		MaxDecodedBytes: 256 << 20,
 		MaxImageSide:    1 << 20,
 		MaxLoop:         10000,
+		MaxStyleBands:   64,
 	}
 }
 
@@ -64,6 +68,9 @@ func Set(l Limits) {
 	}
 	if l.MaxLoop <= 0 {
 		l.MaxLoop = d.MaxLoop
+	}
+	if l.MaxStyleBands <= 0 {
+		l.MaxStyleBands = d.MaxStyleBands
 	}
 	current.Store(&l)
 }

@@ -137,6 +137,9 @@ func (p *Pipeline) Pixel(ctx context.Context, loc Locator, req PixelRequest) (an
 	if req.FrameList == nil {
 		return one(req.Frame)
 	}
+	if err := checkLoop("The number of frameList entries", len(req.FrameList)); err != nil {
+		return nil, err
+	}
 	list := make([]map[string]any, 0, len(req.FrameList))
 	for _, f := range req.FrameList {
 		m, err := one(f)
@@ -217,6 +220,9 @@ func (p *Pipeline) TileFrames(ctx context.Context, loc Locator, req TileFramesRe
 	if req.FramesAcross < 0 {
 		return nil, tilesource.BadRequest("Value Error: framesAcross must be positive.")
 	}
+	if err := checkLoop("The number of frameList entries", len(req.FrameList)); err != nil {
+		return nil, err
+	}
 	canon := req
 	canon.Region.Style = ""
 	canon.Region.Encode.Encoding = encodingKey(enc, req.Region.Encode)
@@ -251,6 +257,10 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			frames = append(frames, f)
 		}
 	}
+	// Each frame is a region of its own: bound them, listed or all.
+	if err := checkLoop("The number of frames", len(frames)); err != nil {
+		return nil, err
+	}
 	if len(frames) == 1 {
 		rr.frame = frames[0]
 		return p.region(ctx, loc, src, rr, enc)
@@ -278,8 +288,8 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 			if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
 				cellW, cellH = *rr.maxW, *rr.maxH
 			}
-			if int64(cellW)*int64(across)*int64(cellH)*int64(rows) > maxRegionPixels {
-				return nil, tilesource.BadRequest("Value Error: The requested output is too large.")
+			if err := checkOutput(cellW*across, cellH*rows); err != nil {
+				return nil, err
 			}
 			out = encode.NewImage(cellW*across, cellH*rows, img.Bands, img.Format)
 		}

@@ -208,6 +208,9 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	if req.Width < 0 || req.Height < 0 {
 		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 0.")
 	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
+		return nil, err
+	}
 	key := tilecache.Key(identity(loc), "associated", req.Key, strconv.Itoa(req.Width),
 		strconv.Itoa(req.Height), encodingKey(enc, req.Encode))
 	res, err := p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
@@ -234,6 +237,9 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 			mh = &req.Height
 		}
 		w, h := calculateWidthHeight(mw, mh, img.Width, img.Height)
+		if err := checkOutput(w, h); err != nil {
+			return nil, err
+		}
 		return resizeImage(img, w, h, "")
 	})
 	if errors.Is(err, errNoAssociated) {

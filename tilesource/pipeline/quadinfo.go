@@ -17,7 +17,7 @@ func (p *Pipeline) QuadInfo(ctx context.Context, loc Locator, req QuadInfoReques
 	if err != nil {
 		return nil, err
 	}
-	return quadInfo(md, req)
+	return quadInfo(ctx, md, req)
 }
 
 // quadOpts are the resolved options.
@@ -65,7 +65,7 @@ func intOrAxis(md map[string]any, v string, def int) int {
 	return axisRange(md, v)
 }
 
-func quadInfo(md map[string]any, req QuadInfoRequest) (map[string]any, error) {
+func quadInfo(ctx context.Context, md map[string]any, req QuadInfoRequest) (map[string]any, error) {
 	o := quadOpts{
 		format: req.Format, query: req.Query,
 		frameStride:      max(1, intOrAxis(md, req.FrameStride, 1)),
@@ -96,7 +96,8 @@ func quadInfo(md map[string]any, req QuadInfoRequest) (map[string]any, error) {
 		o.alignment = 16
 	}
 	if o.maxTextureSize < 1 || o.maxTextures < 1 || o.maxTotal < 1 || o.alignment < 1 || o.maxFrameSize < 0 ||
-		o.frameGroupFactor < 0 || o.maxTextureSize > 1<<20 || o.maxTextures > 1024 {
+		o.frameGroupFactor < 0 || math.IsNaN(o.frameGroupFactor) || o.maxTextureSize > 1<<20 ||
+		o.maxTextures > 1024 || o.alignment > 1<<20 {
 		return nil, tilesource.BadRequest("Value Error: invalid texture options.")
 	}
 	switch gs := req.FrameGroupStride; gs {
@@ -111,6 +112,16 @@ func quadInfo(md map[string]any, req QuadInfoRequest) (map[string]any, error) {
 		}
 		o.frameGroupStride = n
 	}
+	// The strides and groups drive the layout loops: bound them (which
+	// also keeps their products within int).
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"frameStride", o.frameStride}, {"frameGroup", o.frameGroup}, {"frameGroupStride", o.frameGroupStride}} {
+		if err := checkLoop(c.name, c.n); err != nil {
+			return nil, err
+		}
+	}
 	base := req.FrameBase
 	if base == "" {
 		base = "0"
@@ -123,7 +134,14 @@ func quadInfo(md map[string]any, req QuadInfoRequest) (map[string]any, error) {
 	// requests listed together.
 	all := map[string]any{"metadata": md, "src": []any{}}
 	var srcs []any
-	for v := range axisRange(md, base) {
+	n := axisRange(md, base)
+	if err := checkLoop("frameBase", n); err != nil {
+		return nil, err
+	}
+	for v := range n {
+		if err := ctx.Err(); err != nil {
+			return nil, publicError(err)
+		}
 		o.frameBase = v
 		r, err := quadLayout(md, o)
 		if err != nil {

@@ -20,10 +20,6 @@ import (
 	"github.com/tileserver/tileserver/tilesource"
 )
 
-// maxRegionPixels bounds the pixels a region may assemble or output, so a
-// request cannot exhaust memory.
-const maxRegionPixels = 1 << 26
-
 // Region returns an encoded region (the region route of girder_large_image/rest/tiles.py and TileSource.getRegion). A zero-area result is
 // an empty body.
 func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error) {
@@ -125,6 +121,17 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	if ov < 0 {
 		return nil, tilesource.BadRequest("Invalid overlap")
 	}
+	// Bound the tile before the coordinate arithmetic below, which must not
+	// overflow.
+	if ts > 1<<20 {
+		return nil, tilesource.BadRequest("Invalid tilesize")
+	}
+	if ov > ts {
+		return nil, tilesource.BadRequest("Invalid overlap")
+	}
+	if err := checkOutput(ts+2*ov, ts+2*ov); err != nil {
+		return nil, err
+	}
 	enc := req.Encode.Encoding
 	if enc == "" {
 		enc = "JPEG"
@@ -144,6 +151,14 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	maxLevel := int(math.Ceil(math.Log2(float64(max(sizeX, sizeY)))))
 	if req.Level < 1 || req.Level > maxLevel {
 		return nil, tilesource.BadRequest("level must be between 1 and the image scale")
+	}
+	// Far outside the image at any level; also keeps the products below
+	// within int.
+	if req.X > sizeX || req.X < -sizeX {
+		return nil, tilesource.BadRequest("x is outside layer")
+	}
+	if req.Y > sizeY || req.Y < -sizeY {
+		return nil, tilesource.BadRequest("y is outside layer")
 	}
 	f := 1 << (maxLevel - req.Level)
 	left, top := (req.X*ts-ov)*f, (req.Y*ts-ov)*f
@@ -195,6 +210,9 @@ func valueEncoding(loc Locator, enc string) (string, string, error) {
 func encodeResult(img *encode.Image, enc string, o EncodeOptions, mime, status string) (*Result, error) {
 	if img == nil || img.Width == 0 || img.Height == 0 {
 		return &Result{Data: []byte{}, MIME: mime, CacheStatus: status}, nil
+	}
+	if err := checkEncodable(enc, o, img.Width, img.Height); err != nil {
+		return nil, err
 	}
 	data, err := encode.Encode(img, encodeOptions(enc, o))
 	if err != nil {
@@ -492,8 +510,21 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	if outW <= 0 || outH <= 0 || rW <= 0 || rH <= 0 {
 		return nil, nil
 	}
-	if int64(outW)*int64(outH) > maxRegionPixels {
-		return nil, tilesource.BadRequest("Value Error: The requested output is too large.")
+	// The fill canvas is at least the requested box: check what will be
+	// allocated, not only the scaled image.
+	canvasW, canvasH := outW, outH
+	if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
+		canvasW, canvasH = max(outW, *rr.maxW), max(outH, *rr.maxH)
+	}
+	if err := checkOutput(canvasW, canvasH); err != nil {
+		return nil, err
+	}
+	// An image the encoder cannot write is refused before it is made
+	// (analysis routes pass no encoding: they encode nothing).
+	if enc != "" {
+		if err := checkEncodable(enc, EncodeOptions{}, canvasW, canvasH); err != nil {
+			return nil, err
+		}
 	}
 
 	// 5. Level: the lowest with at least the needed resolution.
@@ -513,8 +544,8 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		y0 = int(float64(y0) / f)
 		y1 = max(int(float64(y1)/f), y0+1)
 	}
-	if int64(x1-x0)*int64(y1-y0) > maxRegionPixels {
-		return nil, tilesource.BadRequest("Value Error: The requested region is too large.")
+	if err := checkOutput(x1-x0, y1-y0); err != nil {
+		return nil, err
 	}
 
 	// 6. Assembly from unstyled tiles of the level.

@@ -20,6 +20,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // iccDefault is large_image's icc_correction default: decoded output of a
@@ -57,6 +58,11 @@ func parseStyle(s string, invalidStatus int) (styleSpec, error) {
 			return styleSpec{}, tilesource.Errorf(invalidStatus, "%s", se.Message)
 		}
 		return styleSpec{}, &tilesource.Error{Status: invalidStatus, Message: style.ErrNotJSONObject, Cause: err}
+	}
+	// Each band is a pass over every pixel: bound their number before
+	// any image work.
+	if err := checkCount("The number of style bands", len(st.Bands()), limits.Get().MaxStyleBands); err != nil {
+		return styleSpec{}, err
 	}
 	spec := styleSpec{st: st, key: st.Canonical()}
 	// {"icc": true} renders exactly like no style: share its entries.

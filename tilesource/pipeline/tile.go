@@ -38,6 +38,9 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 	if err != nil {
 		return nil, err
 	}
+	if err := checkEncodable(enc, req.Encode, 0, 0); err != nil {
+		return nil, err
+	}
 	style, err := parseStyle(req.Style, http.StatusNotFound)
 	if err != nil {
 		return nil, err
