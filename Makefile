@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
+	$(GO) test $(FUZZ) -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/
 	for f in FuzzRegion FuzzThumbnailAndAssociated FuzzSynthesis FuzzQuadInfo FuzzFrames; do \
 		$(GO) test $(FUZZ) -fuzz "^$$f\$$" ./tilesource/pipeline/ || exit 1; done
@@ -78,4 +79,4 @@ bench: build
 	$(GO) test -run '^$$' -bench . -count 5 ./tilecache/ ./tilesource/pipeline/ ./encode/ | tee out/bench/go-bench.txt
 
 clean:
-	rm -rf bin out web/node_modules girder/web/dist/openseadragon
+	rm -rf bin out web/node_modules girder/web/dist/openseadragon girder/web/dist/mirador

@@ -95,6 +95,28 @@ func (p *params) boolOrInt(name string) string {
 	return v
 }
 
+// rejectRepeatedParams answers 400 when a query parameter of an API route
+// is given more than once, before any other check, as Girder's endpoint
+// decorator does (girder/api/rest.py, _preventRepeatedParams). The first
+// such name in query order is reported, as Girder walks its parameters in
+// that order.
+func rejectRepeatedParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/") || r.URL.RawQuery == "" {
+			return next(c)
+		}
+		q := c.QueryParams()
+		for _, pair := range strings.Split(r.URL.RawQuery, "&") {
+			name, _, _ := strings.Cut(pair, "=")
+			if name, err := url.QueryUnescape(name); err == nil && len(q[name]) > 1 {
+				return tilesource.BadRequest("Parameter \"%s\" must not be specified multiple times.", name)
+			}
+		}
+		return next(c)
+	}
+}
+
 func (p *params) fail(err error) {
 	if p.err == nil {
 		p.err = err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tileserver/tileserver/girder/iiif"
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilesource"
@@ -117,8 +118,15 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	// takes OPTIONS.
 	e.Pre(s.headers)
 	e.Use(s.limitBody)
+	e.Use(rejectRepeatedParams)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
+	if core, ok := svc.(iiif.Core); ok {
+		iiif.Register(e, iiif.Config{Core: core, Store: st, MaxAge: cfg.MaxAge, Logger: log,
+			Locate: func(id string) (store.Item, pipeline.Locator, error) {
+				return s.itemLocator(id, http.StatusNotFound)
+			}})
+	}
 	for _, f := range s.extra {
 		f(e)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/girder/store"
+	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
@@ -147,9 +148,26 @@ func checkRegionSize(req pipeline.RegionRequest) error {
 	return nil
 }
 
+// checkStyleParam refuses a style that is not a JSON object on the routes
+// that only open the source with it (metadata, internal_metadata,
+// dzi.dzi), as large_image's TileSource._setStyle does when the source is
+// opened; what the style says is only checked where it is applied.
+func checkStyleParam(c echo.Context) error {
+	q := c.QueryParams()
+	if raw, ok := q["style"]; ok && strings.TrimSpace(raw[0]) != "" {
+		if _, err := style.DecodeObject(raw[0]); err != nil {
+			return tilesource.BadRequest("%s", style.ErrNotJSONObject)
+		}
+	}
+	return nil
+}
+
 func (s *Server) metadata(c echo.Context) error {
 	_, loc, err := s.largeImage(c, http.StatusBadRequest)
 	if err != nil {
+		return err
+	}
+	if err := checkStyleParam(c); err != nil {
 		return err
 	}
 	md, err := s.svc.Metadata(c.Request().Context(), loc)
@@ -162,6 +180,9 @@ func (s *Server) metadata(c echo.Context) error {
 func (s *Server) internalMetadata(c echo.Context) error {
 	_, loc, err := s.largeImage(c, http.StatusBadRequest)
 	if err != nil {
+		return err
+	}
+	if err := checkStyleParam(c); err != nil {
 		return err
 	}
 	md, err := s.svc.InternalMetadata(c.Request().Context(), loc)
@@ -387,6 +408,9 @@ func (s *Server) dziInfo(c echo.Context) error {
 	}
 	ts, ov, enc, err := dziParams(c)
 	if err != nil {
+		return err
+	}
+	if err := checkStyleParam(c); err != nil {
 		return err
 	}
 	w, h, err := s.svc.DZIInfo(c.Request().Context(), loc)

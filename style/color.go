@@ -32,16 +32,21 @@ var (
 
 // ParseColour parses a colour string the way Pillow's ImageColor does (hex,
 // rgb(), rgba(), hsl(), hsv()/hsb() and CSS names, case-insensitive), with
-// large_image's exact-case overrides R/RED, G/GREEN and B/BLUE. It is the
-// syntax of palettes and of the edge and fill parameters.
+// large_image's exact-case overrides R/RED, G/GREEN and B/BLUE (its
+// utilities.colormap). It is the syntax of palettes and of the fill
+// parameter.
 func ParseColour(s string) (Colour, bool) {
 	if c, ok := exactCaseColours[s]; ok {
 		return c, true
 	}
-	return parsePILColour(s)
+	return ParsePILColour(s)
 }
 
-func parsePILColour(s string) (Colour, bool) {
+// ParsePILColour parses a colour string exactly as Pillow's
+// ImageColor.getrgb does, without large_image's overrides: the syntax of
+// the edge parameter, which large_image's _outputTile hands to
+// PIL.ImageColor.getcolor as given.
+func ParsePILColour(s string) (Colour, bool) {
 	if len(s) > 100 {
 		return Colour{}, false
 	}
@@ -86,6 +91,15 @@ func parsePILColour(s string) (Colour, bool) {
 	return Colour{}, false
 }
 
+// ColourError is Pillow's ImageColor.getrgb message for a string neither
+// parser accepts (Pillow reports the lower-cased string).
+func ColourError(s string) string {
+	if len(s) > 100 {
+		return "color specifier is too long"
+	}
+	return "unknown color specifier: " + pyRepr(strings.ToLower(s))
+}
+
 // parseMplColour is the matplotlib fallback large_image uses for palette
 // entries Pillow rejects: named colours (xkcd:, tab:, single letters), the
 // default cycle C0–C9 and grey levels written as a number in [0, 1]. The
@@ -103,7 +117,7 @@ func parseMplColour(s string) (Colour, bool) {
 			return Colour{g, g, g, 255}, true
 		}
 	}
-	if c, ok := parsePILColour(s); ok {
+	if c, ok := ParsePILColour(s); ok {
 		return Colour{c[0], c[1], c[2], 255}, true
 	}
 	return Colour{}, false

@@ -84,6 +84,17 @@ func Parse(raw string) (*Style, error) {
 	if raw == "" {
 		return nil, nil
 	}
+	obj, err := DecodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	return FromMap(obj)
+}
+
+// DecodeObject decodes raw as one JSON object (numbers as json.Number),
+// the only check large_image makes when a source is opened with a style
+// (TileSource._setStyle); an *Error with ErrNotJSONObject otherwise.
+func DecodeObject(raw string) (map[string]any, error) {
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -97,7 +108,7 @@ func Parse(raw string) (*Style, error) {
 	if !ok {
 		return nil, &Error{Message: ErrNotJSONObject}
 	}
-	return FromMap(obj)
+	return obj, nil
 }
 
 // FromMap builds a style from an already decoded JSON object (numbers as

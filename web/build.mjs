@@ -20,6 +20,24 @@ cpSync(join(src, "images"), join(out, "images"), { recursive: true });
 cpSync(join(pkg, "LICENSE.txt"), join(out, "LICENSE.txt"));
 const version = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version;
 writeFileSync(join(out, "VERSION"), version + "\n");
+
+// Mirador's self-contained bundle, for the IIIF browser test (it opens the
+// server's manifests and collections in a real IIIF client).
+const mirPkg = join(here, "node_modules", "mirador");
+const mirOut = join(here, "..", "girder", "web", "dist", "mirador");
+if (!existsSync(join(mirPkg, "dist", "mirador.min.js"))) {
+  console.error("mirador is not installed: run `npm ci` in web/ first");
+  process.exit(1);
+}
+rmSync(mirOut, { recursive: true, force: true });
+mkdirSync(mirOut, { recursive: true });
+// The license travels with the redistributed file (Apache-2.0).
+cpSync(join(mirPkg, "LICENSE"), join(mirOut, "LICENSE"));
+const mirVersion = JSON.parse(readFileSync(join(mirPkg, "package.json"), "utf8")).version;
+writeFileSync(join(mirOut, "VERSION"), mirVersion + "\n");
+cpSync(join(mirPkg, "dist", "mirador.min.js"), join(mirOut, "mirador.min.js"));
+console.log(`mirador ${mirVersion} copied to girder/web/dist/mirador`);
+
 // The script is copied last: make uses it as the target, so its time
 // marks a complete copy.
 cpSync(join(src, "openseadragon.min.js"), join(out, "openseadragon.min.js"));

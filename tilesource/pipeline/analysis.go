@@ -47,33 +47,77 @@ func (p *Pipeline) Histogram(ctx context.Context, loc Locator, req HistogramRequ
 			return nil, tilesource.BadRequest("Value Error: rangeMin must not be greater than rangeMax.")
 		}
 	}
-	img, err := p.analysisRegion(ctx, loc, req.Region, !resampleRequested(req.Region.Resample))
+	var geom regionGeom
+	img, err := p.analysisRegion(ctx, loc, req.Region, true, &geom)
 	if err != nil {
 		return nil, err
 	}
 	if img == nil || img.Width == 0 || img.Height == 0 {
 		return []style.BandHist{}, nil
 	}
+	parts := []*encode.Image{img}
+	if histogramResamples(req.Region.Resample) && math.Round(geom.scale*100) != 100 {
+		parts = resampleByTiles(img, geom)
+	}
 	h := style.NewHistogrammer(bins, lo, hi, req.RoundRange, req.Density)
-	forStrips(img, h.AddMinMax)
-	forStrips(img, h.AddHist)
+	for _, part := range parts {
+		forStrips(part, h.AddMinMax)
+	}
+	for _, part := range parts {
+		forStrips(part, h.AddHist)
+	}
 	return h.Result(), nil
 }
 
-// resampleRequested reports whether the histogram's resample parameter asks
-// for scaling to the output size; absent or false reads the level as is.
-func resampleRequested(v string) bool {
-	switch strings.ToLower(v) {
-	case "", "false", "off", "no":
+// histogramResamples reads the histogram's resample parameter as
+// large_image's TileIterator does: absent means resample (its default is
+// True, whatever the route's documentation says), false or 0 reads the
+// level as stored. Any other value resamples with LANCZOS: the iterator
+// hands tiles bool(resample), so a Pillow filter number is not used.
+func histogramResamples(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "false", "off", "no", "0":
 		return false
 	}
 	return true
 }
 
-// analysisRegion validates a region request and returns its pixels: the
-// stored values unless a style with band processing is given; noScale
-// returns the level pixels without the final scaling.
-func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRequest, noScale bool) (*encode.Image, error) {
+// resampleByTiles scales level pixels to the output resolution the way
+// large_image's tile iterator does when it resamples: the level is cut
+// into tiles of ceil(tile size · scale) level pixels, counted from the
+// level's origin and clipped to the region, and each piece is converted
+// to 8 bits and resized on its own with LANCZOS to int(size / scale) (at
+// least 1) output pixels (LazyTileDict._resample, through Pillow).
+func resampleByTiles(img *encode.Image, g regionGeom) []*encode.Image {
+	tw := max(1, int(math.Ceil(float64(g.tileW)*g.scale)))
+	th := max(1, int(math.Ceil(float64(g.tileH)*g.scale)))
+	img = encode.To8Bit(img)
+	var parts []*encode.Image
+	for ty := g.y0 / th; ty*th < g.y0+img.Height; ty++ {
+		top := max(ty*th, g.y0) - g.y0
+		bottom := min((ty+1)*th, g.y0+img.Height) - g.y0
+		for tx := g.x0 / tw; tx*tw < g.x0+img.Width; tx++ {
+			left := max(tx*tw, g.x0) - g.x0
+			right := min((tx+1)*tw, g.x0+img.Width) - g.x0
+			piece := encode.Crop(img, left, top, right-left, bottom-top)
+			w := max(1, int(float64(piece.Width)/g.scale))
+			h := max(1, int(float64(piece.Height)/g.scale))
+			if out, ok := pilResize(piece, w, h, pilLanczos); ok {
+				piece = out
+			} else if out, err := encode.Resize(piece, w, h, encode.Lanczos3); err == nil {
+				piece = out
+			}
+			parts = append(parts, piece)
+		}
+	}
+	return parts
+}
+
+// analysisRegion validates a region request and returns its pixels as the
+// image routes see them before encoding (ICC-corrected, styled when a
+// style with band processing is given); noScale returns the level pixels
+// without the final scaling.
+func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRequest, noScale bool, geom *regionGeom) (*encode.Image, error) {
 	style, err := parseStyle(req.Style, http.StatusBadRequest)
 	if err != nil {
 		return nil, err
@@ -82,7 +126,7 @@ func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRe
 	if err != nil {
 		return nil, err
 	}
-	rr.style, rr.raw, rr.noScale = style, true, noScale
+	rr.style, rr.noScale, rr.geom = style, noScale, geom
 	var img *encode.Image
 	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
 		img, err = p.region(ctx, loc, src, rr, "")
@@ -128,7 +172,7 @@ func (p *Pipeline) Pixel(ctx context.Context, loc Locator, req PixelRequest) (an
 	one := func(frame int) (map[string]any, error) {
 		left, top, w, h := req.Left, req.Top, 1.0, 1.0
 		img, err := p.analysisRegion(ctx, loc, RegionRequest{Left: &left, Top: &top, RegionWidth: &w,
-			RegionHeight: &h, Units: req.Units, UnitsWH: "base_pixels", Frame: frame, Style: req.Style}, true)
+			RegionHeight: &h, Units: req.Units, UnitsWH: "base_pixels", Frame: frame, Style: req.Style}, true, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -97,17 +97,29 @@ func TestHistogramAgainstDirectComputation(t *testing.T) {
 	wantError(t, err, 400, "Value Error: bins must be between 1 and 65536.")
 	// width/height with resample=false read the preferred level unscaled:
 	// level 1 of this file is not stored, so 200×150 reads full resolution.
-	got, err = p.Histogram(ctx, loc, HistogramRequest{Region: RegionRequest{Width: ptr(200), Height: ptr(200)}})
+	got, err = p.Histogram(ctx, loc, HistogramRequest{Region: RegionRequest{Width: ptr(200), Height: ptr(200),
+		Resample: "false"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got[0].Samples != 640*480 {
 		t.Errorf("level histogram of %v samples, want %d", got[0].Samples, 640*480)
 	}
+	// Without resample, large_image's TileIterator resamples (its default
+	// is True): 640×480 at scale 3.2 is one 820-pixel iterator tile, made
+	// int(640/3.2)×int(480/3.2).
+	got, err = p.Histogram(ctx, loc, HistogramRequest{Region: RegionRequest{Width: ptr(200), Height: ptr(200)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Samples != 200*150 {
+		t.Errorf("default histogram of %v samples, want %d", got[0].Samples, 200*150)
+	}
 	// On the test source every level is stored: 1024² asked at 200 reads
 	// the 256² level.
 	test := testLoc(map[string]string{"sizeX": "1024", "sizeY": "1024"})
-	got, err = p.Histogram(ctx, test, HistogramRequest{Region: RegionRequest{Width: ptr(200), Height: ptr(200)}})
+	got, err = p.Histogram(ctx, test, HistogramRequest{Region: RegionRequest{Width: ptr(200), Height: ptr(200),
+		Resample: "0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,8 +98,10 @@ type AssociatedRequest struct {
 	Encode        EncodeOptions
 }
 
-// HistogramRequest asks for per-band histograms of a region (TileSource.histogram). Region.Resample "" or false reads the level pixels without
-// scaling them to the output size, as large_image does by default.
+// HistogramRequest asks for per-band histograms of a region
+// (TileSource.histogram). Region.Resample false or 0 reads the level pixels
+// without scaling them to the output size; absent or true resamples, as
+// large_image's TileIterator does by default.
 type HistogramRequest struct {
 	Region RegionRequest
 	// Bins is the number of bins (1–65536); 0 means 256.

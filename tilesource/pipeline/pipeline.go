@@ -159,6 +159,11 @@ func (p *Pipeline) InternalMetadata(ctx context.Context, loc Locator) (map[strin
 			m[k] = v
 		}
 		info := src.Info()
+		// large_image's ImageItem.getInternalMetadata lists the profiles'
+		// descriptions when the source has any.
+		if desc, ok := encode.ICCProfileInfo(info.ICCProfile); ok {
+			m["iccprofiles"] = []string{desc}
+		}
 		m["tilesource"] = info.SourceName
 		n := 0
 		for _, s := range info.Stored {
@@ -240,7 +245,7 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 		if err := checkOutput(w, h); err != nil {
 			return nil, err
 		}
-		return resizeImage(img, w, h, "")
+		return resizeImage(img, w, h)
 	})
 	if errors.Is(err, errNoAssociated) {
 		return nil, nil

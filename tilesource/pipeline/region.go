@@ -233,15 +233,30 @@ type regionParams struct {
 	magnification, mmX, mmY  *float64
 	exact                    bool
 	frame                    int
-	kernel                   encode.Kernel
-	nearest, resampleGiven   bool
 	style                    styleSpec
 	// noScale returns the assembled level pixels without the final
 	// scaling, letterbox and mode change (large_image's resample=False
 	// iteration used by statistics).
 	noScale bool
-	// raw skips ICC correction: analysis routes report stored values.
-	raw bool
+	// geom, when set, receives where the assembled pixels lie in their
+	// level.
+	geom *regionGeom
+}
+
+// regionGeom places an assembled region in its level: its top-left level
+// pixel, the level's tile size, and the level pixels per output pixel.
+type regionGeom struct {
+	x0, y0       int
+	tileW, tileH int
+	scale        float64
+}
+
+func intToFloat(v *int) *float64 {
+	if v == nil {
+		return nil
+	}
+	f := float64(*v)
+	return &f
 }
 
 func newRegionParams(req RegionRequest) (regionParams, error) {
@@ -275,16 +290,16 @@ func newRegionParams(req RegionRequest) (regionParams, error) {
 			return rr, err
 		}
 	}
+	// Girder's boolOrInt: a boolean word or an integer. large_image's
+	// getRegion scales the same way whatever the value (only an absent
+	// value, None, would mean NEAREST, and HTTP cannot send one); the
+	// histogram reads it (histogramFilter).
 	switch strings.ToLower(req.Resample) {
-	case "", "true", "false", "on", "off", "yes", "no", "1":
-	case "0":
-		rr.nearest = true
-	case "2":
-		rr.kernel, rr.resampleGiven = encode.Linear, true
-	case "3":
-		rr.kernel, rr.resampleGiven = encode.Cubic, true
+	case "", "true", "false", "on", "off", "yes", "no":
 	default:
-		return rr, tilesource.BadRequest(`"resample" parameter is an incorrect type.`)
+		if _, err := strconv.Atoi(strings.TrimSpace(req.Resample)); err != nil {
+			return rr, tilesource.BadRequest(`"resample" parameter is an incorrect type.`)
+		}
 	}
 	return rr, nil
 }
@@ -380,21 +395,15 @@ func levelForMagnification(info *tilesource.Info, mag, mmX, mmY *float64, exact 
 // calculateWidthHeight is large_image's _calculateWidthHeight (TileSource.getRegion
 // step 4): the output size that fits rW×rH into the max box, aspect kept.
 func calculateWidthHeight(maxW, maxH *int, rW, rH int) (int, int) {
-	var mw, mh *float64
-	if maxW != nil {
-		v := float64(*maxW)
-		mw = &v
-	}
-	if maxH != nil {
-		v := float64(*maxH)
-		mh = &v
-	}
-	return calcWH(mw, mh, float64(rW), float64(rH))
+	w, h, _ := calcWH(intToFloat(maxW), intToFloat(maxH), float64(rW), float64(rH))
+	return w, h
 }
 
-func calcWH(maxW, maxH *float64, rW, rH float64) (int, int) {
+// calcWH also returns the scale, region pixels per output pixel along the
+// axis that decided the size.
+func calcWH(maxW, maxH *float64, rW, rH float64) (int, int, float64) {
 	if rW <= 0 || rH <= 0 || (maxW == nil && maxH == nil) {
-		return 0, 0
+		return 0, 0, 1
 	}
 	var mw, mh float64
 	switch {
@@ -410,9 +419,9 @@ func calcWH(maxW, maxH *float64, rW, rH float64) (int, int) {
 	sw := max(1, clampInt(rW*mh/rH))
 	sh := max(1, clampInt(rH*mw/rW))
 	if float64(sw) == mw || (mw*rH > mh*rW && float64(sh) != mh) {
-		return sw, clampInt(mh)
+		return sw, clampInt(mh), rH / mh
 	}
-	return clampInt(mw), sh
+	return clampInt(mw), sh, rW / mw
 }
 
 // preferredLevel is getPreferredLevel: the nearest stored level at or above
@@ -496,14 +505,18 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	y0, y1 := bounds(top, bottom, height, info.SizeY)
 	rW, rH := x1-x0, y1-y0
 
-	// 3 and 4. Output size.
+	// 3 and 4. Output size, and the scale large_image's tile iterator
+	// calls requestedScale.
 	var outW, outH int
+	scale := 1.0
 	switch {
 	case rr.maxW != nil || rr.maxH != nil:
-		outW, outH = calculateWidthHeight(rr.maxW, rr.maxH, rW, rH)
+		mw, mh := intToFloat(rr.maxW), intToFloat(rr.maxH)
+		outW, outH, scale = calcWH(mw, mh, float64(rW), float64(rH))
 	case magScale != nil && *magScale != 1:
 		mw, mh := float64(rW) / *magScale, float64(rH) / *magScale
-		outW, outH = calcWH(&mw, &mh, float64(rW), float64(rH))
+		outW, outH, _ = calcWH(&mw, &mh, float64(rW), float64(rH))
+		scale = *magScale
 	default:
 		outW, outH = rW, rH
 	}
@@ -543,6 +556,10 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		x1 = max(int(float64(x1)/f), x0+1)
 		y0 = int(float64(y0) / f)
 		y1 = max(int(float64(y1)/f), y0+1)
+		scale /= f
+	}
+	if rr.geom != nil {
+		*rr.geom = regionGeom{x0: x0, y0: y0, scale: scale, tileW: info.TileWidth, tileH: info.TileHeight}
 	}
 	if err := checkOutput(x1-x0, y1-y0); err != nil {
 		return nil, err
@@ -554,12 +571,15 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 		return nil, err
 	}
 	// Style or colour-manage at the level, as large_image does per tile,
-	// before any scaling.
+	// before any scaling. Every route reads pixels this way, the analysis
+	// ones (pixel, histogram, bands, auto ranges) included: large_image's
+	// tile iterator gets its tiles from getTile, which applies the ICC
+	// correction unless the style turns it off.
 	if rr.style.pixels() {
 		if img, err = p.styleRegion(ctx, loc, src, rr.style.st, rr.frame, level, x0, y0, x1, y1, img); err != nil {
 			return nil, err
 		}
-	} else if profile, intent := rr.style.profile(info); !rr.raw && profile != nil {
+	} else if profile, intent := rr.style.profile(info); profile != nil {
 		img = iccTransform(img, profile, intent)
 	}
 	if rr.noScale {
@@ -569,7 +589,7 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	// 7. Final scaling.
 	resized := false
 	if img.Width != outW || img.Height != outH {
-		if img, err = scaleRegion(img, outW, outH, rr); err != nil {
+		if img, err = scaleRegion(img, outW, outH); err != nil {
 			return nil, err
 		}
 		resized = true
@@ -637,40 +657,27 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 	return out, nil
 }
 
-// scaleRegion scales the assembled region to the output size (TileSource.getRegion
-// step 7).
-func scaleRegion(img *encode.Image, w, h int, rr regionParams) (*encode.Image, error) {
-	if rr.nearest || (img.Format == encode.Uint16 && img.Bands == 1) {
+// scaleRegion scales the assembled region to the output size as
+// large_image's getRegion does: single-band 16-bit pixels by nearest
+// neighbour (keeping 16 bits), everything else in 8 bits through Pillow.
+func scaleRegion(img *encode.Image, w, h int) (*encode.Image, error) {
+	if img.Format == encode.Uint16 && img.Bands == 1 {
 		return nearestResize(img, w, h), nil
 	}
-	return resizeImage(encode.To8Bit(img), w, h, kernelName(rr))
+	return resizeImage(encode.To8Bit(img), w, h)
 }
 
-func kernelName(rr regionParams) string {
-	if !rr.resampleGiven {
-		return ""
+// resizeImage scales as large_image's getRegion and getAssociatedImage
+// do: Pillow's LANCZOS, or BICUBIC when the width grows. 8-bit images of up
+// to 4 bands (everything large_image hands to Pillow) go through
+// pilResize; others through libvips.
+func resizeImage(img *encode.Image, w, h int) (*encode.Image, error) {
+	k, f := encode.Lanczos3, pilLanczos
+	if w > img.Width {
+		k, f = encode.Cubic, pilBicubic
 	}
-	switch rr.kernel {
-	case encode.Linear:
-		return "linear"
-	case encode.Cubic:
-		return "cubic"
-	}
-	return ""
-}
-
-// resizeImage scales with LANCZOS when shrinking and BICUBIC when
-// enlarging unless a kernel is named.
-func resizeImage(img *encode.Image, w, h int, kernel string) (*encode.Image, error) {
-	k := encode.Lanczos3
-	if w > img.Width || h > img.Height {
-		k = encode.Cubic
-	}
-	switch kernel {
-	case "linear":
-		k = encode.Linear
-	case "cubic":
-		k = encode.Cubic
+	if out, ok := pilResize(img, w, h, f); ok {
+		return out, nil
 	}
 	return encode.Resize(img, w, h, k)
 }
@@ -704,28 +711,19 @@ func (f fillSpec) key() string {
 	return fmt.Sprintf("%t:%02x%02x%02x%02x", f.corner, f.color.r, f.color.g, f.color.b, f.color.a)
 }
 
-// parseFill reads fill: a colour, "corner:<colour>", or "none".
+// parseFill reads fill: a colour, "corner:<colour>", or "none", as
+// large_image's _letterboxImage does (the prefix in any case, the colour
+// with its exact-case R/G/B overrides).
 func parseFill(s string) (fillSpec, error) {
 	if s == "" || strings.EqualFold(s, "none") {
 		return fillSpec{}, nil
 	}
 	f := fillSpec{set: true}
-	if rest, ok := strings.CutPrefix(strings.ToLower(s), "corner:"); ok {
+	if len(s) >= len("corner:") && strings.EqualFold(s[:len("corner:")], "corner:") {
 		f.corner = true
-		s = rest
+		s = s[len("corner:"):]
 	}
-	// PIL's single-letter primaries.
-	switch strings.ToUpper(s) {
-	case "R":
-		s = "#ff0000"
-	case "G":
-		s = "#00ff00"
-	case "B":
-		s = "#0000ff"
-	case "GREEN":
-		s = "#00ff00"
-	}
-	c, err := parseColor(s)
+	c, err := parseColour(s, true)
 	if err != nil {
 		return fillSpec{}, err
 	}

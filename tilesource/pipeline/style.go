@@ -271,12 +271,14 @@ func (p *Pipeline) frameStats(ctx context.Context, loc Locator, src tilesource.S
 }
 
 // frameView returns the unstyled pixels of a whole frame at the level that
-// covers side pixels per side, in the source's format, without resampling.
+// covers side pixels per side, without resampling: large_image's
+// histogram(resample=False) of its unstyled source, ICC-corrected as every
+// unstyled read is.
 func (p *Pipeline) frameView(ctx context.Context, loc Locator, src tilesource.Source, frame, side int) (*encode.Image, error) {
 	info := src.Info()
 	w, h := min(info.SizeX, side), min(info.SizeY, side)
 	rr := regionParams{maxW: &w, maxH: &h, frame: frame, units: "base_pixels", unitsWH: "base_pixels",
-		noScale: true, raw: true}
+		noScale: true}
 	return p.region(ctx, loc, src, rr, "")
 }
 

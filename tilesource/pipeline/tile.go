@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
 )
@@ -250,8 +251,9 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
 		out = sampleNearest(canvas, w, h, scale)
 	} else {
+		// Pillow's LANCZOS, as large_image's _getTileFromEmptyLevel.
 		var err error
-		if out, err = encode.Resize(canvas, w, h, encode.Lanczos3); err != nil {
+		if out, err = resizeImage(canvas, w, h); err != nil {
 			return nil, err
 		}
 	}
@@ -418,7 +420,7 @@ func parseEdge(s string) (edgeSpec, error) {
 	case "crop", "true":
 		return edgeSpec{kind: edgeCrop, key: "crop"}, nil
 	}
-	c, err := parseColor(s)
+	c, err := parseColour(s, false)
 	if err != nil {
 		return edgeSpec{}, err
 	}
@@ -442,63 +444,23 @@ func (c rgba) bands(n int) []float64 {
 	return []float64{float64(c.r), float64(c.g), float64(c.b), float64(c.a)}
 }
 
-// cssColors is a small table of common CSS colour names.
-var cssColors = map[string]rgba{
-	"black": {0, 0, 0, 255}, "white": {255, 255, 255, 255}, "red": {255, 0, 0, 255},
-	"green": {0, 128, 0, 255}, "blue": {0, 0, 255, 255}, "yellow": {255, 255, 0, 255},
-	"cyan": {0, 255, 255, 255}, "aqua": {0, 255, 255, 255}, "magenta": {255, 0, 255, 255},
-	"fuchsia": {255, 0, 255, 255}, "gray": {128, 128, 128, 255}, "grey": {128, 128, 128, 255},
-	"silver": {192, 192, 192, 255}, "lightgray": {211, 211, 211, 255},
-	"lightgrey": {211, 211, 211, 255}, "darkgray": {169, 169, 169, 255},
-	"darkgrey": {169, 169, 169, 255}, "maroon": {128, 0, 0, 255}, "olive": {128, 128, 0, 255},
-	"lime": {0, 255, 0, 255}, "navy": {0, 0, 128, 255}, "purple": {128, 0, 128, 255},
-	"teal": {0, 128, 128, 255}, "orange": {255, 165, 0, 255}, "pink": {255, 192, 203, 255},
-	"brown": {165, 42, 42, 255}, "transparent": {0, 0, 0, 0},
-}
-
-// parseColor reads #rgb, #rgba, #rrggbb, #rrggbbaa or a CSS name
-// (case-insensitive).
-func parseColor(s string) (rgba, error) {
-	bad := tilesource.BadRequest("Value Error: unknown color specifier: '%s'", s)
-	name := strings.ToLower(strings.TrimSpace(s))
-	if c, ok := cssColors[name]; ok {
-		return c, nil
+// parseColour reads a colour parameter with the style package's parser,
+// Pillow's ImageColor syntax (hex, rgb(), rgba(), hsl(), hsv(), every CSS
+// name). withOverrides adds large_image's exact-case R/G/B/RED/GREEN/BLUE,
+// which its letterbox fill honours and its edge fill does not.
+func parseColour(s string, withOverrides bool) (rgba, error) {
+	parse := style.ParsePILColour
+	if withOverrides {
+		parse = style.ParseColour
 	}
-	if !strings.HasPrefix(name, "#") {
-		return rgba{}, bad
+	c, ok := parse(s)
+	if !ok {
+		return rgba{}, tilesource.BadRequest("Value Error: %s", style.ColourError(s))
 	}
-	hex := name[1:]
-	var digits []uint8
-	for _, ch := range hex {
-		var d uint8
-		switch {
-		case ch >= '0' && ch <= '9':
-			d = uint8(ch - '0')
-		case ch >= 'a' && ch <= 'f':
-			d = uint8(ch-'a') + 10
-		default:
-			return rgba{}, bad
-		}
-		digits = append(digits, d)
-	}
-	v := make([]uint8, 0, 4)
-	switch len(digits) {
-	case 3, 4:
-		for _, d := range digits {
-			v = append(v, d*17)
-		}
-	case 6, 8:
-		for i := 0; i < len(digits); i += 2 {
-			v = append(v, digits[i]*16+digits[i+1])
-		}
-	default:
-		return rgba{}, bad
-	}
-	c := rgba{v[0], v[1], v[2], 255}
-	if len(v) == 4 {
-		c.a = v[3]
-	}
-	return c, nil
+	// Pillow accepts rgb(300,0,0); the sample is then stored in 8 bits,
+	// so clamp rather than wrap.
+	b := func(v float64) uint8 { return uint8(math.Round(math.Min(255, math.Max(0, v)))) }
+	return rgba{b(c[0]), b(c[1]), b(c[2]), b(c[3])}, nil
 }
 
 // clampInt keeps float-derived sizes inside int range.
