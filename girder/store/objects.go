@@ -91,6 +91,9 @@ func (s *Store) importObjects(ctx context.Context, opt ImportOptions, log *slog.
 		files   = map[string]*File{}
 		// series groups DICOM objects by folder and Series Instance UID.
 		series = map[[2]string][]ObjectInfo{}
+		// members are DICOM objects of a series that no reader opens
+		// alone, joined to their series when another instance opens.
+		members = map[[2]string][]ObjectInfo{}
 	)
 	addFolder := func(rel string, mod time.Time) {
 		id := ID("folder", rel)
@@ -136,6 +139,13 @@ func (s *Store) importObjects(ctx context.Context, opt ImportOptions, log *slog.
 		}
 		source, err := opt.CanOpen(ctx, s.objects.Path(o.Key))
 		if err != nil {
+			// An instance that is no slide by itself (a thumbnail or
+			// label) still belongs to its series, as on disk.
+			if uid := s.objects.SeriesUID(ctx, o); uid != "" {
+				k := [2]string{parentDir(o.Key), uid}
+				members[k] = append(members[k], o)
+				continue
+			}
 			log.Info("import: skipping file no reader opens", "path", o.Key, "reason", err.Error())
 			st.Skipped++
 			continue
@@ -148,6 +158,14 @@ func (s *Store) importObjects(ctx context.Context, opt ImportOptions, log *slog.
 			}
 		}
 		s.addObjectItem([]ObjectInfo{o}, source, items, files)
+	}
+	for k, g := range members {
+		if series[k] == nil {
+			log.Info("import: skipping DICOM files of a series no reader opens", "path", g[0].Key, "files", len(g))
+			st.Skipped += len(g)
+			continue
+		}
+		series[k] = append(series[k], g...)
 	}
 	for _, g := range series {
 		sort.Slice(g, func(i, j int) bool { return g[i].Key < g[j].Key })
