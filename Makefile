@@ -40,8 +40,12 @@ demo:
 			cp $(SHARED)/testdata/$$f $(SLIDES)/demo/; done; \
 		echo "demo slides copied to $(SLIDES)/demo"; fi
 
+# A fresh admin token each run (unless TILESERVER_ADMIN_TOKEN is set), printed
+# with the URL, so the viewer's cache panel works.
 run: build demo
-	./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
+	@token="$${TILESERVER_ADMIN_TOKEN:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"; \
+		echo "viewer: http://$(ADDR)/  admin token (cache panel): $$token"; \
+		TILESERVER_ADMIN_TOKEN="$$token" exec ./bin/tileserver --addr $(ADDR) --data $(DATA) --slides $(SLIDES)
 
 vet:
 	$(GO) vet ./...
@@ -49,12 +53,15 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
+	yamllint -c deploy/yamllint.yaml --strict deploy docker/compose.yaml
 
 unit: deps web
 	$(GO) test -count=1 ./...
 
-race:
-	$(GO) test -count=1 -race ./tilecache/... ./tilesource/pipeline/...
+# Every package under the race detector; -short trims the slow parts (the
+# concurrency stress test keeps to the smaller images).
+race: deps web
+	$(GO) test -count=1 -race -short ./...
 
 # A short fuzz run of each parser (the seed corpora live in testdata/).
 FUZZ = -run '^$$' -fuzztime 10s -fuzzminimizetime 5s
@@ -62,6 +69,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/tiff/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
+	$(GO) test $(FUZZ) -fuzz '^FuzzInspectJ2K$$' ./encode/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParse$$' ./style/
 	$(GO) test $(FUZZ) -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 	$(GO) test $(FUZZ) -fuzz '^FuzzHandler$$' ./girder/

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // libvips 8.14.1 (Debian bookworm) corrupts memory on two kinds of JPEG 2000
@@ -73,8 +75,23 @@ func inspectJ2K(head []byte) (*j2kLayout, error) {
 	if nc == 0 || len(siz) < 38+3*nc {
 		return nil, fmt.Errorf("%w: bad SIZ marker", ErrJ2KUnsupported)
 	}
+	bytesPerSample := int64(1)
 	for c := range nc {
 		l.precision = append(l.precision, int(siz[38+3*c]&0x7F)+1)
+		if l.precision[c] > 8 {
+			bytesPerSample = 2
+		}
+	}
+	// OpenJPEG decodes a whole tile at a time (the whole image when it is
+	// not tiled): the declared image and tile sizes bound what a decode
+	// allocates, so check them before libvips sees the stream.
+	w, h := int64(be.Uint32(siz[4:])), int64(be.Uint32(siz[8:]))
+	if err := limits.CheckSide("JPEG 2000 image", w, h); err != nil {
+		return nil, err
+	}
+	tw, th := min(int64(be.Uint32(siz[20:])), w), min(int64(be.Uint32(siz[24:])), h)
+	if err := limits.CheckDecoded("JPEG 2000 tile", tw, th, int64(nc), bytesPerSample); err != nil {
+		return nil, err
 	}
 	if p := l.palette; p != nil {
 		for _, m := range p.cmap {

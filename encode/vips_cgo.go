@@ -238,7 +238,7 @@ static int tsv_resize(const void *pix, size_t size, int width, int height,
 // ARGB words into a g_malloc'd buffer. On failure it returns NULL and sets
 // *err to a g_strdup'd message.
 static uint32_t *tsv_osr_associated(const char *path, const char *name,
-	int64_t *w, int64_t *h, char **err) {
+	int64_t max_bytes, int64_t *w, int64_t *h, char **err) {
 	openslide_t *osr = openslide_open(path);
 	uint32_t *buf;
 	const char *e;
@@ -256,6 +256,11 @@ static uint32_t *tsv_osr_associated(const char *path, const char *name,
 	openslide_get_associated_image_dimensions(osr, name, w, h);
 	if (*w <= 0 || *h <= 0 || *w > 65535 || *h > 65535) {
 		*err = g_strdup("no such associated image");
+		openslide_close(osr);
+		return NULL;
+	}
+	if (*w * *h * 4 > max_bytes) {
+		*err = g_strdup("associated image larger than the decode limit");
 		openslide_close(osr);
 		return NULL;
 	}
@@ -326,6 +331,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 var (
@@ -479,6 +486,11 @@ func (v *vimage) readAll() (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The header's size is what the file declares: check it before
+	// allocating, and before libvips decodes anything.
+	if err := limits.CheckDecoded("decoded image", int64(v.width()), int64(v.height()), int64(v.bands()), int64(f.Size())); err != nil {
+		return nil, err
+	}
 	img := NewImage(v.width(), v.height(), v.bands(), f)
 	if err := v.fetch(0, 0, img.Width, img.Height, img.Pix); err != nil {
 		return nil, err
@@ -588,7 +600,9 @@ func ReadOpenSlideAssociated(path, name string) (*Image, error) {
 	defer C.free(unsafe.Pointer(cn))
 	var w, h C.int64_t
 	var cerr *C.char
-	buf := C.tsv_osr_associated(cp, cn, &w, &h, &cerr)
+	// The size OpenSlide reports is what the file declares: the C side
+	// refuses it over the decode limit before allocating.
+	buf := C.tsv_osr_associated(cp, cn, C.int64_t(limits.Get().MaxDecodedBytes), &w, &h, &cerr)
 	if buf == nil {
 		defer C.g_free(C.gpointer(cerr))
 		return nil, errors.New("encode: openslide: " + C.GoString(cerr))

@@ -26,6 +26,7 @@ func (a TileCacheAdmin) Info(ctx context.Context) map[string]any {
 			"maxsize": st.Memory.MaxSize, "used": st.Memory.Used, "items": st.Memory.Items,
 			"memory": st.Memory, "memcached": st.Memcached, "disk": st.Disk,
 			"produced": st.Produced, "coalesced": st.Coalesced, "produceErrors": st.ProduceErrors,
+			"abandoned": st.Abandoned, "inFlight": st.InFlight,
 		}
 		if servers := a.Tiles.ServerStats(ctx); servers != nil {
 			var maxsize, used, items int64

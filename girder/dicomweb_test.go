@@ -315,8 +315,12 @@ func TestDICOMwebAgainstOrthanc(t *testing.T) {
 		wantError(t, e.postJSON("/api/v1/large_image/dicomweb", good, "wrong"), 403, "access", "Administrator access required.")
 		wantError(t, post(with("url", "file:///etc/passwd")), 400, "rest", "Invalid DICOMweb URL")
 		wantError(t, post(with("url", "gopher://127.0.0.1/")), 400, "rest", "Invalid DICOMweb URL")
-		wantError(t, post(with("study", "1.2.x")), 400, "rest", "Invalid study UID")
-		wantError(t, post(with("series", "../../instances")), 400, "rest", "Invalid series UID")
+		wantError(t, post(with("study", "1.2.x")), 400, "rest", "Invalid study UID: DICOM UIDs hold only digits and dots")
+		wantError(t, post(with("series", "../../instances")), 400, "rest", "Invalid series UID: DICOM UIDs hold only digits and dots")
+		// 64 characters is DICOM's limit; a 66-character value is refused
+		// with the reason.
+		wantError(t, post(with("series", "1.2.826.0.1.3680043.9.7433.3.82970457260936734119270346325882945.1")), 400, "rest",
+			"Invalid series UID: DICOM UIDs are at most 64 characters, this one has 66")
 		wantError(t, post(with("folderId", "0123456789abcdef01234567")), 400, "validation", "No such folder: 0123456789abcdef01234567")
 		wantError(t, e.do(http.MethodPost, "/api/v1/large_image/dicomweb",
 			map[string]string{"Girder-Token": testAdminToken}, strings.NewReader("{")), 400, "rest", "Invalid JSON body.")

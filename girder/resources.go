@@ -29,11 +29,21 @@ func (s *Server) collectionJSON() map[string]any {
 	}
 }
 
+// remoteCollectionJSON is a collection of a remote source (a DICOMweb
+// archive).
+func remoteCollectionJSON(c store.Collection) map[string]any {
+	return map[string]any{
+		"_id": c.ID, "_modelType": "collection", "name": c.Name,
+		"description": c.Description, "public": true, "size": c.Size,
+		"created": fmtTime(c.Created), "updated": fmtTime(c.Updated),
+	}
+}
+
 func folderJSON(f store.Folder) map[string]any {
 	return map[string]any{
 		"_id": f.ID, "_modelType": "folder", "name": f.Name,
 		"parentId": f.ParentID, "parentCollection": f.ParentType,
-		"baseParentId": store.CollectionID, "baseParentType": "collection",
+		"baseParentId": f.BaseID(), "baseParentType": "collection",
 		"created": fmtTime(f.Created), "updated": fmtTime(f.Updated),
 		"description": f.Description, "public": true, "size": f.Size,
 	}
@@ -46,7 +56,7 @@ func itemJSON(it store.Item) map[string]any {
 	}
 	return map[string]any{
 		"_id": it.ID, "_modelType": "item", "name": it.Name, "folderId": it.FolderID,
-		"baseParentId": store.CollectionID, "baseParentType": "collection",
+		"baseParentId": it.BaseID(), "baseParentType": "collection",
 		"created": fmtTime(it.Created), "updated": fmtTime(it.Updated),
 		"size": it.Size, "description": it.Description, "meta": map[string]any{},
 		"largeImage": li,
@@ -93,7 +103,11 @@ func validationError(field, msg string) error {
 var errSearchMode = tilesource.BadRequest("Invalid search mode.")
 
 func (s *Server) listCollections(c echo.Context) error {
-	return c.JSON(http.StatusOK, []any{s.collectionJSON()})
+	out := []any{s.collectionJSON()}
+	for _, col := range s.store.Collections() {
+		out = append(out, remoteCollectionJSON(col))
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) getCollection(c echo.Context) error {
@@ -101,10 +115,14 @@ func (s *Server) getCollection(c echo.Context) error {
 	if err := checkObjectID(id); err != nil {
 		return err
 	}
-	if id != store.CollectionID {
+	if id == store.CollectionID {
+		return c.JSON(http.StatusOK, s.collectionJSON())
+	}
+	col, ok := s.store.Collection(id)
+	if !ok {
 		return validationError("id", "No such collection: "+id)
 	}
-	return c.JSON(http.StatusOK, s.collectionJSON())
+	return c.JSON(http.StatusOK, remoteCollectionJSON(col))
 }
 
 func (s *Server) listFolders(c echo.Context) error {
@@ -339,12 +357,31 @@ func (s *Server) importRoute(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, st)
+	res := importResult{ImportStats: st}
+	if sub == "" && s.archives != nil {
+		// A full import lists the DICOMweb archives again too.
+		res.Archives, err = s.SyncArchives(c.Request().Context())
+		if err != nil {
+			return &tilesource.Error{Status: http.StatusBadGateway, Message: "DICOMweb archive listing failed", Cause: err}
+		}
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// importResult is the answer of PUT large_image/import: the slide root's
+// counts, and each DICOMweb archive's after a full import.
+type importResult struct {
+	store.ImportStats
+	Archives map[string]store.ImportStats `json:"archives,omitempty"`
 }
 
 func (s *Server) cacheInfo(c echo.Context) error {
 	info := s.cache.Info(c.Request().Context())
 	s.backgroundInfo(info)
+	info["requests"] = s.http.snapshot()
+	if s.work != nil {
+		info["work"] = s.work.Stats()
+	}
 	return c.JSON(http.StatusOK, info)
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // Config configures the HTTP API.
@@ -38,6 +40,9 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max-body-bytes"`
 	// Logger receives error and import logs; nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
+	// RequestTimeout is the deadline of each API request (admin routes
+	// excepted); 0 means none.
+	RequestTimeout time.Duration `yaml:"-"`
 }
 
 // CacheAdmin is what the cache routes call; the command wires the tile and
@@ -66,6 +71,10 @@ type Server struct {
 	cache CacheAdmin
 	extra []func(e *echo.Echo)
 	bg    *background // warm-up, precache and prefetch (warm.go)
+	work  *work.Budget
+	http  *httpMetrics // request, error and latency series (metrics.go)
+	// archives lists the configured DICOMweb archives (dicomweb.go).
+	archives *archiveSync
 	// corsAny is set when CORSOrigins holds "*".
 	corsAny bool
 }
@@ -102,7 +111,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{cfg: cfg, svc: svc, store: st, log: log}
+	s := &Server{cfg: cfg, svc: svc, store: st, log: log, http: newHTTPMetrics()}
 	for _, o := range cfg.CORSOrigins {
 		s.corsAny = s.corsAny || o == "*"
 	}
@@ -113,7 +122,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.recoverJSON)
+	e.Use(s.observe, s.recoverJSON)
 	// Pre, not Use: a CORS preflight must be answered even where no route
 	// takes OPTIONS.
 	e.Pre(s.headers)
@@ -218,6 +227,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h.Del("Cache-Control")
 		h.Del("Content-Disposition")
 	}
+	if status == http.StatusServiceUnavailable {
+		// Busy or past its deadline: the request may succeed later.
+		c.Response().Header().Set("Retry-After", retryAfter)
+	}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(status)
 	} else {
@@ -239,8 +252,15 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 		if status == 0 {
 			status = http.StatusBadRequest
 		}
-		if status >= 500 && te.Cause != nil {
-			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		switch {
+		case te.Cause == nil || status == 499:
+		case status >= 500 && status != http.StatusServiceUnavailable:
+			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+		default:
+			// A public 4xx with an internal cause (a tile that could not
+			// be read answers 404, as in large_image): the cause is what
+			// an operator needs.
+			s.log.Warn("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
 		}
 		return status, apiError{Message: te.Message, Type: typ, Field: te.Field}
 	}
@@ -259,6 +279,9 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 			return he.Code, apiError{Message: msg, Type: "internal"}
 		}
 		return he.Code, apiError{Message: msg, Type: "rest"}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable, apiError{Message: "Request timed out, try again later", Type: "rest"}
 	}
 	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
 		// The client went away; nobody reads the answer.

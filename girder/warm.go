@@ -10,6 +10,7 @@ package girder
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"net/http"
 	"runtime"
@@ -442,7 +443,16 @@ func (w *warmer) work(ctx context.Context) {
 	}
 }
 
-func (w *warmer) warmOne(ctx context.Context, id string, wait func(context.Context) error, r *WarmItemStatus) (pipeline.WarmProgress, error) {
+// warmOne warms one item. A panic while warming it (a reader bug on a damaged file) fails
+// that item only: the caller logs it once and goes on with the next, so
+// warm-up can never take start-up down.
+func (w *warmer) warmOne(ctx context.Context, id string, wait func(context.Context) error, r *WarmItemStatus) (pr pipeline.WarmProgress, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &tilesource.Error{Status: http.StatusInternalServerError, Message: "Internal error",
+				Cause: fmt.Errorf("warm-up panicked: %v", v)}
+		}
+	}()
 	it, loc, err := w.s.itemLocator(id, http.StatusBadRequest)
 	if err != nil {
 		return pipeline.WarmProgress{}, err

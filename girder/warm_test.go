@@ -471,3 +471,49 @@ func TestPrefetchOverHTTP(t *testing.T) {
 		t.Errorf("warm status without a warmer: %d", r.status)
 	}
 }
+
+// panickyWarmer panics on one item and warms the others through the real
+// pipeline.
+type panickyWarmer struct {
+	pl   *pipeline.Pipeline
+	name string
+}
+
+func (p panickyWarmer) Warm(ctx context.Context, loc pipeline.Locator, opt pipeline.WarmOptions, progress func(pipeline.WarmProgress)) (pipeline.WarmProgress, error) {
+	if strings.HasSuffix(loc.Path, p.name) {
+		panic("reader bug")
+	}
+	return p.pl.Warm(ctx, loc, opt, progress)
+}
+
+// TestWarmPanicFailsOneItem: a panic while warming one item fails that
+// item with one log line; the others are warmed and the server serves.
+func TestWarmPanicFailsOneItem(t *testing.T) {
+	e, logs := newBgEnv(t, nil, func(pl *pipeline.Pipeline, srv func() *Server) []Option {
+		return []Option{
+			WithBackground(BackgroundConfig{Warmer: panickyWarmer{pl, "boxes.tiff"}}),
+			WithImportHook(func(_ context.Context, items []store.Item) {
+				ids := make([]string, len(items))
+				for i, it := range items {
+					ids[i] = it.ID
+				}
+				srv().WarmItems(ids, "import", true)
+			}),
+		}
+	})
+	st := e.waitWarm()
+	if st.Done != 3 || st.Failed != 1 {
+		t.Fatalf("after import: %+v", st)
+	}
+	for _, it := range st.Items {
+		if (it.State == warmFailed) != (it.Name == "boxes.tiff") || (it.State == warmFailed && it.Error != "Internal error") {
+			t.Errorf("item %s: %s %q", it.Name, it.State, it.Error)
+		}
+	}
+	if n := strings.Count(logs.String(), "warm-up panicked: reader bug"); n != 1 {
+		t.Errorf("%d log lines about the panic, want 1:\n%s", n, logs)
+	}
+	if r := e.do(http.MethodGet, "/healthz", nil, nil); r.status != http.StatusOK {
+		t.Errorf("healthz after the panic: %d", r.status)
+	}
+}

@@ -19,8 +19,11 @@ const (
 type Tiles interface {
 	// GetOrProduce returns the cached value for key, or runs produce once
 	// for all concurrent callers of the same key, stores its result in every
-	// tier and returns it. status is one of the Status constants.
-	GetOrProduce(ctx context.Context, key string, produce func() ([]byte, error)) (val []byte, status string, err error)
+	// tier and returns it. status is one of the Status constants. produce
+	// runs under its own context, not ctx: it is cancelled when every
+	// caller waiting for the result has left, or at the production
+	// deadline. A caller whose ctx ends returns at once with ctx's error.
+	GetOrProduce(ctx context.Context, key string, produce func(ctx context.Context) ([]byte, error)) (val []byte, status string, err error)
 }
 
 // Resource is something the source cache keeps open.

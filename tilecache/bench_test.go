@@ -11,7 +11,7 @@ import (
 
 var benchTile = make([]byte, 16<<10) // a typical 256x256 JPEG tile
 
-func benchProduce() ([]byte, error) { return benchTile, nil }
+func benchProduce(context.Context) ([]byte, error) { return benchTile, nil }
 
 // BenchmarkMemoryHit is the hot path: a hit in the in-process tier, from
 // parallel goroutines, on one hot key and on 1024 hot keys.

@@ -91,6 +91,10 @@ type Config struct {
 	// key, or without one, read as misses.
 	DiskKey []byte
 
+	// ProduceTimeout bounds one production (a coalesced miss), whoever
+	// waits for it; 0 means DefaultProduceTimeout.
+	ProduceTimeout time.Duration
+
 	// now replaces time.Now for the disk tier's TTL and access times in
 	// tests.
 	now func() time.Time
@@ -110,8 +114,12 @@ func DefaultConfig() Config {
 		WriteQueue:            4096,
 		Writers:               2,
 		LogInterval:           10 * time.Second,
+		ProduceTimeout:        DefaultProduceTimeout,
 	}
 }
+
+// DefaultProduceTimeout is the default Config.ProduceTimeout.
+const DefaultProduceTimeout = time.Minute
 
 // withDefaults fills zero fields from DefaultConfig and validates the rest.
 func (c Config) withDefaults() (Config, error) {
@@ -144,6 +152,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = d.Timeout
+	}
+	if c.ProduceTimeout <= 0 {
+		c.ProduceTimeout = d.ProduceTimeout
 	}
 	if c.MaxIdleConns <= 0 {
 		c.MaxIdleConns = d.MaxIdleConns

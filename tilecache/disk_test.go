@@ -57,7 +57,7 @@ func waitDisk(t testing.TB, tc *Tiered) {
 
 func entryPath(tc *Tiered, key string) string { return tc.disk.path(diskIDOf(key)) }
 
-func mustGet(t *testing.T, tc *Tiered, key string, produce func() ([]byte, error), wantStatus string, want []byte) {
+func mustGet(t *testing.T, tc *Tiered, key string, produce func(context.Context) ([]byte, error), wantStatus string, want []byte) {
 	t.Helper()
 	v, st, err := tc.GetOrProduce(context.Background(), key, produce)
 	if err != nil || st != wantStatus || !bytes.Equal(v, want) {

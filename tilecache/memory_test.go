@@ -22,8 +22,8 @@ func newTestTiered(t testing.TB, cfg Config) *Tiered {
 	return tc
 }
 
-func constProducer(val []byte, calls *atomic.Int64) func() ([]byte, error) {
-	return func() ([]byte, error) {
+func constProducer(val []byte, calls *atomic.Int64) func(context.Context) ([]byte, error) {
+	return func(context.Context) ([]byte, error) {
 		calls.Add(1)
 		return val, nil
 	}
@@ -106,7 +106,7 @@ func TestConcurrentMissesCoalesce(t *testing.T) {
 			tc := newTestTiered(t, Config{Mode: mode, MemoryBytes: 1 << 20})
 			const callers = 20
 			var produced atomic.Int64
-			produce := func() ([]byte, error) {
+			produce := func(context.Context) ([]byte, error) {
 				produced.Add(1)
 				// Hold the flight until every caller has joined it.
 				for tc.entered.Load() < callers {
@@ -143,15 +143,15 @@ func TestConcurrentMissesCoalesce(t *testing.T) {
 func TestProduceErrorsAreNotCached(t *testing.T) {
 	tc := newTestTiered(t, Config{Mode: ModeMemory, MemoryBytes: 1 << 20})
 	boom := errors.New("boom")
-	_, _, err := tc.GetOrProduce(context.Background(), "k", func() ([]byte, error) { return nil, boom })
+	_, _, err := tc.GetOrProduce(context.Background(), "k", func(context.Context) ([]byte, error) { return nil, boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("err %v, want boom", err)
 	}
-	_, _, err = tc.GetOrProduce(context.Background(), "k", func() ([]byte, error) { panic("bad tile") })
+	_, _, err = tc.GetOrProduce(context.Background(), "k", func(context.Context) ([]byte, error) { panic("bad tile") })
 	if err == nil {
 		t.Fatal("a panicking producer must give an error")
 	}
-	v, st, err := tc.GetOrProduce(context.Background(), "k", func() ([]byte, error) { return []byte("ok"), nil })
+	v, st, err := tc.GetOrProduce(context.Background(), "k", func(context.Context) ([]byte, error) { return []byte("ok"), nil })
 	if err != nil || st != StatusMiss || string(v) != "ok" {
 		t.Fatalf("after errors: %q %q %v", v, st, err)
 	}
@@ -163,7 +163,7 @@ func TestProduceErrorsAreNotCached(t *testing.T) {
 func TestCancelledWaiterReturns(t *testing.T) {
 	tc := newTestTiered(t, Config{Mode: ModeNone})
 	release := make(chan struct{})
-	go tc.GetOrProduce(context.Background(), "slow", func() ([]byte, error) {
+	go tc.GetOrProduce(context.Background(), "slow", func(context.Context) ([]byte, error) {
 		<-release
 		return []byte("x"), nil
 	})
@@ -172,7 +172,7 @@ func TestCancelledWaiterReturns(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := tc.GetOrProduce(ctx, "slow", func() ([]byte, error) { return nil, fmt.Errorf("not called") })
+	_, _, err := tc.GetOrProduce(ctx, "slow", func(context.Context) ([]byte, error) { return nil, fmt.Errorf("not called") })
 	close(release)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Tiered is the tile cache: an optional in-process tier in front of an
@@ -15,16 +14,18 @@ import (
 // identical concurrent misses coalesced into one production. It implements
 // Tiles and is safe for concurrent use.
 type Tiered struct {
-	cfg   Config
-	mem   memTier   // nil when the mode has no memory tier
-	mc    *mcTier   // nil when the mode has no memcached tier
-	disk  *diskTier // nil without DiskDir
-	group singleflight.Group
+	cfg     Config
+	mem     memTier   // nil when the mode has no memory tier
+	mc      *mcTier   // nil when the mode has no memcached tier
+	disk    *diskTier // nil without DiskDir
+	mu      sync.Mutex
+	flights map[string]*flight
 
 	memHits, memMisses atomic.Uint64
 	produced           atomic.Uint64
 	produceErrors      atomic.Uint64
 	coalesced          atomic.Uint64
+	abandoned          atomic.Uint64
 	// entered counts callers that have joined the coalescing group; tests
 	// use it to know that every concurrent caller is waiting.
 	entered atomic.Int64
@@ -42,7 +43,7 @@ func New(cfg Config) (*Tiered, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tiered{cfg: cfg}
+	t := &Tiered{cfg: cfg, flights: map[string]*flight{}}
 	if cfg.usesMemory() {
 		if cfg.Policy == PolicyLRU {
 			t.mem = newLRUTier(cfg.MemoryBytes)
@@ -81,7 +82,14 @@ func (t *Tiered) Config() Config { return t.cfg }
 // GetOrProduce implements Tiles. The returned slice is shared with the
 // cache and other callers: it must not be modified. Errors come only from
 // produce (or ctx); cache failures are misses.
-func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error) {
+//
+// Concurrent misses of one key share one production (a flight). The
+// flight runs on its own goroutine under its own context, detached from
+// every caller: one caller leaving (a viewer panning away) does not abort
+// work that others wait for. A caller whose ctx ends stops waiting at once;
+// the flight's context is cancelled when its last waiter has left, or at
+// Config.ProduceTimeout.
+func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
 	if t.mem != nil {
 		if v, ok := t.mem.get(key); ok {
 			t.memHits.Add(1)
@@ -89,56 +97,103 @@ func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func() ([
 		}
 		t.memMisses.Add(1)
 	}
-	for attempt := 0; ; attempt++ {
-		val, status, err, leader := t.coalesce(ctx, key, produce)
-		// A joined caller whose leader was cancelled retries on its own
-		// behalf rather than failing with someone else's cancellation.
-		if err != nil && !leader && attempt == 0 && ctx.Err() == nil &&
-			(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			continue
-		}
-		return val, status, err
+	if err := ctx.Err(); err != nil {
+		return nil, StatusMiss, err
 	}
-}
-
-type flightResult struct {
-	val    []byte
-	status string
-}
-
-func (t *Tiered) coalesce(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error, bool) {
-	leader := false
-	ch := t.group.DoChan(key, func() (any, error) {
-		leader = true
-		return t.fill(key, produce)
-	})
+	t.mu.Lock()
+	f, joined := t.flights[key]
+	if !joined {
+		// The flight keeps the first caller's values (loggers, the work
+		// priority) but none of its cancellation.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.ProduceTimeout)
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		t.flights[key] = f
+		go t.run(fctx, key, f, produce)
+	}
+	f.waiters++
+	t.mu.Unlock()
 	t.entered.Add(1)
+
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, StatusMiss, r.Err, leader
+	case <-f.done:
+		if f.err != nil {
+			return nil, StatusMiss, f.err
 		}
-		fr := r.Val.(flightResult)
-		if !leader {
+		if joined {
 			t.coalesced.Add(1)
-			return fr.val, StatusCoalesced, nil, false
+			return f.val, StatusCoalesced, nil
 		}
-		return fr.val, fr.status, nil, true
+		return f.val, f.status, nil
 	case <-ctx.Done():
-		return nil, StatusMiss, ctx.Err(), leader
+		t.leave(key, f)
+		return nil, StatusMiss, ctx.Err()
 	}
+}
+
+// flight is one production shared by the concurrent callers of a key. val,
+// status and err are written once, before done is closed; waiters and the
+// map entry are guarded by Tiered.mu.
+type flight struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	waiters int
+	val     []byte
+	status  string
+	err     error
+}
+
+// leave removes a caller that stopped waiting. The last one to leave
+// cancels the production (nobody needs it any more) and forgets the
+// flight, so that a later caller starts afresh instead of joining a
+// cancelled one.
+func (t *Tiered) leave(key string, f *flight) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 {
+		return
+	}
+	if t.flights[key] == f {
+		delete(t.flights, key)
+	}
+	select {
+	case <-f.done:
+	default:
+		t.abandoned.Add(1)
+	}
+	f.cancel()
+}
+
+// run produces the flight's result and wakes its waiters.
+func (t *Tiered) run(ctx context.Context, key string, f *flight, produce func(context.Context) ([]byte, error)) {
+	defer f.cancel()
+	val, status, err := t.fill(ctx, key, produce)
+	t.mu.Lock()
+	if t.flights[key] == f {
+		delete(t.flights, key)
+	}
+	t.mu.Unlock()
+	f.val, f.status, f.err = val, status, err
+	close(f.done)
+}
+
+// Flights returns the number of productions in progress.
+func (t *Tiered) Flights() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.flights)
 }
 
 // fill runs once per key for all concurrent callers: memory again (a
 // previous flight may have just filled it), then memcached, then disk, then
 // produce. A hit is promoted to the tiers above it.
-func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err error) {
+func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) (val []byte, status string, err error) {
 	if t.mem != nil {
 		if v, ok := t.mem.get(key); ok {
 			// The leader's miss turned out to be a hit after all.
 			t.memMisses.Add(^uint64(0))
 			t.memHits.Add(1)
-			return flightResult{v, StatusHitMemory}, nil
+			return v, StatusHitMemory, nil
 		}
 	}
 	if t.mc != nil {
@@ -146,7 +201,7 @@ func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err 
 			if t.mem != nil {
 				t.mem.set(key, v)
 			}
-			return flightResult{v, StatusHitMemcached}, nil
+			return v, StatusHitMemcached, nil
 		}
 	}
 	if t.disk != nil {
@@ -157,21 +212,25 @@ func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err 
 			if t.mc != nil {
 				t.mc.setAsync(key, v)
 			}
-			return flightResult{v, StatusHitDisk}, nil
+			return v, StatusHitDisk, nil
 		}
 	}
 	defer func() {
-		// DoChan cannot recover a producer's panic; turn it into an error
-		// so one bad tile cannot take the server down.
+		// The flight's goroutine is not a request's: a producer's panic
+		// would take the server down. Turn it into an error.
 		if p := recover(); p != nil {
 			t.produceErrors.Add(1)
 			err = fmt.Errorf("tilecache: producing %s panicked: %v", key, p)
 		}
 	}()
-	v, err := produce()
+	v, err := produce(ctx)
 	if err != nil {
-		t.produceErrors.Add(1)
-		return nil, err
+		// A production stopped because nobody waited for it any more is
+		// not a failure.
+		if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
+			t.produceErrors.Add(1)
+		}
+		return nil, StatusMiss, err
 	}
 	t.produced.Add(1)
 	if t.mem != nil {
@@ -183,7 +242,7 @@ func (t *Tiered) fill(key string, produce func() ([]byte, error)) (res any, err 
 	if t.disk != nil {
 		t.disk.setAsync(key, v)
 	}
-	return flightResult{v, StatusMiss}, nil
+	return v, StatusMiss, nil
 }
 
 // Clear empties the in-process tier. memcached is flushed only when
@@ -282,10 +341,17 @@ type Stats struct {
 	Disk      TierStats `json:"disk"`
 	// Produced counts productions (misses in every tier).
 	Produced uint64 `json:"produced"`
-	// ProduceErrors counts productions that failed.
+	// ProduceErrors counts productions that failed (once per production,
+	// whatever the number of callers waiting for it; a production
+	// cancelled because nobody waited any more is not a failure).
 	ProduceErrors uint64 `json:"produce_errors"`
 	// Coalesced counts callers that waited for another caller's flight.
 	Coalesced uint64 `json:"coalesced"`
+	// Abandoned counts productions cancelled because every caller waiting
+	// for them had left.
+	Abandoned uint64 `json:"abandoned"`
+	// InFlight is the number of productions in progress.
+	InFlight int `json:"in_flight"`
 }
 
 // Stats returns the current counters.
@@ -294,6 +360,8 @@ func (t *Tiered) Stats() Stats {
 		Produced:      t.produced.Load(),
 		ProduceErrors: t.produceErrors.Load(),
 		Coalesced:     t.coalesced.Load(),
+		Abandoned:     t.abandoned.Load(),
+		InFlight:      t.Flights(),
 	}
 	if t.mem != nil {
 		used, items, ev := t.mem.usage()

@@ -63,6 +63,11 @@ var (
 	// ErrNotRecognized is returned by an opener that does not claim a file,
 	// so that detection tries the next one.
 	ErrNotRecognized = errors.New("format not recognized")
+	// ErrDamaged is wrapped by an opener that recognised the file's format
+	// but found its structure broken (sizes, offsets, directories that
+	// contradict each other): detection then refuses the file instead of
+	// handing it to a C library that may crash on it.
+	ErrDamaged = errors.New("damaged file")
 )
 
 // Range errors with large_image's messages (TileSource's level geometry).

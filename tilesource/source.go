@@ -7,9 +7,11 @@ package tilesource
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // Info is a source's metadata in large_image's model (TileSource.getMetadata and large_image's TileSource model).
@@ -22,6 +24,11 @@ type Info struct {
 	// Stored[z] is true when level z is stored in the file; other levels are
 	// synthesised by the pipeline. len(Stored) == Levels.
 	Stored []bool
+	// AllLevelsPopulated is set for readers that large_image treats as
+	// holding every level (their _nonemptyLevelsList is the default, as
+	// for DICOM): regions then read the level they need even where it is
+	// synthesised, instead of a finer stored one (getPreferredLevel).
+	AllLevelsPopulated bool
 	// Magnification, MMX and MMY describe full resolution; nil when unknown.
 	Magnification *float64
 	MMX, MMY      *float64
@@ -77,6 +84,52 @@ func (in *Info) TileCount(z int) (int, int) {
 	cols := int(math.Ceil(float64(in.SizeX) * s / float64(in.TileWidth)))
 	rows := int(math.Ceil(float64(in.SizeY) * s / float64(in.TileHeight)))
 	return max(cols, 1), max(rows, 1)
+}
+
+// SynthMaxSkip is how many levels one synthesis stage may span: at most
+// 2^SynthMaxSkip × 2^SynthMaxSkip child tiles are combined at once; wider
+// gaps go through intermediate synthesised levels.
+const SynthMaxSkip = 3
+
+// CheckSynthesis returns an error wrapping limits.ErrTooLarge when a level
+// the source does not store would be made from more stored pixels per tile
+// than limits.MaxSynthPixels: a single-level image declaring a huge size,
+// or a pyramid with a wide gap, whose low levels could not be produced in
+// bounded time and memory. large_image synthesises missing levels from the
+// next stored finer level the same way (tilesource/base.py,
+// _getTileFromEmptyLevel).
+func (in *Info) CheckSynthesis() error {
+	limit := limits.Get().MaxSynthPixels
+	for z := 0; z < in.Levels && z < len(in.Stored); z++ {
+		if in.Stored[z] {
+			continue
+		}
+		s := z + 1
+		for s < in.Levels && s < len(in.Stored) && !in.Stored[s] {
+			s++
+		}
+		if s >= in.Levels || s >= len(in.Stored) {
+			continue // nothing finer is stored: tiles of z are refused anyway
+		}
+		scale := math.Ldexp(1, s-z)
+		lw, lh := in.LevelSize(s)
+		w := math.Min(float64(in.TileWidth)*scale, float64(lw))
+		h := math.Min(float64(in.TileHeight)*scale, float64(lh))
+		if w*h > float64(limit) {
+			return fmt.Errorf("level %d would be made from %.0f stored pixels per tile (limit %d): %w", z, w*h, limit, limits.ErrTooLarge)
+		}
+		// The pipeline pastes the children of one synthesised tile,
+		// up to SynthMaxSkip levels finer, on one canvas; stages nest
+		// when the gap is wider, so a canvas gets a quarter of the
+		// decode limit.
+		step := 1 << min(s-z, SynthMaxSkip)
+		cw, ch := min(in.SizeX, in.TileWidth*step), min(in.SizeY, in.TileHeight*step)
+		canvas := float64(cw) * float64(ch) * float64(max(in.Bands, 1)*in.Format.Size())
+		if lim := limits.Get().MaxDecodedBytes / 4; canvas > float64(lim) {
+			return fmt.Errorf("level %d would be made on a canvas of %dx%d pixels (limit %d bytes): %w", z, cw, ch, lim, limits.ErrTooLarge)
+		}
+	}
+	return nil
 }
 
 // CheckTile validates z, x, y and frame in large_image's order and with its

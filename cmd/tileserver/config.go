@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 )
 
 // settings are the command's options after merging flags, environment,
@@ -52,6 +53,15 @@ type settings struct {
 	PrecacheAhead   int
 	// Slides in object storage (s3.go).
 	S3 s3Settings
+	// The global work budget (pixels, 0 = from the cores), its wait queue
+	// (0 = from the cores) and the per-request deadline.
+	WorkPixels     int64
+	WorkQueue      int
+	RequestTimeout time.Duration
+	// DICOMweb archives served as collections, listed again every
+	// DICOMwebRefresh (0: only at start and on PUT large_image/import).
+	DICOMweb        []dicomweb.Archive
+	DICOMwebRefresh time.Duration
 	// Limits, timeouts, body size, CORS and the memory limit (guards.go).
 	Guards guardSettings
 }
@@ -94,6 +104,34 @@ var options = []option{
 	{"prefetch-workers", "1", "prefetch goroutines"},
 	{"precache-batch", "5", "worklist (POST large_image/cache/precache) items warmed per batch"},
 	{"precache-ahead", "15", "how many worklist items past the furthest opened one may be warmed"},
+	{"work-pixels", "0", "pixels decoded, resampled or encoded at once across all requests (suffixes K, M, G; 0 = 1M per core)"},
+	{"work-queue", "0", "pixel work waiting for the budget beyond which requests get 503 + Retry-After (0 = 64 per core)"},
+	{"request-timeout", "60s", "deadline of each image request and of each shared tile production (503 + Retry-After past it)"},
+	{"dicomweb", "", "DICOMweb archive NAME=URL served as a collection (repeat the flag, or separate with commas); " +
+		"credentials in TILESERVER_DICOMWEB_<NAME>_BEARER or _BASIC (user:password), or in files named by _BEARER_FILE or _BASIC_FILE"},
+	{"dicomweb-refresh", "10m", "how often the DICOMweb archives are listed again (0 = only at start and on PUT large_image/import)"},
+}
+
+// listOptions may be given several times on the command line; the values
+// are joined with commas, as in the environment.
+var listOptions = map[string]bool{"dicomweb": true}
+
+// listFlag is a flag.Value that appends each use to a comma-separated list.
+type listFlag struct{ p *string }
+
+func (f listFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f listFlag) Set(v string) error {
+	if *f.p != "" {
+		v = *f.p + "," + v
+	}
+	*f.p = v
+	return nil
 }
 
 // cacheKeyEnv holds the disk tier key itself (hex or base64); it is not a
@@ -111,6 +149,12 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 	fs.SetOutput(stderr)
 	flagVals := map[string]*string{}
 	for _, o := range options {
+		if listOptions[o.name] {
+			p := new(string)
+			fs.Var(listFlag{p}, o.name, o.usage+" (env "+envName(o.name)+")")
+			flagVals[o.name] = p
+			continue
+		}
 		flagVals[o.name] = fs.String(o.name, o.def, o.usage+" (env "+envName(o.name)+")")
 	}
 	fs.Usage = func() {
@@ -160,6 +204,9 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 	vals["config"] = cfgPath
 	s, err := parseSettings(vals)
 	if err != nil {
+		return s, err
+	}
+	if s.DICOMweb, err = parseArchives(vals["dicomweb"], lookupEnv); err != nil {
 		return s, err
 	}
 	keyEnv, hasKeyEnv := lookupEnv(cacheKeyEnv)
@@ -283,6 +330,9 @@ func parseSettings(v map[string]string) (settings, error) {
 	if s.DiskTTL, err = parseDuration(v["disk-cache-ttl"]); err != nil {
 		return s, fmt.Errorf("--disk-cache-ttl: %w", err)
 	}
+	if s.DICOMwebRefresh, err = parseDuration(v["dicomweb-refresh"]); err != nil {
+		return s, fmt.Errorf("--dicomweb-refresh: %w", err)
+	}
 	if s.MemcachedTTL, err = parseDuration(v["memcached-ttl"]); err != nil {
 		return s, fmt.Errorf("--memcached-ttl: %w", err)
 	}
@@ -314,6 +364,15 @@ func parseSettings(v map[string]string) (settings, error) {
 	}
 	if s.S3, err = parseS3Settings(v); err != nil {
 		return s, err
+	}
+	if s.WorkPixels, err = parseBytes(v["work-pixels"]); err != nil {
+		return s, fmt.Errorf("--work-pixels: %w", err)
+	}
+	if s.WorkQueue, err = strconv.Atoi(strings.TrimSpace(v["work-queue"])); err != nil || s.WorkQueue < 0 {
+		return s, fmt.Errorf("--work-queue: %q is not a number", v["work-queue"])
+	}
+	if s.RequestTimeout, err = parseDuration(v["request-timeout"]); err != nil || s.RequestTimeout <= 0 {
+		return s, fmt.Errorf("--request-timeout: %q is not a positive duration", v["request-timeout"])
 	}
 	if s.Guards, err = parseGuards(v); err != nil {
 		return s, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/tileserver/tileserver/girder"
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
@@ -39,13 +42,21 @@ func runImportDICOMweb(ctx context.Context, args []string, lookupEnv func(string
 	// --data, --slides and --config mean what they mean for the server.
 	server := map[string]*string{}
 	for _, o := range options {
+		if listOptions[o.name] {
+			p := new(string)
+			fs.Var(listFlag{p}, o.name, o.usage)
+			server[o.name] = p
+			continue
+		}
 		server[o.name] = fs.String(o.name, o.def, o.usage)
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: tileserver %s --url URL --study UID --series UID [--name NAME] [--folder-id ID] [server flags]\n\n"+
 			"Adds an item that serves a whole-slide series held by a DICOMweb server.\n"+
 			"Run it while the server is stopped (the item store has one writer);\n"+
-			"a running server takes POST /api/v1/large_image/dicomweb instead.\n\nFlags:\n", importDICOMwebCmd)
+			"a running server takes POST /api/v1/large_image/dicomweb instead.\n"+
+			"The item lives in this server's item database only: replicas behind a load\n"+
+			"balancer should configure the archive with --dicomweb NAME=URL instead.\n\nFlags:\n", importDICOMwebCmd)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,4 +108,78 @@ func runImportDICOMweb(ctx context.Context, args []string, lookupEnv func(string
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]string{"_id": it.ID, "name": it.Name, "folderId": it.FolderID})
+}
+
+// parseArchives reads the --dicomweb list (NAME=URL,NAME=URL) and each
+// archive's credentials from the environment: TILESERVER_DICOMWEB_<NAME>_
+// BEARER (a token) or _BASIC (user:password), or _BEARER_FILE / _BASIC_FILE
+// naming a file that holds them (a mounted secret). NAME is upper case with
+// dashes as underscores. Credentials are kept in memory only.
+func parseArchives(list string, lookupEnv func(string) (string, bool)) ([]dicomweb.Archive, error) {
+	var out []dicomweb.Archive
+	for _, spec := range strings.Split(list, ",") {
+		spec = strings.TrimSpace(spec)
+		if spec == "" {
+			continue
+		}
+		name, u, ok := strings.Cut(spec, "=")
+		if !ok {
+			return nil, fmt.Errorf("--dicomweb %q: want NAME=URL", spec)
+		}
+		a := dicomweb.Archive{Name: strings.TrimSpace(name), URL: strings.TrimSpace(u)}
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("--dicomweb: %w", err)
+		}
+		auth, err := archiveAuth(a.Name, lookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		a.Authorization = auth
+		out = append(out, a)
+	}
+	if _, err := dicomweb.NewArchives(out); err != nil {
+		return nil, fmt.Errorf("--dicomweb: %w", err)
+	}
+	return out, nil
+}
+
+// archiveAuth returns the Authorization header value for an archive from
+// the environment, "" when none is set.
+func archiveAuth(name string, lookupEnv func(string) (string, bool)) (string, error) {
+	prefix := envName("dicomweb-" + name)
+	var found []string
+	var auth string
+	for _, kind := range []string{"BEARER", "BASIC"} {
+		for _, suffix := range []string{"", "_FILE"} {
+			env := prefix + "_" + kind + suffix
+			v, ok := lookupEnv(env)
+			if !ok || v == "" {
+				continue
+			}
+			found = append(found, env)
+			if suffix == "_FILE" {
+				b, err := os.ReadFile(v)
+				if err != nil {
+					return "", fmt.Errorf("%s: %w", env, err)
+				}
+				v = string(b)
+			}
+			v = strings.TrimSpace(v)
+			if v == "" {
+				return "", fmt.Errorf("%s: empty credentials", env)
+			}
+			if kind == "BEARER" {
+				auth = "Bearer " + v
+			} else {
+				if !strings.Contains(v, ":") {
+					return "", fmt.Errorf("%s: want user:password", env)
+				}
+				auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(v))
+			}
+		}
+	}
+	if len(found) > 1 {
+		return "", fmt.Errorf("archive %s: credentials set more than once (%s): use one", name, strings.Join(found, ", "))
+	}
+	return auth, nil
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -29,8 +30,23 @@ import (
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
+
+// workDefaults fills the work budget's zero settings from the core count:
+// 1 Mi pixels per core (four 512² decodes, or sixteen 256² tiles) and 64
+// waiting steps per core.
+func workDefaults(pixels int64, queue, cores int) (int64, int) {
+	if pixels <= 0 {
+		pixels = int64(cores) << 20
+	}
+	if queue <= 0 {
+		queue = 64 * cores
+	}
+	return pixels, queue
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -98,6 +114,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	tcfg.MemcachedMaxItemBytes = int(cfg.MemcachedMaxItem)
 	tcfg.Logger = log
 	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
+	tcfg.ProduceTimeout = cfg.RequestTimeout
 	tiles, err := tilecache.New(tcfg)
 	if err != nil {
 		return err
@@ -116,7 +133,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	lim := applyLimits(cfg.Guards, cacheBudget)
 	memLimit, memFrom := applyMemoryLimit(cfg.Guards, cacheBudget, lim, lookupEnv)
 	logGuards(log, lim, memLimit, memFrom)
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Open: open, OpenSeries: openSeries})
+	budget := work.New(workDefaults(cfg.WorkPixels, cfg.WorkQueue, runtime.GOMAXPROCS(0)))
+	archives, err := dicomweb.NewArchives(cfg.DICOMweb)
+	if err != nil {
+		return err
+	}
+	remoteClient := pipeline.DefaultHTTPClient()
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives, Work: budget,
+		Open: open, OpenSeries: openSeries})
 	if err != nil {
 		return err
 	}
@@ -140,8 +164,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	opts := []girder.Option{
 		girder.WithCacheAdmin(girder.TileCacheAdmin{Tiles: tiles, Sources: sources}),
 		girder.WithHandler("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
-		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{}) }),
+		girder.WithRoutes(func(e *echo.Echo) { web.Register(e, web.Config{AdminDisabled: cfg.AdminToken == ""}) }),
 		girder.WithBackground(bg),
+	}
+	// Always set, even with no archive: the first listing also removes
+	// the collections of archives taken out of the configuration.
+	opts = append(opts, girder.WithDICOMweb(archives, dicomweb.OpenOptions{Client: remoteClient, Cache: tiles}))
+	for _, a := range archives.List() {
+		log.Info("dicomweb: archive", "archive", a)
 	}
 	if cfg.WarmOnImport {
 		// Unchanged items already warmed are skipped, so a re-import only
@@ -154,10 +184,15 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			srv.WarmItems(ids, "import", true)
 		}))
 	}
+	opts = append(opts, girder.WithWorkBudget(budget))
 	srv = girder.New(girder.Config{MaxAge: cfg.MaxAge, AdminToken: cfg.AdminToken, Logger: log,
-		CORSOrigins: cfg.Guards.CORSOrigins, MaxBodyBytes: cfg.Guards.MaxBodyBytes}, pl, st, opts...)
+		CORSOrigins: cfg.Guards.CORSOrigins, MaxBodyBytes: cfg.Guards.MaxBodyBytes,
+		RequestTimeout: cfg.RequestTimeout}, pl, st, opts...)
 	defer srv.Close()
 	if err := reg.Register(srv.Collector()); err != nil {
+		return err
+	}
+	if err := reg.Register(srv.HTTPCollector()); err != nil {
 		return err
 	}
 
@@ -184,6 +219,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}()
 
+	// Archives are listed beside the server too, and again every
+	// --dicomweb-refresh.
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		srv.RefreshArchives(ctx, cfg.DICOMwebRefresh)
+	}()
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "tileserver listening on http://%s/\n", ln.Addr())
@@ -198,5 +241,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
 	<-importDone
+	<-refreshDone
 	return err
 }

@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -83,7 +82,6 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
 
-	now := time.Now().UTC()
 	var (
 		st      ImportStats
 		folders = map[string]*Folder{}
@@ -99,7 +97,10 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 
 	addFolder := func(rel string, fi os.FileInfo) {
 		id := ID("folder", rel)
-		f := &Folder{ID: id, Path: rel, Created: now, Updated: fi.ModTime().UTC()}
+		// Created is the directory's modification time, not the time of the
+		// scan, so that replicas scanning the same slides at different
+		// times describe the folder the same way.
+		f := &Folder{ID: id, Path: rel, Created: fi.ModTime().UTC(), Updated: fi.ModTime().UTC()}
 		if rel == "" {
 			f.Name = filepath.Base(s.root)
 			f.ParentID, f.ParentType = CollectionID, "collection"
@@ -213,7 +214,7 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 			for _, m := range g.paths {
 				claimed[m] = true
 			}
-			it, fs := g.records(now, source)
+			it, fs := g.records(source)
 			s.mu.RLock()
 			if old := existingItem(it.ID); old != nil {
 				it.Created, it.Description = old.Created, old.Description
@@ -232,10 +233,10 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 		name := path.Base(rel)
 		it := &Item{
 			ID: itemID, Name: name, FolderID: ID("folder", parentDir(rel)), Path: rel,
-			Created: now, Updated: fi.ModTime().UTC(), Size: fi.Size(),
+			Created: fi.ModTime().UTC(), Updated: fi.ModTime().UTC(), Size: fi.Size(),
 			FileID: fileID, SourceName: source, Version: Version(fi),
 		}
-		created := now
+		created := it.Created
 		s.mu.RLock()
 		if old := existingItem(itemID); old != nil {
 			it.Created, it.Description = old.Created, old.Description
@@ -280,6 +281,9 @@ func (s *Store) commitImport(sub string, under func(string) bool, folders map[st
 	defer s.mu.Unlock()
 	var goneFolders, goneItems, goneFiles []string
 	for id, f := range s.folders {
+		if f.Collection != "" {
+			continue // a remote source's folder, synchronised on its own
+		}
 		if under(f.Path) && f.Path != "" && folders[id] == nil {
 			goneFolders = append(goneFolders, id)
 		}

@@ -20,7 +20,8 @@ const TestRemote = "test"
 // root folder.
 func (s *Store) PutTestItem() (Item, error) {
 	return s.PutRemote(Item{Name: "test (synthetic image)", Remote: TestRemote, SourceName: "test", Version: "1",
-		Description: "large_image's synthetic test source: each tile shows its x, y and z"})
+		Description: "large_image's synthetic test source: each tile shows its x, y and z",
+		Created:     time.Unix(0, 0).UTC()})
 }
 
 // RemoteID is the stable id of the item for a remote source locator, so
@@ -30,7 +31,8 @@ func RemoteID(remote string) string { return ID("remote", remote) }
 // PutRemote stores (or updates) the item of a remote source: Remote,
 // SourceName and Version must be set; an empty FolderID means the root
 // folder. The id is RemoteID(Remote); Created and Description of an
-// existing item are kept. Directory imports leave remote items alone.
+// existing item are kept, and a Created given for a new item is used
+// instead of now. Directory imports leave remote items alone.
 func (s *Store) PutRemote(it Item) (Item, error) {
 	if it.Remote == "" || it.SourceName == "" || it.Version == "" {
 		return Item{}, errors.New("store: remote item needs Remote, SourceName and Version")
@@ -39,6 +41,9 @@ func (s *Store) PutRemote(it Item) (Item, error) {
 		it.FolderID = ID("folder", "")
 	}
 	now := time.Now().UTC()
+	if !it.Created.IsZero() {
+		now = it.Created
+	}
 	it.ID = RemoteID(it.Remote)
 	it.Path, it.FileID, it.Files, it.Size = "", "", nil, 0
 	it.Created, it.Updated = now, now

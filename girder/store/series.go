@@ -6,7 +6,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/tileserver/tileserver/tilesource/dicom"
 )
@@ -63,12 +62,13 @@ func (s *Store) seriesGroup(p, rel string, fi os.FileInfo, link bool) (*seriesGr
 }
 
 // records builds the item, named and identified after the series' first
-// file, and one file record per instance.
-func (g *seriesGroup) records(now time.Time, source string) (*Item, []*File) {
+// file, and one file record per instance. Created is the newest file's
+// modification time, the same on every replica.
+func (g *seriesGroup) records(source string) (*Item, []*File) {
 	first := g.rels[0]
 	it := &Item{
 		ID: ID("item", first), Name: path.Base(first), FolderID: ID("folder", parentDir(first)),
-		Path: first, Created: now, FileID: ID("file", first), SourceName: source,
+		Path: first, FileID: ID("file", first), SourceName: source,
 		Version: SeriesVersion(g.infos), Files: g.rels,
 	}
 	files := make([]*File, len(g.rels))
@@ -81,8 +81,12 @@ func (g *seriesGroup) records(now time.Time, source string) (*Item, []*File) {
 		name := path.Base(rel)
 		files[i] = &File{
 			ID: ID("file", rel), Name: name, ItemID: it.ID, Path: rel, Size: fi.Size(),
-			MimeType: mimeType(name), Created: now,
+			MimeType: mimeType(name),
 		}
+	}
+	it.Created = it.Updated
+	for _, f := range files {
+		f.Created = it.Created
 	}
 	return it, files
 }

@@ -1,7 +1,9 @@
 // Package store is the embedded item store of the Girder API: folders, items
-// and files mirrored from a slide directory, kept in a bbolt database in the
-// data directory. Ids are derived from slide-root-relative paths, so they
-// stay the same across restarts and re-imports.
+// and files mirrored from a slide directory, and collections synchronised
+// from remote sources (DICOMweb archives), kept in a bbolt database in the
+// data directory. Ids are derived from slide-root-relative paths and from
+// remote locators, so they stay the same across restarts, re-imports and
+// replicas: the database is a cache of the sources, rebuilt by importing.
 package store
 
 import (
@@ -46,6 +48,9 @@ type Folder struct {
 	Description string    `json:"description"`
 	// Size is the total size of the items below the folder.
 	Size int64 `json:"size"`
+	// Collection is the id of the remote source's collection the folder
+	// belongs to (see Collection); "" for the slide root's folders.
+	Collection string `json:"collection,omitempty"`
 }
 
 // Item is one readable image file.
@@ -71,6 +76,25 @@ type Item struct {
 	// Remote is the source locator of an item whose image lives on another
 	// server (a DICOMweb series); such an item has no Path and no files.
 	Remote string `json:"remote,omitempty"`
+	// Collection is the id of the remote source's collection the item
+	// belongs to; "" for items of the slide root (and imported series).
+	Collection string `json:"collection,omitempty"`
+}
+
+// BaseID is the id of the collection a folder belongs to.
+func (f Folder) BaseID() string {
+	if f.Collection != "" {
+		return f.Collection
+	}
+	return CollectionID
+}
+
+// BaseID is the id of the collection an item belongs to.
+func (it Item) BaseID() string {
+	if it.Collection != "" {
+		return it.Collection
+	}
+	return CollectionID
 }
 
 // File is the one file of an item.
@@ -125,10 +149,11 @@ type Store struct {
 	// then "").
 	objects Objects
 
-	mu      sync.RWMutex
-	folders map[string]*Folder
-	items   map[string]*Item
-	files   map[string]*File
+	mu          sync.RWMutex
+	collections map[string]*Collection
+	folders     map[string]*Folder
+	items       map[string]*Item
+	files       map[string]*File
 
 	importMu sync.Mutex
 
@@ -181,14 +206,18 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Root() string { return s.root }
 
 func (s *Store) load() error {
+	s.collections = map[string]*Collection{}
 	s.folders = map[string]*Folder{}
 	s.items = map[string]*Item{}
 	s.files = map[string]*File{}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketFolders, bucketItems, bucketFiles} {
+		for _, b := range [][]byte{bucketCollections, bucketFolders, bucketItems, bucketFiles} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if err := loadBucket(tx, bucketCollections, s.collections); err != nil {
+			return err
 		}
 		if err := loadBucket(tx, bucketFolders, s.folders); err != nil {
 			return err

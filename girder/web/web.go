@@ -1,7 +1,8 @@
 // Package web serves the viewer page at / : a folder and item browser with
-// thumbnails, an OpenSeadragon pan/zoom viewer over the large_image tile
-// routes, frame and style controls, associated images, metadata and a cache
-// panel. The page itself (static/) is committed; the viewer library is
+// search and thumbnails, an OpenSeadragon pan/zoom viewer over the
+// large_image tile routes (magnification, scale bar, rotation, measuring,
+// deep links, two slides side by side), frame, channel and style controls,
+// associated images, metadata and a cache panel. The page itself (static/) is committed; the viewer library is
 // copied from npm into dist/ by `make web` and embedded at build time, so a
 // binary built without that step still serves the page, which then says
 // the viewer library is missing.
@@ -44,6 +45,10 @@ type Config struct {
 	// Lib is the viewer library tree (holding LibScript and its images);
 	// nil means the tree embedded from dist/.
 	Lib fs.FS
+	// AdminDisabled tells the page that admin routes cannot work (the
+	// server runs without --admin-token), so the cache panel says so
+	// instead of asking for a token.
+	AdminDisabled bool
 }
 
 // asset is one file ready to send.
@@ -88,14 +93,15 @@ func newHandler(cfg Config) *handler {
 	if err2 != nil {
 		panic(err2)
 	}
-	h.add("/", renderIndex(index, cfg.Title, err == nil))
+	h.add("/", renderIndex(index, cfg.Title, err == nil, !cfg.AdminDisabled))
 	delete(h.files, AssetPrefix+"index.html")
 	return h
 }
 
-// renderIndex fills the page's placeholders: the title and whether the
-// viewer library is present, so the script never requests a missing file.
-func renderIndex(page []byte, title string, haveLib bool) []byte {
+// renderIndex fills the page's placeholders: the title, whether the viewer
+// library is present (so the script never requests a missing file) and
+// whether admin routes are enabled.
+func renderIndex(page []byte, title string, haveLib, admin bool) []byte {
 	if title == "" {
 		title = "Tile server"
 	}
@@ -103,7 +109,11 @@ func renderIndex(page []byte, title string, haveLib bool) []byte {
 	if haveLib {
 		lib = AssetPrefix + "lib/" + LibScript
 	}
-	r := strings.NewReplacer("{{TITLE}}", html.EscapeString(title), "{{VIEWER_LIB}}", html.EscapeString(lib))
+	adminState := "off"
+	if admin {
+		adminState = "on"
+	}
+	r := strings.NewReplacer("{{TITLE}}", html.EscapeString(title), "{{VIEWER_LIB}}", html.EscapeString(lib), "{{ADMIN}}", adminState)
 	return []byte(r.Replace(string(page)))
 }
 

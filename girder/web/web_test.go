@@ -61,6 +61,7 @@ func TestIndexWithLibrary(t *testing.T) {
 		`<title>Slides &lt;lab&gt;</title>`,
 		`data-viewer-lib="/web/lib/openseadragon/openseadragon.min.js"`,
 		`<script type="module" src="/web/app.js"></script>`,
+		`data-admin="on"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
@@ -97,12 +98,25 @@ func TestIndexWithoutLibrary(t *testing.T) {
 	}
 }
 
+// Without an admin token the page is told admin routes are off, so its
+// cache panel says so instead of asking for a token.
+func TestIndexAdminDisabled(t *testing.T) {
+	s := serve(t, Config{Lib: fakeLib, AdminDisabled: true})
+	if _, body := get(t, s.URL+"/"); !strings.Contains(body, `data-admin="off"`) {
+		t.Errorf("page with admin routes disabled lacks data-admin=\"off\"")
+	}
+}
+
 func TestAssets(t *testing.T) {
 	s := serve(t, Config{Lib: fakeLib})
 	for path, ctype := range map[string]string{
-		"/web/app.js":    "text/javascript",
-		"/web/tiles.js":  "text/javascript",
-		"/web/style.css": "text/css",
+		"/web/app.js":      "text/javascript",
+		"/web/tiles.js":    "text/javascript",
+		"/web/measure.js":  "text/javascript",
+		"/web/channels.js": "text/javascript",
+		"/web/dom.js":      "text/javascript",
+		"/web/cache.js":    "text/javascript",
+		"/web/style.css":   "text/css",
 	} {
 		res, body := get(t, s.URL+path)
 		want, err := os.ReadFile("static/" + strings.TrimPrefix(path, "/web/"))

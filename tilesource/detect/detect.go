@@ -14,6 +14,7 @@ import (
 
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/dicom"
+	"github.com/tileserver/tileserver/tilesource/limits"
 	"github.com/tileserver/tileserver/tilesource/slide"
 	"github.com/tileserver/tileserver/tilesource/tiff"
 	"github.com/tileserver/tileserver/tilesource/vipsimage"
@@ -95,7 +96,18 @@ func Open(path string) (tilesource.Source, error) {
 	for _, open := range order {
 		src, err := safeOpen(open, path)
 		if err == nil {
+			if err := src.Info().CheckSynthesis(); err != nil {
+				src.Close()
+				return nil, tilesource.BadRequest("%s: %v", name, err)
+			}
 			return src, nil
+		}
+		// A reader that found a declared size over a limit, or a broken
+		// structure, has read the file: another reader would only trust
+		// the same sizes, and the C libraries behind the others may crash
+		// on a damaged file.
+		if (errors.Is(err, limits.ErrTooLarge) || errors.Is(err, tilesource.ErrDamaged)) && isPublic(err) {
+			return nil, withName(err, name)
 		}
 		// The first specific complaint (a reader that recognised the file
 		// but could not serve it) says more than a later "not mine".

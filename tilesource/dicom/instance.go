@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // SOP classes.
@@ -118,6 +120,12 @@ func NewInstance(ds *Dataset, ts string, fr FrameReader) (*Instance, error) {
 	}
 	if in.Rows*in.Cols > maxFramePixels {
 		return nil, fmt.Errorf("frames of %dx%d are too large", in.Cols, in.Rows)
+	}
+	if err := limits.CheckSide("total pixel matrix", int64(in.TotalCols), int64(in.TotalRows)); err != nil {
+		return nil, err
+	}
+	if err := limits.CheckDecoded("frame", int64(in.Cols), int64(in.Rows), int64(in.Samples), int64(max(in.BitsAllocated, 8)/8)); err != nil {
+		return nil, err
 	}
 	if in.BitsAllocated != 8 && in.BitsAllocated != 16 {
 		return nil, fmt.Errorf("unsupported bits allocated %d", in.BitsAllocated)

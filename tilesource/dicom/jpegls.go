@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // A JPEG-LS (ITU-T T.87) decoder for the lossless and near-lossless
@@ -145,6 +146,10 @@ func decodeJPEGLS(b []byte, maxPixels int) (*encode.Image, error) {
 			prec, h, w, nc = int(seg[0]), int(binary.BigEndian.Uint16(seg[1:])), int(binary.BigEndian.Uint16(seg[3:])), int(seg[5])
 			if prec < 2 || prec > 16 || w < 1 || h < 1 || w*h > maxPixels || nc < 1 || nc > 4 || len(seg) < 6+3*nc {
 				return nil, fmt.Errorf("unsupported JPEG-LS frame %dx%d, %d components of %d bits", w, h, nc, prec)
+			}
+			// The decoder keeps every component as int32 rows.
+			if err := limits.CheckDecoded("JPEG-LS frame", int64(w+2), int64(h+1), int64(nc), 4); err != nil {
+				return nil, err
 			}
 			for c := range nc {
 				ids = append(ids, seg[6+3*c])

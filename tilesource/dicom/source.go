@@ -259,6 +259,7 @@ func NewSource(name string, insts []*Instance) (*Source, error) {
 	info.TileWidth, info.TileHeight = base.Cols, base.Rows
 	info.Levels = tilesource.LevelsFor(info.SizeX, info.SizeY, info.TileWidth, info.TileHeight)
 	info.Stored = make([]bool, info.Levels)
+	info.AllLevelsPopulated = true
 	info.Format = base.format()
 	info.Bands = base.Samples
 	info.ICCProfile = base.ICC
@@ -392,7 +393,9 @@ func tileError(x, y int, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return &tilesource.Error{Status: http.StatusInternalServerError,
+	// A frame that cannot be read or decoded is the file's fault: 404,
+	// as large_image answers a TileGeneralError on the tile routes.
+	return &tilesource.Error{Status: http.StatusNotFound,
 		Message: fmt.Sprintf("Internal I/O failure: cannot read tile %d, %d", x, y), Cause: err}
 }
 

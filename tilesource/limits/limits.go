@@ -6,9 +6,15 @@
 package limits
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 )
+
+// ErrTooLarge is wrapped by every error of this package: a declared size
+// over a limit. Readers that see it refuse the file outright instead of
+// letting another reader try.
+var ErrTooLarge = errors.New("over the size limit")
 
 // Limits are the bounds in force. Zero fields take the defaults of Default.
 type Limits struct {
@@ -26,6 +32,11 @@ type Limits struct {
 	// MaxLoop bounds request-driven loop counts: frames in tile_frames and
 	// quad_info, frameList entries, style bands.
 	MaxLoop int
+	// MaxSynthPixels bounds the stored pixels one tile of a level that the
+	// file does not store may be made from (the pixels of the stored level
+	// it is synthesised from that it covers); a file needing more for any
+	// level is refused.
+	MaxSynthPixels int64
 	// MaxStyleBands bounds the bands of a style: each is a pass over every
 	// pixel of the tile or region, so they cost far more than a loop step.
 	MaxStyleBands int
@@ -40,6 +51,7 @@ func Default() Limits {
 		MaxDecodedBytes: 256 << 20,
 		MaxImageSide:    1 << 20,
 		MaxLoop:         10000,
+		MaxSynthPixels:  1 << 30,
 		MaxStyleBands:   64,
 	}
 }
@@ -69,6 +81,9 @@ func Set(l Limits) {
 	if l.MaxLoop <= 0 {
 		l.MaxLoop = d.MaxLoop
 	}
+	if l.MaxSynthPixels <= 0 {
+		l.MaxSynthPixels = d.MaxSynthPixels
+	}
 	if l.MaxStyleBands <= 0 {
 		l.MaxStyleBands = d.MaxStyleBands
 	}
@@ -81,13 +96,13 @@ func Set(l Limits) {
 // e.g. "tile" or "strip".
 func CheckDecoded(what string, w, h, bands, bytesPerSample int64) error {
 	if w <= 0 || h <= 0 || bands <= 0 || bytesPerSample <= 0 {
-		return fmt.Errorf("%s has an invalid size %d×%d×%d", what, w, h, bands)
+		return fmt.Errorf("%s has an invalid size %d×%d×%d: %w", what, w, h, bands, ErrTooLarge)
 	}
 	l := Get()
 	// Divide rather than multiply so that huge declared sizes cannot
 	// overflow int64.
 	if w > l.MaxDecodedBytes/h/bands/bytesPerSample {
-		return fmt.Errorf("%s of %d×%d pixels is larger than the decode limit (%d bytes)", what, w, h, l.MaxDecodedBytes)
+		return fmt.Errorf("%s of %d×%d pixels is larger than the decode limit (%d bytes): %w", what, w, h, l.MaxDecodedBytes, ErrTooLarge)
 	}
 	return nil
 }
@@ -99,4 +114,13 @@ func OutputPixelsOK(w, h int64) bool {
 		return w >= 0 && h >= 0
 	}
 	return w <= Get().MaxOutputPixels/h
+}
+
+// CheckSide returns an error when a declared image width or height is not
+// positive or exceeds MaxImageSide.
+func CheckSide(what string, w, h int64) error {
+	if m := Get().MaxImageSide; w <= 0 || h <= 0 || w > m || h > m {
+		return fmt.Errorf("%s of %d×%d pixels is outside the image size limit (1 to %d per side): %w", what, w, h, m, ErrTooLarge)
+	}
+	return nil
 }

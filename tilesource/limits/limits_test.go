@@ -1,6 +1,9 @@
 package limits
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestCheckDecoded(t *testing.T) {
 	defer Set(Limits{})
@@ -32,5 +35,24 @@ func TestOutputPixels(t *testing.T) {
 	}
 	if Get().MaxLoop != Default().MaxLoop {
 		t.Error("a zero field did not take its default")
+	}
+}
+
+func TestCheckSide(t *testing.T) {
+	defer Set(Limits{})
+	Set(Limits{MaxImageSide: 1000})
+	if err := CheckSide("image", 1000, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]int64{{1001, 5}, {5, 1001}, {0, 5}, {5, -1}} {
+		if err := CheckSide("image", c[0], c[1]); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("CheckSide(%d, %d) = %v", c[0], c[1], err)
+		}
+	}
+	if err := CheckDecoded("tile", 1<<40, 1, 1, 1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("CheckDecoded does not wrap ErrTooLarge: %v", err)
+	}
+	if Get().MaxSynthPixels != Default().MaxSynthPixels {
+		t.Error("MaxSynthPixels did not take its default")
 	}
 }

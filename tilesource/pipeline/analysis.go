@@ -275,7 +275,7 @@ func (p *Pipeline) TileFrames(ctx context.Context, loc Locator, req TileFramesRe
 		return nil, publicError(err)
 	}
 	key := tilecache.Key(identity(loc), "tile_frames", string(kb), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Region.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Region.Encode, func(ctx context.Context) (*encode.Image, error) {
 		var img *encode.Image
 		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
 			var err error

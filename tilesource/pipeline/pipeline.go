@@ -7,13 +7,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/detect"
 	"github.com/tileserver/tileserver/tilesource/dicom"
+	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/testsource"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // Config wires the pipeline to its caches.
@@ -32,6 +35,12 @@ type Config struct {
 	OpenSeries func(paths []string) (tilesource.Source, error)
 	// HTTPClient fetches DICOMweb series; nil means DefaultHTTPClient().
 	HTTPClient *http.Client
+	// Work is the global budget of pixel work (decoding, resampling,
+	// encoding); nil admits everything at once.
+	Work *work.Budget
+	// DICOMweb are the configured DICOMweb archives (their URLs and
+	// credentials); nil knows none, and series named by URL still open.
+	DICOMweb *dicomweb.Archives
 }
 
 // Pipeline implements Service.
@@ -41,15 +50,22 @@ type Pipeline struct {
 	open    func(path string) (tilesource.Source, error)
 	series  func(paths []string) (tilesource.Source, error)
 	client  *http.Client
+	work    *work.Budget
+	// archives resolves DICOMweb locators.
+	archives *dicomweb.Archives
 	// stats caches frame statistics for automatic style ranges.
 	stats statsCache
+	// jpegLevels remembers which stored levels hold plain JPEG tiles
+	// (levelIsJPEG), keyed by source identity, frame and level.
+	jpegLevels sync.Map
 }
 
 var _ Service = (*Pipeline)(nil)
 
 // New returns a pipeline over cfg's caches.
 func New(cfg Config) (*Pipeline, error) {
-	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient}
+	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient, work: cfg.Work,
+		archives: cfg.DICOMweb}
 	if p.client == nil {
 		p.client = DefaultHTTPClient()
 	}
@@ -98,7 +114,7 @@ func (p *Pipeline) acquire(ctx context.Context, loc Locator) (tilesource.Source,
 	switch {
 	case loc.Remote != "":
 		key = loc.Remote + "\x00" + loc.Version
-		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote) }
+		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote, loc.Version) }
 	case len(loc.SeriesPaths) > 0:
 		open = func() (tilecache.Resource, error) { return p.series(loc.SeriesPaths) }
 	case loc.isTest():
@@ -124,10 +140,27 @@ func publicError(err error) error {
 	if err == nil || errors.As(err, &te) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, work.ErrOverloaded):
+		return &tilesource.Error{Status: http.StatusServiceUnavailable, Message: "Server busy, try again later", Cause: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &tilesource.Error{Status: http.StatusServiceUnavailable, Message: "Request timed out, try again later", Cause: err}
+	case errors.Is(err, context.Canceled):
 		return &tilesource.Error{Status: 499, Message: "Request cancelled", Cause: err}
 	}
 	return &tilesource.Error{Status: http.StatusInternalServerError, Message: "Internal I/O failure", Cause: err}
+}
+
+// step runs fn, one unit of pixel work on about px pixels, within the
+// global work budget. fn must not wait for other work that needs the
+// budget (a cache flight, a child tile).
+func (p *Pipeline) step(ctx context.Context, px int, fn func() error) error {
+	release, err := p.work.Acquire(ctx, int64(px))
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn()
 }
 
 // withSource runs fn with the open source of loc.
@@ -218,12 +251,16 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	}
 	key := tilecache.Key(identity(loc), "associated", req.Key, strconv.Itoa(req.Width),
 		strconv.Itoa(req.Height), encodingKey(enc, req.Encode))
-	res, err := p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	res, err := p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		var img *encode.Image
 		err := p.withSource(ctx, loc, func(src tilesource.Source) error {
-			var err error
-			img, err = src.Associated(req.Key)
-			return err
+			// An associated image's size is known only once read: count
+			// it as a large step.
+			return p.step(ctx, maxStepPixels, func() error {
+				var err error
+				img, err = src.Associated(req.Key)
+				return err
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -245,7 +282,13 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 		if err := checkOutput(w, h); err != nil {
 			return nil, err
 		}
-		return resizeImage(img, w, h)
+		var out *encode.Image
+		err = p.step(ctx, img.Width*img.Height+w*h, func() error {
+			var err error
+			out, err = resizeImage(img, w, h)
+			return err
+		})
+		return out, err
 	})
 	if errors.Is(err, errNoAssociated) {
 		return nil, nil

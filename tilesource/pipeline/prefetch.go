@@ -19,6 +19,7 @@ import (
 
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // PrefetchConfig configures a Prefetcher; zero fields take the defaults.
@@ -265,6 +266,8 @@ func (f *Prefetcher) dropJobLocked(j prefetchJob) {
 
 func (f *Prefetcher) work(ctx context.Context) {
 	defer f.wg.Done()
+	// Prefetch yields the work budget to every request.
+	ctx = work.WithPriority(ctx, work.Background)
 	for {
 		// Idle first, then take: work is chosen only when it can start at
 		// once, so a viewer's newer requests can still replace it.

@@ -40,7 +40,16 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return encodeResult(img, enc, req.Encode, mime, "")
+	var res *Result
+	px := 0
+	if img != nil {
+		px = img.Width * img.Height
+	}
+	err = p.step(ctx, px, func() error {
+		res, err = encodeResult(img, enc, req.Encode, mime, "")
+		return err
+	})
+	return res, publicError(err)
 }
 
 // regionImage assembles rr from the source of loc.
@@ -56,14 +65,21 @@ func (p *Pipeline) regionImage(ctx context.Context, loc Locator, rr regionParams
 
 // cachedEncoded returns the image render makes, encoded as enc, through
 // the tile cache under key.
-func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func() (*encode.Image, error)) (*Result, error) {
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
-		img, err := render()
+func (p *Pipeline) cachedEncoded(ctx context.Context, key, enc, mime string, o EncodeOptions, render func(context.Context) (*encode.Image, error)) (*Result, error) {
+	data, status, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
+		img, err := render(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res, err := encodeResult(img, enc, o, mime, "")
-		if err != nil {
+		var res *Result
+		px := 0
+		if img != nil {
+			px = img.Width * img.Height
+		}
+		if err := p.step(ctx, px, func() error {
+			res, err = encodeResult(img, enc, o, mime, "")
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		return res.Data, nil
@@ -104,7 +120,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	}
 	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
 		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }
@@ -191,7 +207,7 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }
@@ -424,10 +440,13 @@ func calcWH(maxW, maxH *float64, rW, rH float64) (int, int, float64) {
 	return clampInt(mw), sh, rW / mw
 }
 
-// preferredLevel is getPreferredLevel: the nearest stored level at or above
-// level, then at most two levels of synthesis below it.
+// preferredLevel is getPreferredLevel: the nearest populated level at or
+// above level, then at most two levels of synthesis below it.
 func preferredLevel(info *tilesource.Info, level int) int {
 	level = min(max(level, 0), info.Levels-1)
+	if info.AllLevelsPopulated {
+		return level
+	}
 	requested := level
 	for level < info.Levels-1 && !info.Stored[level] {
 		level++
@@ -589,7 +608,11 @@ func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Sourc
 	// 7. Final scaling.
 	resized := false
 	if img.Width != outW || img.Height != outH {
-		if img, err = scaleRegion(img, outW, outH); err != nil {
+		if err := p.step(ctx, img.Width*img.Height+outW*outH, func() error {
+			var err error
+			img, err = scaleRegion(img, outW, outH)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		resized = true

@@ -40,14 +40,17 @@ func (l Locator) isTest() bool { return l.Path == "" && l.Remote == "" && len(l.
 // openRemote opens a DICOMweb series. It runs under the source cache, shared
 // by every request waiting for it, so it is bounded by its own deadline
 // rather than by the first caller's context.
-func (p *Pipeline) openRemote(loc string) (tilesource.Source, error) {
-	s, err := dicomweb.ParseLocator(loc)
-	if err != nil {
-		return nil, &tilesource.Error{Status: http.StatusBadRequest, Message: "Invalid DICOMweb locator", Cause: err}
-	}
+//
+// Series metadata goes through the tile cache tiers under the item's
+// version, so replicas sharing memcached fetch it once.
+func (p *Pipeline) openRemote(loc, version string) (tilesource.Source, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), remoteOpenLimit)
 	defer cancel()
-	src, err := s.Open(ctx, p.client)
+	var cache dicomweb.Cache
+	if p.tiles != nil {
+		cache = p.tiles
+	}
+	src, err := p.archives.Open(ctx, loc, dicomweb.OpenOptions{Client: p.client, Cache: cache, Version: version})
 	if err != nil && ctx.Err() != nil {
 		// Not the caller's cancellation: the server was too slow.
 		return nil, &tilesource.Error{Status: http.StatusGatewayTimeout, Message: "DICOMweb server: timed out", Cause: err}

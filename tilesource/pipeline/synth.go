@@ -32,6 +32,9 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 		scale > 8 || tw%scale != 0 || th%scale != 0 {
 		return nil, false, nil
 	}
+	if isJPEG, err := p.levelIsJPEG(ctx, loc, src, frame, child); err != nil || !isJPEG {
+		return nil, false, err
+	}
 	out := encode.NewImage(tw, th, info.Bands, encode.Uint8)
 	sw, sh := tw/scale, th/scale
 	cols, rows := info.TileCount(child)
@@ -52,22 +55,24 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 				}
 				// Children cover disjoint parts of out: each is decoded at
 				// 1/scale by DCT scaling straight into its place.
-				if w, h, _, err := encode.JPEGScaledSize(data, scale); err == nil && (w != sw || h != sh) {
-					return errNotJPEG
-				}
-				err = encode.DecodeJPEGInto(data, scale, out, i*sw, j*sh)
-				if !errors.Is(err, encode.ErrTurboUnsupported) {
-					return err
-				}
-				small, err := encode.Decode(data, shrink)
-				if err != nil {
-					return err
-				}
-				if small.Width != sw || small.Height != sh || small.Bands != info.Bands || small.Format != encode.Uint8 {
-					return errNotJPEG
-				}
-				paste(out, small, i*sw, j*sh)
-				return nil
+				return p.step(gctx, tw*th, func() error {
+					if w, h, _, err := encode.JPEGScaledSize(data, scale); err == nil && (w != sw || h != sh) {
+						return errNotJPEG
+					}
+					err := encode.DecodeJPEGInto(data, scale, out, i*sw, j*sh)
+					if !errors.Is(err, encode.ErrTurboUnsupported) {
+						return err
+					}
+					small, err := encode.Decode(data, shrink)
+					if err != nil {
+						return err
+					}
+					if small.Width != sw || small.Height != sh || small.Bands != info.Bands || small.Format != encode.Uint8 {
+						return errNotJPEG
+					}
+					paste(out, small, i*sw, j*sh)
+					return nil
+				})
 			})
 		}
 	}
@@ -84,13 +89,16 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 	return out, true, nil
 }
 
-// childJPEG returns the stored JPEG bytes of a tile of a stored level. When
-// the source has no ICC profile those bytes are exactly what the zxy route
-// serves for the tile, so they are read through the tile cache under that
-// route's key: tiles a viewer has seen are reused, and tiles read here are
-// ready for the viewer.
+// childJPEG returns the JPEG bytes of a tile of a stored level. When the
+// source has no ICC profile, the stored bytes are exactly what the zxy
+// route serves for the tile, so they are read through the tile cache under
+// that route's key: tiles a viewer has seen are reused, and tiles read here
+// are ready for the viewer. The producer behind that key is the zxy
+// route's own (produceTile with the default options), so a viewer's
+// request coalesced with this read always gets the zxy bytes: never an
+// error, whatever the source stores.
 func (p *Pipeline) childJPEG(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) ([]byte, error) {
-	read := func() ([]byte, error) {
+	if p.tiles == nil || len(src.Info().ICCProfile) > 0 {
 		t, err := src.ReadTile(ctx, frame, z, x, y)
 		if err != nil {
 			return nil, err
@@ -100,11 +108,32 @@ func (p *Pipeline) childJPEG(ctx context.Context, loc Locator, src tilesource.So
 		}
 		return t.Encoded, nil
 	}
-	if p.tiles == nil || len(src.Info().ICCProfile) > 0 {
-		return read()
-	}
-	data, _, err := p.tiles.GetOrProduce(ctx, tileKey(loc, z, x, y, frame, encodingKey("JPEG", EncodeOptions{}), "", ""), read)
+	req := TileRequest{Z: z, X: x, Y: y, Frame: frame, Encode: DefaultEncode}
+	data, _, err := p.tiles.GetOrProduce(ctx, tileKey(loc, z, x, y, frame, encodingKey("JPEG", DefaultEncode), "", ""),
+		func(ctx context.Context) ([]byte, error) {
+			return p.produceTile(ctx, loc, src, req, "JPEG", edgeSpec{}, styleSpec{})
+		})
 	return data, err
+}
+
+// levelIsJPEG reports whether level z of frame is stored as plain JPEG
+// tiles. It decides from the source alone (its first tile, read directly,
+// remembered per source version), never from what the tile cache holds:
+// the synthesis method, and so the bytes of a synthesised tile, must not
+// depend on which children happen to be cached (a zxy JPEG that was
+// encoded from decoded pixels is not a stored JPEG).
+func (p *Pipeline) levelIsJPEG(ctx context.Context, loc Locator, src tilesource.Source, frame, z int) (bool, error) {
+	key := identity(loc) + "\x00" + strconv.Itoa(frame) + "\x00" + strconv.Itoa(z)
+	if v, ok := p.jpegLevels.Load(key); ok {
+		return v.(bool), nil
+	}
+	t, err := src.ReadTile(ctx, frame, z, 0, 0)
+	if err != nil {
+		return false, err
+	}
+	ok := t.Encoded != nil && t.Encoding == "JPEG"
+	p.jpegLevels.Store(key, ok)
+	return ok, nil
 }
 
 // tileKey is the tile cache key of a zxy/fzxy tile.

@@ -24,12 +24,17 @@ import (
 	"github.com/tileserver/tileserver/style"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // maxSkippedLevels is how many levels one synthesis stage may span (spec
 // 2.5): at most 8×8 child tiles are combined at once; larger gaps go
 // through intermediate synthesised levels, which are cached and reused.
-const maxSkippedLevels = 3
+const maxSkippedLevels = tilesource.SynthMaxSkip
+
+// maxStepPixels is the weight of a step whose size is unknown beforehand
+// (an associated image): the whole budget, so it runs alone.
+const maxStepPixels = math.MaxInt32
 
 // Tile returns one encoded tile (the zxy route of girder_large_image/rest/tiles.py).
 func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Result, error) {
@@ -58,7 +63,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 	// tiles are ever stored, so a hit needs no range check and no open
 	// source: the range check runs on the miss path below.
 	key := tileKey(loc, req.Z, req.X, req.Y, req.Frame, encodingKey(enc, req.Encode), edge.key, style.key)
-	data, status, err := p.cached(ctx, key, func() ([]byte, error) {
+	data, status, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
 		src, release, err := p.acquire(ctx, loc)
 		if err != nil {
 			return nil, err
@@ -87,7 +92,7 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 func tileError(err error) error {
 	err = publicError(err)
 	var te *tilesource.Error
-	if errors.As(err, &te) && te.Status >= 500 && te.Status != 499 &&
+	if errors.As(err, &te) && te.Status >= 500 && te.Status != 499 && te.Status != http.StatusServiceUnavailable &&
 		te.Status != http.StatusBadGateway && te.Status != http.StatusGatewayTimeout {
 		return tilesource.WithStatus(err, http.StatusNotFound)
 	}
@@ -113,7 +118,12 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 			return nil, err
 		}
 	case info.Stored[req.Z]:
-		t, err := src.ReadTile(ctx, req.Frame, req.Z, req.X, req.Y)
+		var t *tilesource.Tile
+		err := p.step(ctx, info.TileWidth*info.TileHeight, func() error {
+			var err error
+			t, err = src.ReadTile(ctx, req.Frame, req.Z, req.X, req.Y)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +142,11 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 				}
 			}
 		}
-		if img, err = t.Image(); err != nil {
+		if err := p.step(ctx, info.TileWidth*info.TileHeight, func() error {
+			var err error
+			img, err = t.Image()
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		img = iccTransform(padTo(img, info.TileWidth, info.TileHeight), profile, intent)
@@ -147,15 +161,24 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 	}
 	// 4. Decode path: full size, edge, 8 bits, encode (which drops alpha
 	// for JPEG).
-	img = padTo(img, info.TileWidth, info.TileHeight)
-	img = applyEdge(img, info, req.Z, req.X, req.Y, edge)
-	return encode.Encode(img, encodeOptions(enc, req.Encode))
+	var out []byte
+	err := p.step(ctx, info.TileWidth*info.TileHeight, func() error {
+		img = padTo(img, info.TileWidth, info.TileHeight)
+		img = applyEdge(img, info, req.Z, req.X, req.Y, edge)
+		var err error
+		out, err = encode.Encode(img, encodeOptions(enc, req.Encode))
+		return err
+	})
+	return out, err
 }
 
 // cached runs produce through the tile cache, or directly without one.
-func (p *Pipeline) cached(ctx context.Context, key string, produce func() ([]byte, error)) ([]byte, string, error) {
+// produce must use the context it is given, not the caller's: with a
+// cache, the production is shared by every caller of key and outlives any
+// one of them.
+func (p *Pipeline) cached(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
 	if p.tiles == nil {
-		b, err := produce()
+		b, err := produce(ctx)
 		return b, "", err
 	}
 	return p.tiles.GetOrProduce(ctx, key, produce)
@@ -168,7 +191,7 @@ func (p *Pipeline) cached(ctx context.Context, key string, produce func() ([]byt
 func (p *Pipeline) readRaw(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) (*encode.Image, error) {
 	key := tilecache.Key(identity(loc), "tile", strconv.Itoa(z), strconv.Itoa(x), strconv.Itoa(y),
 		strconv.Itoa(frame), "raw")
-	val, _, err := p.cached(ctx, key, func() ([]byte, error) {
+	val, _, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
 		img, err := p.produceRaw(ctx, loc, src, frame, z, x, y)
 		if err != nil {
 			return nil, err
@@ -186,15 +209,30 @@ func (p *Pipeline) produceRaw(ctx context.Context, loc Locator, src tilesource.S
 	if !info.Stored[z] {
 		return p.synthesise(ctx, loc, src, frame, z, x, y)
 	}
-	t, err := src.ReadTile(ctx, frame, z, x, y)
-	if err != nil {
-		return nil, err
+	var img *encode.Image
+	var stored []byte
+	err := p.step(ctx, info.TileWidth*info.TileHeight, func() error {
+		t, err := src.ReadTile(ctx, frame, z, x, y)
+		if err != nil {
+			return err
+		}
+		if t.Encoded != nil && t.Encoding == "JPEG" {
+			stored = t.Encoded
+		}
+		if img, err = t.Image(); err != nil {
+			return err
+		}
+		img = padTo(img, info.TileWidth, info.TileHeight)
+		return nil
+	})
+	if err == nil && stored != nil && p.tiles != nil && len(info.ICCProfile) == 0 {
+		// The stored JPEG is also the zxy route's answer for this tile
+		// (passthrough): keep it, so that a viewer's request does not
+		// read the tile again (a frame fetch, for DICOMweb).
+		key := tileKey(loc, z, x, y, frame, encodingKey("JPEG", DefaultEncode), "", "")
+		p.tiles.GetOrProduce(ctx, key, func(context.Context) ([]byte, error) { return stored, nil })
 	}
-	img, err := t.Image()
-	if err != nil {
-		return nil, err
-	}
-	return padTo(img, info.TileWidth, info.TileHeight), nil
+	return img, err
 }
 
 // synthesise builds tile (x, y) of a level the source does not store from
@@ -211,12 +249,29 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	child = min(child, z+maxSkippedLevels)
 	scale := 1 << (child - z)
-	if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
-		return img, err
+	// large_image's DICOM reader (large_image_source_dicom getTile) makes
+	// a missing level's tile from the whole block of the finer level,
+	// zero-padded to tile size × scale and resized by Pillow's default
+	// filter (BICUBIC); the other readers go through
+	// _getTileFromEmptyLevel: the children pasted and resized with
+	// LANCZOS, for which JPEG children take the DCT-scaling shortcut.
+	dicomBlock := info.SourceName == "dicom" && info.Format == encode.Uint8 && info.Bands <= 4
+	if !dicomBlock {
+		if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
+			return img, err
+		}
 	}
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
 	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
+	if dicomBlock {
+		cw, ch = tw*scale, th*scale
+	}
+	// Sources opened from files were checked at open
+	// (Info.CheckSynthesis); this guards the others.
+	if err := limits.CheckDecoded("synthesis canvas", int64(cw), int64(ch), int64(info.Bands), int64(info.Format.Size())); err != nil {
+		return nil, &tilesource.Error{Status: http.StatusRequestEntityTooLarge, Message: "Level cannot be synthesised within the size limits", Cause: err}
+	}
 	canvas := encode.NewImage(cw, ch, info.Bands, info.Format)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -247,7 +302,19 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	w := min(tw, (cw+scale-1)/scale)
 	h := min(th, (ch+scale-1)/scale)
+	release, err := p.work.Acquire(ctx, int64(cw*ch))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var out *encode.Image
+	if dicomBlock {
+		var ok bool
+		if out, ok = pilResize(canvas, tw, th, pilBicubic); !ok {
+			return nil, tilesource.Errorf(http.StatusInternalServerError, "Internal I/O failure: cannot resize the DICOM block")
+		}
+		return out, nil
+	}
 	if info.Format != encode.Uint8 || info.Bands > 4 || scale >= max(tw, th) {
 		out = sampleNearest(canvas, w, h, scale)
 	} else {

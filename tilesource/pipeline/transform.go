@@ -103,7 +103,7 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 		strconv.Itoa(req.X), strconv.Itoa(req.Y), strconv.Itoa(req.W), strconv.Itoa(req.H),
 		strconv.Itoa(req.Width), strconv.Itoa(req.Height), strconv.FormatBool(req.Mirror),
 		strconv.Itoa(req.Rotate), req.Quality, encodingKey(enc, req.Encode))
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func() (*encode.Image, error) {
+	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
 		l, t := float64(req.X), float64(req.Y)
 		r, b := float64(req.X+req.W), float64(req.Y+req.H)
 		w, h := req.Width, req.Height
@@ -119,7 +119,11 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 		// The region path keeps the aspect ratio; a distorting size or a
 		// rounding difference is one more resize.
 		if img.Width != req.Width || img.Height != req.Height {
-			if img, err = resizeImage(img, req.Width, req.Height); err != nil {
+			if err := p.step(ctx, img.Width*img.Height+req.Width*req.Height, func() error {
+				var err error
+				img, err = resizeImage(img, req.Width, req.Height)
+				return err
+			}); err != nil {
 				return nil, err
 			}
 		}

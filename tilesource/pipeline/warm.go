@@ -6,6 +6,7 @@ import (
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 // DefaultWarmMaxTiles bounds the levels a warm-up fills: every level up to
@@ -50,6 +51,8 @@ type WarmProgress struct {
 // be opened fails the warm-up. progress, when set, is called after each
 // unit.
 func (p *Pipeline) Warm(ctx context.Context, loc Locator, opt WarmOptions, progress func(WarmProgress)) (WarmProgress, error) {
+	// Warm-up yields the work budget to every request.
+	ctx = work.WithPriority(ctx, work.Background)
 	maxTiles := opt.MaxTiles
 	if maxTiles <= 0 {
 		maxTiles = DefaultWarmMaxTiles

@@ -170,7 +170,9 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	tw, th := s.info.TileWidth, s.info.TileHeight
 	img, err := h.Region(x*tw, y*th, tw, th)
 	if err != nil {
-		return nil, &tilesource.Error{Status: 500, Message: fmt.Sprintf("Failed to read tile %d/%d/%d", z, x, y), Cause: err}
+		// Pixels that cannot be read are the file's fault: 404, as large_image
+		// answers a TileGeneralError on the tile routes.
+		return nil, &tilesource.Error{Status: 404, Message: fmt.Sprintf("Failed to read tile %d/%d/%d", z, x, y), Cause: err}
 	}
 	s.fillBackground(img)
 	return &tilesource.Tile{Pixels: img}, nil

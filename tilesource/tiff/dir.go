@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // TIFF compression codes this package handles.
@@ -46,7 +48,6 @@ const (
 	maxDimension  = 1 << 24   // pixels per side
 	maxChunkBytes = 256 << 20 // one stored tile or strip
 	maxChunks     = 1 << 24   // tiles or strips per directory
-	maxDecoded    = 512 << 20 // bytes of one decoded strip or associated image
 )
 
 // dir is an image directory with the fields needed to read it.
@@ -82,10 +83,13 @@ type dir struct {
 func newDir(d *IFD, page int) (*dir, error) {
 	w, h := d.Uint(tagImageWidth, 0), d.Uint(tagImageLength, 0)
 	if w == 0 || w > maxDimension {
-		return nil, fmt.Errorf("invalid image width %d", w)
+		return nil, damagedf("invalid image width %d", w)
 	}
 	if h == 0 || h > maxDimension {
-		return nil, fmt.Errorf("invalid image height %d", h)
+		return nil, damagedf("invalid image height %d", h)
+	}
+	if err := limits.CheckSide("image", int64(w), int64(h)); err != nil {
+		return nil, err
 	}
 	r := &dir{ifd: d, page: page, w: int(w), h: int(h)}
 	r.compression = int(d.Uint(tagCompression, 1))
@@ -93,7 +97,7 @@ func newDir(d *IFD, page int) (*dir, error) {
 	r.planar = int(d.Uint(tagPlanarConfig, 1))
 	r.spp = int(d.Uint(tagSamplesPerPixel, 1))
 	if r.spp < 1 || r.spp > 64 {
-		return nil, fmt.Errorf("invalid samples per pixel %d", r.spp)
+		return nil, damagedf("invalid samples per pixel %d", r.spp)
 	}
 	bps := d.Uints(tagBitsPerSample)
 	r.bps = 1
@@ -126,11 +130,13 @@ func newDir(d *IFD, page int) (*dir, error) {
 		r.tiled = true
 		r.tw, r.th = int(d.Uint(tagTileWidth, 0)), int(d.Uint(tagTileLength, 0))
 		if r.tw <= 0 || r.th <= 0 || r.tw > 1<<16 || r.th > 1<<16 {
-			return nil, fmt.Errorf("invalid tile size %dx%d", r.tw, r.th)
+			return nil, damagedf("invalid tile size %dx%d", r.tw, r.th)
 		}
 		r.offsets, r.counts = d.Uints(tagTileOffsets), d.Uints(tagTileByteCounts)
 	} else {
 		r.tw = r.w
+		// libtiff refuses RowsPerStrip 0 and keeps the default (the whole
+		// image); a value beyond the height means the same.
 		rps := d.Uint(tagRowsPerStrip, h)
 		if rps == 0 || rps > h {
 			rps = h
@@ -144,12 +150,26 @@ func newDir(d *IFD, page int) (*dir, error) {
 	if r.planar == 2 {
 		r.chunksPerTile = r.spp
 	}
+	// One tile or strip is decoded at a time: its declared size bounds what
+	// a decode allocates, so a file whose chunks are over the limit is
+	// refused here rather than on every request.
+	what := "tile"
+	if !r.tiled {
+		what = "strip"
+	}
+	if err := limits.CheckDecoded(what, int64(r.tw), int64(r.th), int64(max(r.spp, r.bands)), sampleBytes(r.bps)); err != nil {
+		return nil, err
+	}
+	if r.compression == compOJPEG && (r.tw > 0xFFFF || r.th > 0xFFFF) {
+		// A JPEG frame header holds 16-bit sizes.
+		return nil, damagedf("old-style JPEG %s of %dx%d is larger than JPEG allows", what, r.tw, r.th)
+	}
 	need := r.across * r.down * r.chunksPerTile
 	if need > maxChunks {
-		return nil, fmt.Errorf("too many tiles")
+		return nil, damagedf("too many tiles")
 	}
 	if len(r.offsets) < need || len(r.counts) < need {
-		return nil, fmt.Errorf("missing tile or strip offsets")
+		return nil, damagedf("missing tile or strip offsets")
 	}
 	r.orient = newOrientation(d.Uint(tagOrientation, 1))
 	r.passthrough = r.orient.stored() && r.tiled && r.compression == compJPEG && r.bps == 8 &&
@@ -197,6 +217,28 @@ func sampleFormat(bps, sf int) (encode.Format, error) {
 		return encode.Float64, nil
 	}
 	return 0, fmt.Errorf("unsupported sample format %d with %d bits per sample", sf, bps)
+}
+
+// damagedError marks an error as a sign of a damaged file rather than of a
+// feature this reader lacks: detection then gives the file to no other
+// reader.
+type damagedError struct{ error }
+
+func (damagedError) Is(target error) bool { return target == tilesource.ErrDamaged }
+
+func damagedf(format string, args ...any) error { return damagedError{fmt.Errorf(format, args...)} }
+
+// sampleBytes is the decoded size of one sample of bps bits.
+func sampleBytes(bps int) int64 {
+	switch {
+	case bps <= 8:
+		return 1
+	case bps <= 16:
+		return 2
+	case bps <= 32:
+		return 4
+	}
+	return 8
 }
 
 // chunkIndex returns the index of chunk (tile or strip) col,row of plane p.

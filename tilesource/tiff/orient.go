@@ -1,6 +1,7 @@
 package tiff
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/tileserver/tileserver/encode"
@@ -95,7 +96,7 @@ func (d *dir) tileSize() (int, int) {
 // orientedTile builds displayed tile (x, y) of a directory whose
 // orientation is not "as stored" from the stored tiles it covers. Only the
 // part inside the image is returned.
-func (s *Source) orientedTile(d *dir, x, y int) (*encode.Image, error) {
+func (s *Source) orientedTile(ctx context.Context, d *dir, x, y int) (*encode.Image, error) {
 	tw, th := d.tileSize()
 	dw, dh := d.orient.size(d.w, d.h)
 	x0, y0 := x*tw, y*th
@@ -103,7 +104,7 @@ func (s *Source) orientedTile(d *dir, x, y int) (*encode.Image, error) {
 		return nil, tilesource.ErrXRange
 	}
 	sx, sy, sw, sh := d.orient.storedRect(d.w, d.h, x0, y0, min(tw, dw-x0), min(th, dh-y0))
-	img, err := s.storedArea(d, sx, sy, sw, sh)
+	img, err := s.storedArea(ctx, d, sx, sy, sw, sh)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func (s *Source) orientedTile(d *dir, x, y int) (*encode.Image, error) {
 
 // storedArea assembles the stored w×h area at (x, y) of a directory from
 // its stored tiles (or the virtual tiles of its strips).
-func (s *Source) storedArea(d *dir, x, y, w, h int) (*encode.Image, error) {
+func (s *Source) storedArea(ctx context.Context, d *dir, x, y, w, h int) (*encode.Image, error) {
 	gw, gh := virtualTile, virtualTile
 	if d.tiled {
 		gw, gh = d.tw, d.th
@@ -125,10 +126,10 @@ func (s *Source) storedArea(d *dir, x, y, w, h int) (*encode.Image, error) {
 			if d.tiled {
 				var chunks [][]byte
 				if chunks, err = s.readChunks(d, col, row); err == nil {
-					t, err = s.decodeChunks(d, d.tw, d.th, true, chunks, col*d.tw, row*d.th)
+					t, err = s.decodeChunks(ctx, d, d.tw, d.th, true, chunks, col*d.tw, row*d.th)
 				}
 			} else {
-				t, err = s.stripTile(d, col, row)
+				t, err = s.stripTile(ctx, d, col, row)
 			}
 			if err != nil {
 				return nil, err

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // virtualTile is the tile size served for stripped (untiled) images.
@@ -35,6 +38,8 @@ type Source struct {
 	meta  map[string]any
 
 	strips *stripCache
+	// stripFlight makes concurrent readers of one strip share its decode.
+	stripFlight singleflight.Group
 
 	// qpiMag is the objective magnification a QPTIFF file records.
 	qpiMag float64
@@ -79,7 +84,16 @@ func OpenReaderAt(r io.ReaderAt, size int64, name string) (tilesource.Source, er
 // openError returns the public error for a TIFF file this reader cannot
 // serve: the file's base name and the problem.
 func openError(name string, cause error) error {
-	return &tilesource.Error{Status: http.StatusBadRequest, Message: name + ": " + cause.Error()}
+	e := &tilesource.Error{Status: http.StatusBadRequest, Message: name + ": " + cause.Error()}
+	switch {
+	case errors.Is(cause, limits.ErrTooLarge):
+		// The cause is kept for errors.Is; its text is said once.
+		e.Message = strings.TrimSuffix(e.Message, ": "+limits.ErrTooLarge.Error())
+		e.Cause = limits.ErrTooLarge
+	case errors.Is(cause, tilesource.ErrDamaged):
+		e.Cause = tilesource.ErrDamaged
+	}
+	return e
 }
 
 // newSource parses r and works out levels, frames and associated images.
@@ -89,7 +103,7 @@ func newSource(r io.ReaderAt, size int64, name string) (*Source, error) {
 		if errors.Is(err, errNotTIFF) {
 			return nil, fmt.Errorf("%s: %w", name, tilesource.ErrNotRecognized)
 		}
-		return nil, openError(name, fmt.Errorf("invalid TIFF: %w", err))
+		return nil, openError(name, damagedError{fmt.Errorf("invalid TIFF: %w", err)})
 	}
 	s := &Source{r: r, name: name, tf: tf, assoc: map[string]*dir{}, pages: map[int]*encode.Image{}}
 	s.strips = newStripCache(64 << 20)
@@ -141,7 +155,10 @@ func (s *Source) setupPyramid(aperio bool) error {
 	s.tf.walk(func(d *IFD, idx int, _ *IFD) {
 		dd, err := newDir(d, idx)
 		if err != nil {
-			if firstErr == nil {
+			// A directory over a size limit makes the whole file
+			// suspect: refuse it rather than serve another directory
+			// as the image.
+			if firstErr == nil || (errors.Is(err, limits.ErrTooLarge) && !errors.Is(firstErr, limits.ErrTooLarge)) {
 				firstErr = err
 			}
 			return
@@ -167,6 +184,9 @@ func (s *Source) setupPyramid(aperio bool) error {
 			break
 		}
 	}
+	if errors.Is(firstErr, limits.ErrTooLarge) {
+		return firstErr
+	}
 	if main == nil {
 		if firstErr == nil {
 			firstErr = errors.New("no usable image")
@@ -185,7 +205,10 @@ func (s *Source) setupPyramid(aperio bool) error {
 		used[l] = l != nil
 	}
 	for _, d := range all {
-		if used[d] || d.page < 0 || checkDecodable(d) != nil {
+		// Associated images are decoded whole: one too large for the
+		// decode limit is not offered.
+		if used[d] || d.page < 0 || checkDecodable(d) != nil ||
+			limits.CheckDecoded("associated image", int64(d.w), int64(d.h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)) != nil {
 			continue
 		}
 		var key string
@@ -406,14 +429,14 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 		return nil, fmt.Errorf("tiff level %d: %w", z, tilesource.ErrLevelNotStored)
 	}
 	if !d.orient.stored() {
-		img, err := s.orientedTile(d, x, y)
+		img, err := s.orientedTile(ctx, d, x, y)
 		if err != nil {
 			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
 		}
 		return &tilesource.Tile{Pixels: img}, nil
 	}
 	if !d.tiled {
-		img, err := s.stripTile(d, x, y)
+		img, err := s.stripTile(ctx, d, x, y)
 		if err != nil {
 			return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
 		}
@@ -443,7 +466,7 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	if err != nil {
 		return nil, ioError(fmt.Sprintf("cannot read tile %d, %d", x, y), err)
 	}
-	img, err := s.decodeChunks(d, d.tw, d.th, true, chunks, x*d.tw, y*d.th)
+	img, err := s.decodeChunks(ctx, d, d.tw, d.th, true, chunks, x*d.tw, y*d.th)
 	if err != nil {
 		return nil, ioError(fmt.Sprintf("cannot decode tile %d, %d", x, y), err)
 	}
@@ -524,7 +547,16 @@ func (s *Source) readAt(b []byte, off int64) (int, error) {
 
 // decodeChunks decodes one stored chunk (all planes) of w×h pixels whose
 // top-left corner in the directory is (px, py).
-func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px, py int) (*encode.Image, error) {
+func (s *Source) decodeChunks(ctx context.Context, d *dir, w, h int, tiled bool, chunks [][]byte, px, py int) (*encode.Image, error) {
+	n := int64(w) * int64(h) * int64(max(d.spp, d.bands)) * sampleBytes(d.bps)
+	if err := limits.CheckDecoded("tile", int64(w), int64(h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)); err != nil {
+		return nil, err
+	}
+	release, err := acquireDecode(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if d.compression == compOJPEG {
 		// A complete embedded stream (JPEGInterchangeFormat) is the most
 		// reliable: chunk byte counts in such files are often wrong.
@@ -553,9 +585,6 @@ func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px,
 		}
 		return decodeYCbCr(d, chunks[0], w, h)
 	}
-	if int64(w)*int64(h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
-		return nil, errors.New("tile too large to decode")
-	}
 	mini, err := buildMiniTIFF(d, s.tf.ByteOrder, w, h, w, h, tiled, chunks)
 	if err != nil {
 		return nil, err
@@ -573,6 +602,10 @@ func (s *Source) decodeChunks(d *dir, w, h int, tiled bool, chunks [][]byte, px,
 func (s *Source) decodeFromPage(d *dir, x, y, w, h int) (*encode.Image, error) {
 	if s.tf.Size > maxPageFallback || d.page < 0 {
 		return nil, fmt.Errorf("compression %d is only supported in files under %d MB", d.compression, maxPageFallback>>20)
+	}
+	// The whole page is decoded and kept.
+	if err := limits.CheckDecoded("page", int64(d.w), int64(d.h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)); err != nil {
+		return nil, err
 	}
 	s.pageMu.Lock()
 	img := s.pages[d.page]
@@ -637,8 +670,8 @@ func (s *Source) Associated(name string) (*encode.Image, error) {
 
 // associated decodes an associated image as stored.
 func (s *Source) associated(name string, d *dir) (*encode.Image, error) {
-	if int64(d.w)*int64(d.h)*int64(d.spp)*int64(max(d.bps, 8)/8) > maxDecoded {
-		return nil, ioError("associated image too large", nil)
+	if err := limits.CheckDecoded("associated image", int64(d.w), int64(d.h), int64(max(d.spp, d.bands)), sampleBytes(d.bps)); err != nil {
+		return nil, &tilesource.Error{Status: http.StatusRequestEntityTooLarge, Message: name + " image is too large", Cause: err}
 	}
 	if d.compression == compOJPEG {
 		img, err := s.decodeFromPage(d, 0, 0, d.w, d.h)

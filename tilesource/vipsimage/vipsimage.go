@@ -7,12 +7,14 @@ package vipsimage
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 const tileSize = 256
@@ -42,6 +44,16 @@ func Open(path string) (tilesource.Source, error) {
 	}
 	in.Stored = make([]bool, in.Levels)
 	in.Stored[in.Levels-1] = true
+	// Only full resolution is stored: refuse a declared size whose lower
+	// levels could not be made within the limits before decoding anything.
+	if err := limits.CheckSide("image", int64(w), int64(hh)); err != nil {
+		h.Close()
+		return nil, &tilesource.Error{Status: http.StatusBadRequest, Message: filepath.Base(path) + ": image too large", Cause: err}
+	}
+	if err := in.CheckSynthesis(); err != nil {
+		h.Close()
+		return nil, &tilesource.Error{Status: http.StatusBadRequest, Message: filepath.Base(path) + ": image too large", Cause: err}
+	}
 	loader := h.Field("vips-loader")
 	// libvips reads a TIFF header even when no codec can decode its pixels
 	// (an unknown compression, say): decode one pixel so that such files
@@ -70,7 +82,9 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 	}
 	img, err := s.h.Region(x*tileSize, y*tileSize, tileSize, tileSize)
 	if err != nil {
-		return nil, &tilesource.Error{Status: 500, Message: fmt.Sprintf("Failed to read tile %d/%d/%d", z, x, y), Cause: err}
+		// Pixels that cannot be read are the file's fault: 404, as large_image
+		// answers a TileGeneralError on the tile routes.
+		return nil, &tilesource.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("Failed to read tile %d/%d/%d", z, x, y), Cause: err}
 	}
 	return &tilesource.Tile{Pixels: img}, nil
 }

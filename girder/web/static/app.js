@@ -1,33 +1,29 @@
-// The viewer page: folder/item browser, one OpenSeadragon viewer, frame and
-// style controls, metadata, associated images and the cache panel. State
-// lives in the URL hash (#folder=ID&item=ID) so views can be linked.
+// The viewer page: folder/item browser with search, an OpenSeadragon viewer
+// (magnification, scale bar, rotation, measuring, a second slide side by
+// side), frame, channel and style controls, metadata, associated images and
+// the cache panel (cache.js). The whole view lives in the URL hash (folder, item,
+// centre, zoom, rotation, frame, style, second slide) so it can be shared.
 
-import { makeTileSource, tileUrl, errorFrom, rememberTile } from "./tiles.js";
-
-const API = "/api/v1";
-const $ = (id) => document.getElementById(id);
-
-/** GET/PUT a Girder route; throws HttpError with the server's message. */
-async function api(path, { method = "GET", headers = {} } = {}) {
-  const res = await fetch(`${API}/${path}`, { method, headers, credentials: "same-origin" });
-  if (!res.ok) throw await errorFrom(res);
-  return res.json();
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
+import { $, api, el } from "./dom.js";
+import { initCachePanel } from "./cache.js";
+import { makeTileSource, tileUrl, errorFrom, rememberTile, fetchTile } from "./tiles.js";
+import * as scale from "./measure.js";
+import * as ch from "./channels.js";
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ""));
+}
+
+/** A view from the URL: centre (image pixels), image zoom (CSS pixels per
+ *  image pixel), rotation and flip; null when the link holds none. */
+function viewFromParams(p) {
+  const x = Number(p.get("x"));
+  const y = Number(p.get("y"));
+  const zoom = Number(p.get("zoom"));
+  if (!p.has("x") || !p.has("y") || !(zoom > 0) || !isFinite(x) || !isFinite(y)) {
+    return p.has("rot") ? { rot: Number(p.get("rot")) || 0, flip: p.get("flip") === "1" } : null;
+  }
+  return { x, y, zoom, rot: Number(p.get("rot")) || 0, flip: p.get("flip") === "1" };
 }
 
 function linkTo(folder, item) {
@@ -37,21 +33,11 @@ function linkTo(folder, item) {
   return `#${p}`;
 }
 
-function formatBytes(n) {
-  if (typeof n !== "number" || !isFinite(n)) return "–";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${units[i]}`;
-}
-
 // ---------------------------------------------------------------- browser
 
 const folderCache = new Map(); // id → folder JSON
 let shownFolder = null;
+let listedItems = []; // the items on the left (folder or search results)
 
 async function folder(id) {
   if (!folderCache.has(id)) folderCache.set(id, await api(`folder/${id}`));
@@ -109,6 +95,7 @@ async function showFolder(id) {
 
 function renderFolder(id, subs, items, chain) {
   shownFolder = id;
+  $("search").value = "";
   const crumbs = $("crumbs");
   crumbs.replaceChildren(
     ...chain.map((f, i) =>
@@ -120,28 +107,65 @@ function renderFolder(id, subs, items, chain) {
     ...(up ? [el("li", {}, el("a", { class: "folder up", href: linkTo(up._id), text: `.. ${up.name}` }))] : []),
     ...subs.map((f) => el("li", {}, el("a", { class: "folder", href: linkTo(f._id), text: f.name }))),
   );
+  renderItems(id, items);
+}
+
+/** A name a person can read: DICOMweb items imported without a name are
+ *  called by their series UID. */
+function displayName(it) {
+  if (/^[0-9.]{16,}$/.test(it.name)) return `DICOM series …${it.name.slice(-8)}`;
+  return it.name;
+}
+
+function renderItems(folderId, items) {
+  listedItems = items;
   $("items").replaceChildren(
     ...items.map((it) => {
-      const hasImage = it.largeImage && it.largeImage.fileId;
+      // Every large image has a thumbnail, whether it has a file (a slide),
+      // a DICOMweb series or the synthetic test source behind it.
+      const hasImage = Boolean(it.largeImage);
       const thumb = hasImage
         ? el("img", {
-            src: `${API}/item/${it._id}/tiles/thumbnail?width=160&height=160`,
+            src: `/api/v1/item/${it._id}/tiles/thumbnail?width=160&height=160`,
             alt: "",
             width: 160,
             height: 160,
             loading: "lazy",
             decoding: "async",
+            fetchpriority: "low",
           })
         : el("span", { class: "no-thumb", text: "no image" });
       if (hasImage) thumb.addEventListener("error", () => thumb.replaceWith(el("span", { class: "no-thumb", text: "no preview" })), { once: true });
       return el(
         "li",
         {},
-        el("a", { class: "card", href: linkTo(id, it._id), "data-item": it._id, title: it.name }, thumb, el("span", { class: "name", text: it.name })),
+        el("a", { class: "card", href: linkTo(folderId || it.folderId, it._id), "data-item": it._id, title: it.name }, thumb, el("span", { class: "name", text: displayName(it) })),
       );
     }),
   );
   markCurrentItem();
+  fillCompareChoices();
+}
+
+/** Searches items by name (Girder's item?text=) and lists the matches. */
+async function search(text) {
+  const status = $("browser-status");
+  text = text.trim();
+  if (!text) {
+    shownFolder = null;
+    await showFolder(hashParams().get("folder"));
+    return;
+  }
+  status.textContent = "Searching…";
+  try {
+    const items = await api(`item?text=${encodeURIComponent(text)}&limit=100`);
+    $("folders").replaceChildren();
+    renderItems(null, items);
+    const one = items.length === 1;
+    status.textContent = items.length ? `${items.length} item${one ? " matches" : "s match"} “${text}”.` : `No item matches “${text}”.`;
+  } catch (err) {
+    status.textContent = `Search failed: ${err.message}`;
+  }
 }
 
 function markCurrentItem() {
@@ -168,21 +192,35 @@ function loadOSD() {
   return osdPromise;
 }
 
+let OSDlib = null;
 let viewer = null;
-const current = { id: null, meta: null, frame: 0, style: "", multiFrame: false };
+const current = { id: null, meta: null, frame: 0, style: "", multiFrame: false, chans: null, chanStates: null };
 // The tiled image replacing the one on screen (frame or style change).
 let pending = null;
+// When the current item's open began, for the time to a sharp view, and
+// the milestones on the way (shown in data-timing for the browser test).
+let openStarted = 0;
+let timing = {};
+function mark(name) {
+  if (openStarted && !(name in timing)) timing[name] = Math.round(performance.now() - openStarted);
+}
+
+// The browser test and the console reach the viewers here.
+window.tileViewer = { main: () => viewer, second: () => compare.viewer };
 
 function tileOpts() {
   return { frame: current.frame, multiFrame: current.multiFrame, style: current.style };
 }
 
-function createViewer(OSD) {
+/** OpenSeadragon settings tuned for the time to a sharp view: the level
+ *  that fits is drawn as soon as it arrives (no blurry levels first, no
+ *  blending), and failed tiles are retried. */
+function viewerOptions(element, navigator) {
   const libBase = libUrl.replace(/[^/]*$/, "");
-  const v = OSD({
-    element: $("viewer"),
+  return {
+    element,
     prefixUrl: `${libBase}images/`,
-    showNavigator: true,
+    showNavigator: navigator,
     navigatorPosition: "BOTTOM_RIGHT",
     navigatorAutoFade: false,
     showRotationControl: false,
@@ -191,20 +229,33 @@ function createViewer(OSD) {
     visibilityRatio: 1,
     constrainDuringPan: true,
     minZoomImageRatio: 0.9,
-    animationTime: 0.6,
+    animationTime: 0.5,
     springStiffness: 8,
     zoomPerScroll: 1.4,
     immediateRender: true,
-    imageLoaderLimit: 6,
+    blendTime: 0,
+    alwaysBlend: false,
+    imageLoaderLimit: 8,
+    tileRetryMax: 3,
+    tileRetryDelay: 800,
     maxImageCacheCount: 600,
     crossOriginPolicy: false,
     ajaxWithCredentials: false,
     loadTilesWithAjax: false,
     gestureSettingsMouse: { clickToZoom: true, dblClickToZoom: false, flickEnabled: true },
     drawer: ["canvas", "html"],
-  });
-  v.addHandler("animation", updateZoomInfo);
-  v.addHandler("open", updateZoomInfo);
+  };
+}
+
+function createViewer(OSD) {
+  const v = OSD(viewerOptions($("viewer"), true));
+  // The page's overlays live inside the viewer's element, above its canvas.
+  for (const id of ["scalebar", "measure", "measure-label", "tile-status"]) v.container.append($(id));
+  v.addHandler("animation", onViewChange);
+  v.addHandler("viewport-change", onViewChange);
+  v.addHandler("open", onViewChange);
+  v.addHandler("tile-load-failed", onTileFailed);
+  v.addHandler("tile-loaded", onTileLoaded);
   // aria-busy tells assistive technology (and the browser test) whether
   // the tiles for the current view are still arriving.
   v.world.addHandler("add-item", ({ item }) => {
@@ -219,16 +270,41 @@ function updateBusy() {
   const w = viewer.world;
   let busy = false;
   for (let i = 0; i < w.getItemCount(); i++) if (!w.getItemAt(i).getFullyLoaded()) busy = true;
-  $("viewer").setAttribute("aria-busy", String(busy));
+  const box = $("viewer");
+  box.setAttribute("aria-busy", String(busy));
+  if (!busy && openStarted) {
+    // The time from choosing the slide to every tile of the view drawn.
+    box.dataset.sharpMs = String(Math.round(performance.now() - openStarted));
+    box.dataset.timing = JSON.stringify(timing);
+    openStarted = 0;
+  }
 }
 
-function updateZoomInfo() {
+/** The first image's zoom in CSS pixels per image pixel. */
+function imageZoom(v = viewer) {
+  const img = v && v.world.getItemAt(0);
+  return img ? img.viewportToImageZoom(v.viewport.getZoom(true)) : null;
+}
+
+function onViewChange() {
   if (!viewer || !current.meta || !viewer.world.getItemCount()) return;
+  const zoom = imageZoom();
+  const native = scale.nativeMagnification(current.meta);
+  const pct = `${(zoom * 100).toFixed(zoom < 0.1 ? 1 : 0)}%`;
+  const info = $("zoom-info");
+  info.textContent = native ? `${scale.formatMagnification(native * zoom)} · ${pct}` : pct;
+  info.dataset.magnification = native ? String(native * zoom) : "";
+  // Powers the view cannot zoom out to (the whole slide is smaller) are off.
   const img = viewer.world.getItemAt(0);
-  const zoom = img.viewportToImageZoom(viewer.viewport.getZoom(true));
-  const levels = current.meta.levels;
-  const z = Math.min(levels - 1, Math.max(0, Math.ceil(levels - 1 + Math.log2(zoom * (window.devicePixelRatio || 1)))));
-  $("zoom-info").textContent = `${(zoom * 100).toFixed(zoom < 0.1 ? 1 : 0)}% · level ${z} of ${levels - 1}`;
+  const minZoom = img.viewportToImageZoom(viewer.viewport.getMinZoom());
+  for (const b of $("mag-buttons").querySelectorAll("button[data-mag]")) b.disabled = Number(b.dataset.mag) / native < minZoom * 0.999;
+  const bar = scale.scaleBar(current.meta, zoom);
+  $("scalebar-bar").style.width = `${bar.px.toFixed(1)}px`;
+  $("scalebar-label").textContent = bar.label;
+  $("scalebar").hidden = false;
+  drawMeasure();
+  syncFrom(viewer);
+  saveUrlSoon();
 }
 
 function stageMessage(text) {
@@ -237,17 +313,47 @@ function stageMessage(text) {
   m.hidden = !text;
 }
 
-async function openItem(id) {
+/** Fetches the tiles the fitted view needs while the viewer library and
+ *  the viewer get going: the deepest level that fits the viewer first
+ *  (the sharp view), then the coarser ones the navigator and OpenSeadragon
+ *  ask for. OpenSeadragon's own requests then come from the page's tile
+ *  cache. */
+function preloadFirstView(meta, id) {
+  const box = $("viewer").getBoundingClientRect();
+  const w = box.width || 800;
+  const h = box.height || 600;
+  const fit = Math.min(w / meta.sizeX, h / meta.sizeY) * (window.devicePixelRatio || 1);
+  const top = meta.levels - 1;
+  let z = top;
+  while (z > 0 && 2 ** (z - 1 - top) >= fit) z--;
+  const opts = tileOpts();
+  let budget = 64;
+  for (let level = z; level >= 0; level--) {
+    const s = 2 ** (top - level);
+    const nx = Math.ceil(meta.sizeX / s / meta.tileWidth);
+    const ny = Math.ceil(meta.sizeY / s / meta.tileHeight);
+    if (nx * ny > budget) continue;
+    budget -= nx * ny;
+    for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) fetchTile(tileUrl(id, opts, level, x, y)).catch(() => {});
+  }
+}
+
+async function openItem(id, { view = null, frame = 0, style = "" } = {}) {
   if (id === current.id) return;
   current.id = id;
   markCurrentItem();
+  clearMeasure();
+  clearTileFailures();
   if (!id) {
     $("viewer-section").hidden = true;
     $("meta-section").hidden = true;
     $("assoc-section").hidden = true;
     stageMessage("Choose an image on the left.");
+    saveUrlSoon();
     return;
   }
+  openStarted = performance.now();
+  timing = {};
   stageMessage("Loading…");
   let item, meta;
   try {
@@ -255,16 +361,29 @@ async function openItem(id) {
   } catch (err) {
     if (current.id !== id) return;
     $("viewer-section").hidden = true;
+    $("meta-section").hidden = true;
+    $("assoc-section").hidden = true;
     stageMessage(`This item cannot be shown: ${err.message}`);
     return;
   }
   if (current.id !== id) return; // another item was chosen meanwhile
+  mark("metadata");
   current.meta = meta;
-  current.frame = 0;
-  current.style = "";
   current.multiFrame = Array.isArray(meta.frames) && meta.frames.length > 1;
-  $("item-title").textContent = item.name;
+  current.frame = current.multiFrame ? Math.min(Math.max(0, frame | 0), meta.frames.length - 1) : 0;
+  current.style = style;
+  current.chans = ch.channelsOf(meta);
+  $("item-title").textContent = displayName(item);
+  $("item-title").title = item.name;
   $("zoom-info").textContent = "";
+  $("viewer-section").hidden = false;
+  setupMagnification(meta);
+  if (current.chans) {
+    await setupChannels(meta, id);
+    if (current.id !== id) return;
+    if (!style) current.style = ch.composeStyle(current.chans, current.chanStates);
+  } else setupChannels(meta, id);
+  preloadFirstView(meta, id);
   showMetadata(meta);
   showAssociated(id);
   setupFrames(meta);
@@ -277,23 +396,48 @@ async function openItem(id) {
     OSD = null;
   }
   if (current.id !== id) return;
-  $("viewer-section").hidden = false;
   if (!OSD) {
     stageMessage("The viewer library (OpenSeadragon) is missing from this build: run `make web` and rebuild the server. Browsing, metadata and thumbnails still work.");
     $("viewer").hidden = true;
     return;
   }
+  OSDlib = OSD;
+  mark("library");
   stageMessage("");
   viewer ??= createViewer(OSD);
   $("viewer").setAttribute("aria-busy", "true");
   pending = null;
+  // Each slide opens unrotated and unflipped unless its link says otherwise.
+  delete $("viewer").dataset.item;
+  viewer.addOnceHandler("open", () => {
+    if (current.id !== id) return;
+    mark("opened");
+    applyView(viewer, view);
+    // Which item the viewer shows, once it shows it.
+    $("viewer").dataset.item = id;
+  });
   viewer.open(makeTileSource(OSD, meta, id, tileOpts()));
+}
+
+/** Puts a viewer at a view from a link (or the fitted, unrotated view). */
+function applyView(v, view) {
+  const vp = v.viewport;
+  vp.setFlip(Boolean(view && view.flip));
+  vp.setRotation(view ? view.rot : 0, true);
+  const img = v.world.getItemAt(0);
+  if (view && view.zoom && img) {
+    vp.zoomTo(img.imageToViewportZoom(view.zoom), null, true);
+    vp.panTo(img.imageToViewportCoordinates(view.x, view.y), true);
+  } else {
+    vp.goHome(true);
+  }
 }
 
 /** Swaps the image for another frame or style, keeping the viewport: the
  *  new image loads on top and the old one goes once the new one covers
  *  the view, so nothing flashes. A newer swap cancels an unfinished one. */
 async function replaceImage() {
+  saveUrlSoon();
   const OSD = await loadOSD();
   if (!OSD || !viewer || !current.meta) return;
   if (pending) {
@@ -323,6 +467,155 @@ async function replaceImage() {
   });
 }
 
+// ----------------------------------------------------- magnification, rotation
+
+function setupMagnification(meta) {
+  const native = scale.nativeMagnification(meta);
+  const box = $("mag-buttons");
+  const buttons = [el("button", { type: "button", "data-fit": "", title: "Fit the slide in view (0)", text: "Fit" })];
+  if (native) {
+    scale.magnificationSteps.forEach((m, i) => {
+      if (m > native * 1.001) return;
+      buttons.push(el("button", { type: "button", "data-mag": m, title: `${m}× (${i + 1})`, text: `${m}×` }));
+    });
+  }
+  box.replaceChildren(...buttons);
+}
+
+/** Zooms so the view shows the slide at objective power m. */
+function zoomToMagnification(m) {
+  const native = current.meta && scale.nativeMagnification(current.meta);
+  const img = viewer && viewer.world.getItemAt(0);
+  if (!native || !img || m > native * 1.001) return;
+  viewer.viewport.zoomTo(img.imageToViewportZoom(m / native));
+}
+
+function rotate(deg) {
+  if (!viewer) return;
+  const vp = viewer.viewport;
+  vp.setRotation(deg === 0 ? 0 : vp.getRotation() + deg);
+}
+
+// ---------------------------------------------------------------- deep links
+
+let urlTimer = 0;
+
+/** Writes the view into the address once the user rests: replaceState, so
+ *  moving about adds no history entries (choosing an item or a folder
+ *  does, through its link). */
+function saveUrlSoon() {
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(saveUrl, 250);
+}
+
+function saveUrl() {
+  const p = new URLSearchParams();
+  const folderId = shownFolder || hashParams().get("folder");
+  if (folderId) p.set("folder", folderId);
+  if (current.id) {
+    p.set("item", current.id);
+    // Only once the viewer shows this item: until then it shows the last.
+    const img = viewer && $("viewer").dataset.item === current.id && viewer.world.getItemAt(0);
+    if (img) {
+      const vp = viewer.viewport;
+      const c = img.viewportToImageCoordinates(vp.getCenter(true));
+      p.set("x", c.x.toFixed(1));
+      p.set("y", c.y.toFixed(1));
+      p.set("zoom", imageZoom().toPrecision(7));
+      const rot = ((Math.round(vp.getRotation(true)) % 360) + 360) % 360;
+      if (rot) p.set("rot", String(rot));
+      if (vp.getFlip()) p.set("flip", "1");
+    }
+    if (current.multiFrame) p.set("frame", String(current.frame));
+    if (current.style) p.set("style", current.style);
+    if (compare.on && compare.id) {
+      p.set("compare", compare.id);
+      if (!$("sync").checked) p.set("sync", "0");
+    }
+  }
+  const hash = `#${p}`;
+  if (hash !== location.hash) history.replaceState(null, "", hash);
+}
+
+// --------------------------------------------------------------- side by side
+
+const compare = { on: false, id: null, viewer: null, syncing: false };
+
+function fillCompareChoices() {
+  const sel = $("compare-item");
+  const items = listedItems.filter((it) => it.largeImage);
+  const keep = compare.id;
+  sel.replaceChildren(...items.map((it) => el("option", { value: it._id, text: displayName(it) })));
+  if (keep && !items.some((it) => it._id === keep)) sel.prepend(el("option", { value: keep, text: keep }));
+  if (keep) sel.value = keep;
+}
+
+async function setCompare(on, id) {
+  compare.on = on;
+  $("compare").setAttribute("aria-pressed", String(on));
+  $("compare-pick").hidden = !on;
+  $("sync-label").hidden = !on;
+  $("viewer2").hidden = !on;
+  $("viewers").classList.toggle("split", on);
+  if (!on) {
+    compare.id = null;
+    if (compare.viewer) compare.viewer.close();
+    saveUrlSoon();
+    return;
+  }
+  if (!id) {
+    const other = listedItems.find((it) => it.largeImage && it._id !== current.id);
+    id = (other || listedItems[0] || {})._id;
+  }
+  if (!id) return;
+  compare.id = id;
+  fillCompareChoices();
+  const OSD = await loadOSD();
+  if (!OSD) return;
+  let meta;
+  try {
+    meta = await api(`item/${id}/tiles`);
+  } catch (err) {
+    $("viewer2").setAttribute("data-error", err.message);
+    return;
+  }
+  if (compare.id !== id) return;
+  if (!compare.viewer) {
+    compare.viewer = OSD(viewerOptions($("viewer2"), false));
+    compare.viewer.addHandler("viewport-change", () => syncFrom(compare.viewer));
+  }
+  compare.viewer.addOnceHandler("open", () => syncFrom(viewer, true));
+  const multi = Array.isArray(meta.frames) && meta.frames.length > 1;
+  // A multi-channel slide shows its channels composed, as when opened.
+  const chans = ch.channelsOf(meta);
+  const style = chans ? ch.composeStyle(chans, await seededStates(meta, id, chans, 0)) : "";
+  if (compare.id !== id) return;
+  compare.viewer.open(makeTileSource(OSD, meta, id, { frame: 0, multiFrame: multi, style }));
+  saveUrlSoon();
+}
+
+/** Gives the other viewer the same centre, zoom and rotation in viewport
+ *  coordinates (each slide's width is 1), so both show the same part of
+ *  serial sections of the same tissue. */
+function syncFrom(src, force = false) {
+  if (!compare.on || !compare.viewer || compare.syncing || !viewer) return;
+  if (!force && !$("sync").checked) return;
+  const dst = src === viewer ? compare.viewer : viewer;
+  if (!dst.world.getItemCount() || !src.world.getItemCount()) return;
+  const same = (a, b) => Math.abs(a - b) < 1e-9;
+  const [sc, dc] = [src.viewport.getCenter(true), dst.viewport.getCenter(true)];
+  if (same(sc.x, dc.x) && same(sc.y, dc.y) && same(src.viewport.getZoom(true), dst.viewport.getZoom(true)) &&
+    same(src.viewport.getRotation(true), dst.viewport.getRotation(true))) return;
+  compare.syncing = true;
+  try {
+    dst.viewport.setRotation(src.viewport.getRotation(true), true);
+    dst.viewport.zoomTo(src.viewport.getZoom(true), null, true);
+    dst.viewport.panTo(src.viewport.getCenter(true), true);
+  } finally {
+    compare.syncing = false;
+  }
+  if (src !== viewer) saveUrlSoon();
+}
 // ----------------------------------------------------------------- frames
 
 let frameTimer = 0;
@@ -353,14 +646,17 @@ function setupFrames(meta) {
   axesBox.replaceChildren();
   if (!current.multiFrame) return;
   input.max = String(meta.frames.length - 1);
-  input.value = "0";
-  $("frame-label").textContent = frameLabel(meta, 0);
+  input.value = String(current.frame);
+  $("frame-label").textContent = frameLabel(meta, current.frame);
   const axes = frameAxes(meta);
-  // One slider per axis when frames vary along more than one.
+  // One slider per axis when frames vary along more than one; channels
+  // have their own panel when they are composed.
   if (axes.length < 2) return;
+  const fr = meta.frames[current.frame] || {};
   for (const a of axes) {
+    if (a.name === "C" && current.chans && current.chans.kind === "frame") continue;
     const id = `axis-${a.name}`;
-    const axis = el("input", { type: "range", id, min: 0, max: a.range - 1, step: 1, value: 0, "data-key": a.key });
+    const axis = el("input", { type: "range", id, min: 0, max: a.range - 1, step: 1, value: fr[a.key] ?? 0, "data-key": a.key });
     axis.addEventListener("input", () => onAxisInput(false));
     axis.addEventListener("change", () => onAxisInput(true));
     axesBox.append(el("span", { class: "axis" }, el("label", { for: id, text: axisName(a.name) }), axis));
@@ -375,9 +671,10 @@ function axisName(n) {
 function onAxisInput(commit) {
   const meta = current.meta;
   let f = 0;
+  const fr = meta.frames[Number($("frame").value)] || {};
   for (const a of frameAxes(meta)) {
     const s = document.getElementById(`axis-${a.name}`);
-    if (s) f += Number(s.value) * a.stride;
+    f += (s ? Number(s.value) : fr[a.key] || 0) * a.stride;
   }
   $("frame").value = String(Math.min(f, meta.frames.length - 1));
   onFrameInput(commit, true);
@@ -394,14 +691,120 @@ function onFrameInput(commit, fromAxis = false) {
   // over are not all requested.
   clearTimeout(frameTimer);
   const apply = () => {
-    if (f === current.frame) return;
-    current.frame = f;
+    // With channels composed, the frame is channel 0's of the plane and
+    // the style picks the channels relative to it.
+    const target = ch.baseFrame(current.meta, current.chans, f);
+    if (target === current.frame) return;
+    current.frame = target;
     replaceImage();
   };
   if (commit) apply();
   else frameTimer = setTimeout(apply, 150);
 }
 
+// --------------------------------------------------------------- channels
+
+let channelTimer = 0;
+
+/** Builds the channel panel: per channel a visibility toggle, a colour and
+ *  min/max sliders. The windows are seeded from the bands route's
+ *  statistics before the first tile is asked for, so the first view is
+ *  the right one; a style from a deep link sets the panel instead when it
+ *  has the panel's shape. */
+async function setupChannels(meta, id) {
+  const box = $("channels");
+  const rows = $("channel-rows");
+  rows.replaceChildren();
+  const chans = current.chans;
+  box.hidden = !chans;
+  current.chanStates = null;
+  if (!chans) return;
+  const full = ch.dtypeRange(meta.dtype);
+  const defaults = chans.list.map((c) => ({ visible: true, color: c.color, min: full ? full[0] : 0, max: full ? full[1] : 1 }));
+  const linked = current.style && ch.parseStyle(chans, current.style, defaults);
+  const states = linked || (await seededStates(meta, id, chans, current.frame));
+  if (current.id !== id) return;
+  current.chanStates = states;
+  const st = states;
+  const range = full || [Math.min(...st.map((s) => s.min)), Math.max(...st.map((s) => s.max))];
+  chans.list.forEach((c, i) => rows.append(channelRow(c, i, range, full ? 1 : (range[1] - range[0]) / 1000)));
+}
+
+/** Every channel shown in its colour, windowed by its statistics. */
+async function seededStates(meta, id, chans, frame) {
+  const full = ch.dtypeRange(meta.dtype);
+  const states = chans.list.map((c) => ({ visible: true, color: c.color, min: full ? full[0] : 0, max: full ? full[1] : 1 }));
+  const base = ch.baseFrame(meta, chans, frame);
+  await Promise.all(
+    chans.list.map(async (c, i) => {
+      const q = chans.kind === "frame" ? `frame=${base + c.delta}` : "";
+      try {
+        const b = (await api(`item/${id}/tiles/bands?${q}`))[String(c.band || 1)];
+        if (b && typeof b.min === "number" && typeof b.max === "number") {
+          states[i].min = b.min;
+          states[i].max = b.max > b.min ? b.max : b.min + 1;
+        }
+      } catch {
+        // the full range stays
+      }
+    }),
+  );
+  return states;
+}
+
+function channelRow(c, i, range, step) {
+  const st = current.chanStates[i];
+  const vis = el("input", { type: "checkbox", id: `ch-${i}-on`, checked: st.visible });
+  const color = el("input", { type: "color", id: `ch-${i}-color`, value: st.color, "aria-label": `${c.name} colour` });
+  const slider = (k) =>
+    el("input", { type: "range", id: `ch-${i}-${k}`, min: range[0], max: range[1], step, value: st[k], "aria-label": `${c.name} ${k}` });
+  const min = slider("min");
+  const max = slider("max");
+  vis.addEventListener("change", () => {
+    st.visible = vis.checked;
+    channelsChanged();
+  });
+  color.addEventListener("input", () => {
+    st.color = color.value;
+    channelsChanged();
+  });
+  for (const [k, s] of [["min", min], ["max", max]]) {
+    s.addEventListener("input", () => {
+      st[k] = Number(s.value);
+      showChannelRange(i);
+      channelsChanged();
+    });
+  }
+  return el(
+    "div",
+    { class: "channel", "data-channel": i },
+    el("label", { class: "channel-name" }, vis, color, el("span", { text: c.name })),
+    min,
+    max,
+    el("output", { id: `ch-${i}-range`, text: rangeText(st) }),
+  );
+}
+
+function rangeText(st) {
+  return `${Number(st.min.toPrecision(4))} – ${Number(st.max.toPrecision(4))}`;
+}
+
+function showChannelRange(i) {
+  $(`ch-${i}-range`).textContent = rangeText(current.chanStates[i]);
+}
+
+/** Recomposes the style once the sliders rest. With no channel visible the
+ *  view is black, as in OMERO.iviewer. */
+function channelsChanged() {
+  clearTimeout(channelTimer);
+  channelTimer = setTimeout(() => {
+    const states = current.chanStates;
+    const style = states.some((s) => s.visible)
+      ? ch.composeStyle(current.chans, states)
+      : JSON.stringify({ bands: [{ band: 1, palette: "#000000", min: 0, max: 0 }] });
+    applyStyle(style);
+  }, 200);
+}
 // ------------------------------------------------------------------ style
 
 function setupStyle(meta) {
@@ -450,6 +853,148 @@ async function applyStyle(style) {
   replaceImage();
 }
 
+// --------------------------------------------------------------- measuring
+
+const SVG = "http://www.w3.org/2000/svg";
+// mode: null, "ruler" or "area"; points in image pixels.
+const measure = { mode: null, points: [], drawing: false, closed: false };
+
+function setMeasureMode(mode) {
+  measure.mode = measure.mode === mode ? null : mode;
+  $("ruler").setAttribute("aria-pressed", String(measure.mode === "ruler"));
+  $("area").setAttribute("aria-pressed", String(measure.mode === "area"));
+  $("measure").classList.toggle("active", Boolean(measure.mode));
+  clearMeasure();
+}
+
+function clearMeasure() {
+  measure.points = [];
+  measure.drawing = false;
+  measure.closed = false;
+  $("measure").replaceChildren();
+  $("measure-label").hidden = true;
+}
+
+/** The image point under a pointer event on the overlay. */
+function imagePointAt(e) {
+  const img = viewer.world.getItemAt(0);
+  const r = $("measure").getBoundingClientRect();
+  const vpPoint = viewer.viewport.pointFromPixel(new OSDlib.Point(e.clientX - r.left, e.clientY - r.top), true);
+  return img.viewportToImageCoordinates(vpPoint);
+}
+
+function onMeasureDown(e) {
+  if (!measure.mode || !viewer || !viewer.world.getItemCount() || e.button !== 0) return;
+  e.preventDefault();
+  const p = imagePointAt(e);
+  if (measure.mode === "ruler") {
+    measure.points = [p, p];
+    measure.drawing = true;
+  } else if (e.detail < 2) {
+    // The second press of a double click closes the polygon instead.
+    if (measure.closed) clearMeasure();
+    measure.points.push(p);
+  }
+  drawMeasure();
+}
+
+function onMeasureMove(e) {
+  if (measure.mode !== "ruler" || !measure.drawing) return;
+  measure.points[1] = imagePointAt(e);
+  drawMeasure();
+}
+
+function onMeasureUp() {
+  measure.drawing = false;
+}
+
+function onMeasureDblClick(e) {
+  if (measure.mode !== "area") return;
+  e.preventDefault();
+  measure.closed = measure.points.length >= 3;
+  drawMeasure();
+}
+
+/** Redraws the measurement in screen space (after every view change) and
+ *  its label. */
+function drawMeasure() {
+  const svg = $("measure");
+  const pts = measure.points;
+  if (!viewer || !pts.length || !viewer.world.getItemCount()) {
+    svg.replaceChildren();
+    return;
+  }
+  const img = viewer.world.getItemAt(0);
+  const xy = pts.map((p) => viewer.viewport.pixelFromPoint(img.imageToViewportCoordinates(p.x, p.y), true));
+  const shape = document.createElementNS(SVG, measure.mode === "ruler" ? "polyline" : measure.closed ? "polygon" : "polyline");
+  shape.setAttribute("points", xy.map((p) => `${p.x},${p.y}`).join(" "));
+  svg.replaceChildren(shape);
+  const label = $("measure-label");
+  if (measure.mode === "ruler" && pts.length === 2) {
+    label.textContent = `Length ${scale.describeLength(current.meta, pts[0], pts[1])}`;
+  } else if (measure.mode === "area" && measure.closed) {
+    label.textContent = `Area ${scale.describeArea(current.meta, pts)}`;
+  } else if (measure.mode === "area") {
+    label.textContent = "Click the corners; double-click to close.";
+  }
+  label.hidden = false;
+}
+
+// ------------------------------------------------------------ failed tiles
+
+// url → {level, x, y, message, final}
+const failures = new Map();
+
+function onTileFailed(e) {
+  const url = e.tile.getUrl();
+  failures.set(url, { tile: e.tile, message: String(e.message || "").replace(/^Tile \S+: /, ""), final: e.maxReached });
+  showTileFailures();
+}
+
+function onTileLoaded(e) {
+  mark("first tile");
+  if (failures.delete(e.tile.getUrl())) showTileFailures();
+}
+
+function clearTileFailures() {
+  failures.clear();
+  showTileFailures();
+}
+
+/** Says which tiles are missing and why: a failed tile is retried a few
+ *  times, then offered for another try, never left blurry silently. */
+function showTileFailures() {
+  const box = $("tile-status");
+  if (!failures.size) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  const all = [...failures.values()];
+  const waiting = all.filter((f) => !f.final).length;
+  const n = all.length;
+  const text = `${n} tile${n === 1 ? "" : "s"} failed: ${all[0].message}. ${waiting ? "Retrying…" : "Not loaded."}`;
+  const kids = [el("span", { text })];
+  if (!waiting) {
+    const retry = el("button", { type: "button", id: "tile-retry", text: "Retry" });
+    retry.addEventListener("click", retryFailedTiles);
+    kids.push(retry);
+  }
+  box.replaceChildren(...kids);
+  box.classList.toggle("error", !waiting);
+  box.hidden = false;
+}
+
+function retryFailedTiles() {
+  for (const f of failures.values()) {
+    f.tile.exists = true;
+    f.final = false;
+  }
+  showTileFailures();
+  for (let i = 0; i < viewer.world.getItemCount(); i++) viewer.world.getItemAt(i).redraw?.();
+  viewer.forceRedraw();
+  viewer.viewport.applyConstraints();
+}
 // ------------------------------------------------------------- metadata
 
 function showMetadata(meta) {
@@ -480,11 +1025,11 @@ async function showAssociated(id) {
   if (current.id !== id || !keys.length) return;
   box.replaceChildren(
     ...keys.map((k) => {
-      const src = `${API}/item/${id}/tiles/images/${encodeURIComponent(k)}`;
+      const src = `/api/v1/item/${id}/tiles/images/${encodeURIComponent(k)}`;
       return el(
         "figure",
         {},
-        el("a", { href: src, target: "_blank", rel: "noopener" }, el("img", { src: `${src}?width=256`, alt: `${k} image`, loading: "lazy" })),
+        el("a", { href: src, target: "_blank", rel: "noopener" }, el("img", { src: `${src}?width=256`, alt: `${k} image`, loading: "lazy", fetchpriority: "low" })),
         el("figcaption", { text: k }),
       );
     }),
@@ -492,94 +1037,54 @@ async function showAssociated(id) {
   $("assoc-section").hidden = false;
 }
 
-// ------------------------------------------------------------------ cache
-
-function tokenHeaders() {
-  const t = $("cache-token").value.trim();
-  return t ? { "Girder-Token": t } : {};
-}
-
-function cacheError(err) {
-  if (err.status === 404) return "Cache statistics are not available on this server.";
-  if (err.status === 401 || err.status === 403) return `${err.message} Enter the admin token.`;
-  return `Cache statistics could not be read: ${err.message}`;
-}
-
-/** Flattens the cache info into rows: each object with hit/miss counters
- *  or a size is a tier. */
-function cacheRows(info) {
-  const names = { tileCache: "Tiles", tilesource: "Tile sources", memory: "memory", memcached: "memcached" };
-  const rows = [];
-  for (const [key, v] of Object.entries(info || {})) {
-    if (!v || typeof v !== "object") continue;
-    const base = names[key] || key;
-    const subs = Object.entries(v).filter(([, s]) => s && typeof s === "object" && !Array.isArray(s) && ("hits" in s || "used" in s));
-    if (subs.length) {
-      for (const [sk, s] of subs) if (s.enabled !== false) rows.push([`${base} · ${names[sk] || sk}`, s]);
-    } else rows.push([base, v]);
-  }
-  return rows;
-}
-
-function renderCache(info) {
-  const rows = cacheRows(info);
-  const head = el("tr", {}, ...["Tier", "Hit rate", "Hits", "Misses", "Items"].map((h) => el("th", { scope: "col", text: h })));
-  const body = rows.map(([name, s]) => {
-    const hits = s.hits ?? null;
-    const misses = s.misses ?? null;
-    const total = (hits ?? 0) + (misses ?? 0);
-    const rate = hits === null ? "–" : total ? `${((100 * hits) / total).toFixed(1)}%` : "–";
-    return el(
-      "tr",
-      {},
-      el("th", { scope: "row" }, name, el("span", { class: "size", text: `${formatBytes(s.used)} of ${formatBytes(s.maxsize)}` })),
-      el("td", { text: rate }),
-      el("td", { text: hits ?? "–" }),
-      el("td", { text: misses ?? "–" }),
-      el("td", { text: s.items ?? "–" }),
-    );
-  });
-  const table = el("table", { class: "cache-table" }, el("caption", { class: "sr-only", text: "Cache tiers" }), el("thead", {}, head), el("tbody", {}, ...body));
-  const extra = [];
-  const tc = info && info.tileCache;
-  if (tc && "produced" in tc) extra.push(`${tc.produced} tiles produced, ${tc.coalesced ?? 0} coalesced, ${tc.produceErrors ?? 0} errors`);
-  $("cache-stats").replaceChildren(table, ...extra.map((t) => el("p", { class: "note", text: t })));
-}
-
-async function refreshCache() {
-  const status = $("cache-status");
-  status.classList.remove("error");
-  status.textContent = "Loading…";
-  try {
-    renderCache(await api("large_image/cache", { headers: tokenHeaders() }));
-    status.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
-  } catch (err) {
-    status.textContent = cacheError(err);
-    status.classList.add("error");
-  }
-}
-
-async function clearCache() {
-  const status = $("cache-status");
-  status.classList.remove("error");
-  status.textContent = "Clearing…";
-  try {
-    const res = await api("large_image/cache/clear", { method: "PUT", headers: tokenHeaders() });
-    renderCache(res.after);
-    status.textContent = `Caches cleared at ${new Date(res.cacheCleared).toLocaleTimeString()}.`;
-  } catch (err) {
-    status.textContent = cacheError(err);
-    status.classList.add("error");
-  }
-}
-
 // ----------------------------------------------------------------- wiring
 
 async function route() {
   const p = hashParams();
   const want = p.get("folder");
-  if (shownFolder === null || (want && want !== shownFolder)) await showFolder(want);
-  await openItem(p.get("item"));
+  const id = p.get("item");
+  // The folder listing and the item open side by side: a shared link
+  // shows its slide without waiting for the browser on the left.
+  await Promise.all([
+    shownFolder === null || (want && want !== shownFolder) ? showFolder(want) : null,
+    id !== current.id ? openItem(id, { view: viewFromParams(p), frame: Number(p.get("frame")) || 0, style: p.get("style") || "" }) : null,
+  ]);
+  const cmp = p.get("compare");
+  if (id && cmp && (cmp !== compare.id || !compare.on)) {
+    $("sync").checked = p.get("sync") !== "0";
+    setCompare(true, cmp);
+  }
+}
+
+function toggleHelp() {
+  const d = $("help");
+  if (d.open) d.close();
+  else d.showModal();
+}
+
+/** The page's keys; the viewer's own (pan, zoom, 0, r, f) stay with it. */
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+  if (e.key === "?") {
+    e.preventDefault();
+    toggleHelp();
+    return;
+  }
+  if (!current.meta || $("help").open) return;
+  const inViewer = t && t.closest && t.closest("#viewer");
+  if (/^[1-8]$/.test(e.key)) {
+    const native = scale.nativeMagnification(current.meta);
+    zoomToMagnification(Math.min(scale.magnificationSteps[Number(e.key) - 1], native || 0));
+  } else if (e.key === "m" || e.key === "M") setMeasureMode("ruler");
+  else if (e.key === "p" || e.key === "P") setMeasureMode("area");
+  else if (e.key === "c" || e.key === "C") setCompare(!compare.on);
+  else if (e.key === "Escape" && measure.mode) setMeasureMode(measure.mode);
+  else if (!inViewer && viewer && (e.key === "r" || e.key === "R")) rotate(e.key === "r" ? 90 : -90);
+  else if (!inViewer && viewer && e.key === "0") viewer.viewport.goHome();
+  else return;
+  e.preventDefault();
 }
 
 function init() {
@@ -600,13 +1105,39 @@ function init() {
   $("style-reset").addEventListener("click", () => {
     $("style-band").value = "";
     $("style-json").value = "";
-    applyStyle("");
+    applyStyle(current.chans && current.chanStates ? ch.composeStyle(current.chans, current.chanStates) : "");
   });
-  $("cache-form").addEventListener("submit", (e) => {
+  $("mag-buttons").addEventListener("click", (e) => {
+    const b = e.target.closest("button");
+    if (!b || !viewer) return;
+    if ("fit" in b.dataset) viewer.viewport.goHome();
+    else zoomToMagnification(Number(b.dataset.mag));
+  });
+  $("rotate-left").addEventListener("click", () => rotate(-90));
+  $("rotate-right").addEventListener("click", () => rotate(90));
+  $("rotate-reset").addEventListener("click", () => rotate(0));
+  $("ruler").addEventListener("click", () => setMeasureMode("ruler"));
+  $("area").addEventListener("click", () => setMeasureMode("area"));
+  const svg = $("measure");
+  svg.addEventListener("mousedown", onMeasureDown);
+  svg.addEventListener("mousemove", onMeasureMove);
+  window.addEventListener("mouseup", onMeasureUp);
+  svg.addEventListener("dblclick", onMeasureDblClick);
+  $("compare").addEventListener("click", () => setCompare(!compare.on));
+  $("compare-item").addEventListener("change", (e) => setCompare(true, e.target.value));
+  $("sync").addEventListener("change", () => {
+    if ($("sync").checked) syncFrom(viewer);
+    saveUrlSoon();
+  });
+  $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    refreshCache();
+    search($("search").value);
   });
-  $("cache-clear").addEventListener("click", clearCache);
+  $("help-open").addEventListener("click", toggleHelp);
+  document.addEventListener("keydown", onKey);
+  initCachePanel();
+  // The viewer library loads while the folder and the first metadata do.
+  loadOSD().catch(() => {});
   window.addEventListener("hashchange", route);
   route();
 }

@@ -50,7 +50,9 @@ export function fetchTile(url) {
     return hit.promise;
   }
   const entry = { size: 0, promise: null };
-  entry.promise = fetch(url, { credentials: "same-origin" })
+  // Tiles go before thumbnails and associated images (which ask for low
+  // priority) in the browser's six connections.
+  entry.promise = fetch(url, { credentials: "same-origin", priority: "high" })
     .then(async (res) => {
       if (!res.ok) throw await errorFrom(res);
       const blob = await res.blob();

@@ -2,6 +2,7 @@ package dicomweb
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 
@@ -13,6 +14,9 @@ const (
 	tagOpticalPathSeq dicom.Tag = 0x00480105
 	tagICCProfile     dicom.Tag = 0x00282000
 )
+
+// errNoBulk marks bulk data the server would not serve.
+var errNoBulk = errors.New("bulk data not available")
 
 // fetchICC fills in the ICC profiles of ds's optical paths that the server
 // gave by BulkDataURI, so tiles are colour-managed as they are from the
@@ -29,16 +33,28 @@ func (c *conn) fetchICC(ctx context.Context, ds *dicom.Dataset) error {
 		if !ok {
 			continue
 		}
-		resp, err := c.do(ctx, path, `multipart/related; type="application/octet-stream"`)
-		if err != nil {
-			return err
+		fetch := func(ctx context.Context) ([]byte, error) {
+			resp, err := c.do(ctx, path, `multipart/related; type="application/octet-stream"`)
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+				return nil, errNoBulk
+			}
+			b, _, err := framePart(resp)
+			return b, err
 		}
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			resp.Body.Close()
+		var b []byte
+		var err error
+		if c.cache != nil {
+			b, _, err = c.cache.GetOrProduce(ctx, "dicomweb-bulk\x00"+c.scope+"\x00"+path, fetch)
+		} else {
+			b, err = fetch(ctx)
+		}
+		if errors.Is(err, errNoBulk) {
 			continue
 		}
-		b, _, err := framePart(resp)
-		resp.Body.Close()
 		if err != nil {
 			return err
 		}

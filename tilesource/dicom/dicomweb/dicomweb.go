@@ -4,9 +4,11 @@
 // fetched with WADO-RS on demand. The tile pipeline's cache sits in front
 // of ReadTile, so each frame crosses the network once per cache lifetime.
 //
-// The import route calls Series.Validate and then Series.Open (or Open);
-// it stores Series.Locator() as the item's source locator and reopens the
-// series later with ParseLocator(loc).Open.
+// A series is named either by a server URL (the import route stores
+// Series.Locator() on the item) or by the name of a configured Archive,
+// whose URL and credentials come from configuration and never reach the
+// item database. Archives.Open reopens either kind from its locator;
+// ListSeries finds an archive's slide series with QIDO-RS.
 package dicomweb
 
 import (
@@ -40,34 +42,50 @@ const (
 // LocatorPrefix starts every DICOMweb source locator.
 const LocatorPrefix = "dicomweb:"
 
-// Series names a series on a DICOMweb server. BaseURL is the service root
-// (for Orthanc "http://host:8042/dicom-web").
+// Series names a series on a DICOMweb server: either BaseURL, the service
+// root (for Orthanc "http://host:8042/dicom-web"), or Archive, the name of
+// a configured Archive.
 type Series struct {
 	BaseURL   string `json:"url"`
 	StudyUID  string `json:"study"`
 	SeriesUID string `json:"series"`
+	Archive   string `json:"archive,omitempty"`
 }
 
-// Validate checks the URL (http or https, with a host) and the UIDs (digits
-// and dots, at most 64 characters), with public 400 messages.
+// Validate checks the URL (http or https, with a host) or the archive
+// name, and the UIDs (see CheckUID), with public 400 messages.
 func (s Series) Validate() error {
-	u, err := url.Parse(s.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return tilesource.BadRequest("Invalid DICOMweb URL")
+	if s.Archive != "" {
+		if err := CheckArchiveName(s.Archive); err != nil {
+			return tilesource.BadRequest("Invalid DICOMweb archive name")
+		}
+	} else {
+		u, err := url.Parse(s.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return tilesource.BadRequest("Invalid DICOMweb URL")
+		}
 	}
-	if !validUID(s.StudyUID) {
-		return tilesource.BadRequest("Invalid study UID")
+	if err := CheckUID(s.StudyUID); err != nil {
+		return tilesource.BadRequest("Invalid study UID: %s", err.Error())
 	}
-	if !validUID(s.SeriesUID) {
-		return tilesource.BadRequest("Invalid series UID")
+	if err := CheckUID(s.SeriesUID); err != nil {
+		return tilesource.BadRequest("Invalid series UID: %s", err.Error())
 	}
 	return nil
 }
 
 // Locator returns a string that identifies the series, for storing on an
-// item: "dicomweb:" + URL-encoded query of url, study and series.
+// item: "dicomweb:" + URL-encoded query of url (or archive), study and
+// series. An archive's locator holds its name only, so neither its URL nor
+// its credentials are stored, and every replica configured with the same
+// archive name derives the same item id from it.
 func (s Series) Locator() string {
-	v := url.Values{"url": {strings.TrimRight(s.BaseURL, "/")}, "study": {s.StudyUID}, "series": {s.SeriesUID}}
+	v := url.Values{"study": {s.StudyUID}, "series": {s.SeriesUID}}
+	if s.Archive != "" {
+		v.Set("archive", s.Archive)
+	} else {
+		v.Set("url", strings.TrimRight(s.BaseURL, "/"))
+	}
 	return LocatorPrefix + v.Encode()
 }
 
@@ -81,26 +99,45 @@ func ParseLocator(loc string) (Series, error) {
 	if err != nil {
 		return Series{}, err
 	}
-	s := Series{BaseURL: v.Get("url"), StudyUID: v.Get("study"), SeriesUID: v.Get("series")}
+	s := Series{BaseURL: v.Get("url"), StudyUID: v.Get("study"), SeriesUID: v.Get("series"), Archive: v.Get("archive")}
+	if s.Archive != "" && s.BaseURL != "" {
+		return Series{}, errors.New("DICOMweb locator names both a URL and an archive")
+	}
 	return s, s.Validate()
 }
 
-// Open opens the series; see the package Open.
+// Open opens the series of a URL locator; see the package Open. A series
+// of an archive is opened through Archives.Open.
 func (s Series) Open(ctx context.Context, client *http.Client) (tilesource.Source, error) {
 	return Open(ctx, client, s.BaseURL, s.StudyUID, s.SeriesUID)
 }
 
-func validUID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
+// maxUIDLen is the longest UID DICOM allows (PS3.5 section 9.1: at most 64
+// characters, digits and dots).
+const maxUIDLen = 64
+
+// CheckUID reports why s is not a DICOM UID: empty, longer than 64
+// characters, or holding anything but digits and dots. UIDs go into
+// request paths and cache keys; one that breaks the standard's rules is
+// refused rather than guessed at (a 66-character value cannot be sent to
+// a conforming archive, which may truncate or reject it, so two servers
+// could disagree on what it names).
+func CheckUID(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if len(s) > maxUIDLen {
+		return fmt.Errorf("DICOM UIDs are at most %d characters, this one has %d", maxUIDLen, len(s))
 	}
 	for _, c := range s {
 		if (c < '0' || c > '9') && c != '.' {
-			return false
+			return errors.New("DICOM UIDs hold only digits and dots")
 		}
 	}
-	return true
+	return nil
 }
+
+func validUID(s string) bool { return CheckUID(s) == nil }
 
 // Open opens a whole-slide series on a DICOMweb server: it lists the
 // series' instances (QIDO-RS), reads each one's metadata (WADO-RS), and
@@ -116,9 +153,24 @@ func Open(ctx context.Context, client *http.Client, baseURL, studyUID, seriesUID
 	if client == nil {
 		client = http.DefaultClient
 	}
-	c := &conn{client: client, base: strings.TrimRight(baseURL, "/")}
+	c := &conn{client: client, base: strings.TrimRight(baseURL, "/"), scope: "url:" + strings.TrimRight(baseURL, "/")}
+	return c.open(ctx, studyUID, seriesUID, "")
+}
+
+// open opens a series on c's server. With version set (the item's version,
+// which covers the series' instance list) the instance list is cached
+// under it; instance metadata and bulk data are cached under their SOP
+// Instance UIDs, which DICOM makes immutable.
+func (c *conn) open(ctx context.Context, studyUID, seriesUID, version string) (tilesource.Source, error) {
 	seriesPath := "/studies/" + studyUID + "/series/" + seriesUID
-	body, err := c.get(ctx, seriesPath+"/instances", "application/dicom+json")
+	listPath := seriesPath + "/instances"
+	var body []byte
+	var err error
+	if version != "" {
+		body, err = c.cachedGet(ctx, listPath+"\x00"+version, listPath, "application/dicom+json")
+	} else {
+		body, err = c.get(ctx, listPath, "application/dicom+json")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -135,12 +187,12 @@ func Open(ctx context.Context, client *http.Client, baseURL, studyUID, seriesUID
 	var insts []*dicom.Instance
 	var firstErr error
 	for _, item := range list {
-		sop := item.Str(0x00080018)
+		sop := item.Str(tagSOPInstanceUID)
 		if !validUID(sop) {
 			return nil, upstream("invalid instance list", fmt.Errorf("SOP instance UID %q", sop))
 		}
 		instPath := seriesPath + "/instances/" + sop
-		md, err := c.get(ctx, instPath+"/metadata", "application/dicom+json")
+		md, err := c.cachedGet(ctx, instPath+"/metadata", instPath+"/metadata", "application/dicom+json")
 		if err != nil {
 			return nil, err
 		}
@@ -184,6 +236,30 @@ func upstream(msg string, err error) error {
 type conn struct {
 	client *http.Client
 	base   string
+	// cache, when set, keeps metadata answers under keys that start with
+	// scope (the archive name or the server URL).
+	cache Cache
+	scope string
+}
+
+// Cache keeps bytes under a key; the pipeline's tile cache tiers
+// (tilecache.Tiles) are one, so series metadata is shared by replicas
+// through memcached like tiles are.
+// produce runs under the context it is given (the shared production's, not
+// a caller's), as tilecache.Tiles requires.
+type Cache interface {
+	GetOrProduce(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error)
+}
+
+// cachedGet is get through the cache under key (below c's scope).
+func (c *conn) cachedGet(ctx context.Context, key, path, accept string) ([]byte, error) {
+	if c.cache == nil {
+		return c.get(ctx, path, accept)
+	}
+	b, _, err := c.cache.GetOrProduce(ctx, "dicomweb-md\x00"+c.scope+"\x00"+key, func(pctx context.Context) ([]byte, error) {
+		return c.get(pctx, path, accept)
+	})
+	return b, err
 }
 
 func (c *conn) do(ctx context.Context, path, accept string) (*http.Response, error) {

@@ -3,13 +3,19 @@ package dicomweb
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
@@ -87,7 +93,7 @@ func TestOrthanc(t *testing.T) {
 			study, series := seriesOf(t, local)
 			cnt := &counter{}
 			client := &http.Client{Transport: cnt}
-			remote, err := Series{o.DICOMweb(), study, series}.Open(t.Context(), client)
+			remote, err := Series{BaseURL: o.DICOMweb(), StudyUID: study, SeriesUID: series}.Open(t.Context(), client)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,4 +196,124 @@ func compareTile(t *testing.T, a, b *tilesource.Tile, z, x, y int) {
 func sameImage(a, b *encode.Image) bool {
 	return a != nil && b != nil && a.Width == b.Width && a.Height == b.Height && a.Bands == b.Bands &&
 		a.Format == b.Format && bytes.Equal(a.Pix, b.Pix)
+}
+
+// memCache is the smallest Cache: a map.
+type memCache struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (c *memCache) GetOrProduce(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[key]; ok {
+		return v, "hit-memory", nil
+	}
+	v, err := produce(ctx)
+	if err == nil {
+		c.m[key] = v
+	}
+	return v, "miss", err
+}
+
+// TestArchiveOrthanc lists a real Orthanc that requires Basic
+// authentication as a configured archive, and opens its series twice
+// through a metadata cache: the second open sends no request.
+func TestArchiveOrthanc(t *testing.T) {
+	o := orthanctest.StartWith(t, orthanctest.Options{User: "wsi", Password: "pw:with colon"})
+	for _, f := range []string{"wsi-to-dicom-converter/jpeg.dicom", "highdicom/sm_image.dcm", "libvips/dicom_test_image.dcm"} {
+		o.Upload(t, td(f))
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("wsi:pw:with colon"))
+	archives, err := NewArchives([]Archive{{Name: "pacs", URL: o.DICOMweb(), Authorization: auth}, {Name: "anon", URL: o.DICOMweb()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnt := &counter{}
+	opt := OpenOptions{Client: &http.Client{Transport: cnt}, Cache: &memCache{m: map[string][]byte{}}}
+
+	var te *tilesource.Error
+	if _, _, err := archives.ListSeries(t.Context(), "anon", opt); !errors.As(err, &te) || te.Status != 502 ||
+		te.Message != "DICOMweb server: status 401" {
+		t.Errorf("without credentials: %v", err)
+	}
+	found, skipped, err := archives.ListSeries(t.Context(), "pacs", opt)
+	if err != nil || len(skipped) != 0 {
+		t.Fatalf("list: %v %v", err, skipped)
+	}
+	// The nuclear medicine series is not SM; sorted by study UID; the
+	// highdicom study has a date and time.
+	if len(found) != 2 || found[0].SeriesDescription != "test13" || found[1].SeriesDescription != "" ||
+		found[0].Archive != "pacs" || found[0].Version == "" || found[0].Version == found[1].Version ||
+		!found[1].StudyTime.Equal(time.Date(2019, 6, 4, 10, 10, 0, 0, time.UTC)) {
+		t.Fatalf("found %+v", found)
+	}
+	for _, si := range found {
+		opt.Version = si.Version
+		loc := si.Locator()
+		src, err := archives.Open(t.Context(), loc, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		before := cnt.other.Load()
+		src, err = archives.Open(t.Context(), loc, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := cnt.other.Load() - before; n != 0 {
+			t.Errorf("%s: reopening sent %d metadata requests", si.SeriesUID, n)
+		}
+		m := src.InternalMetadata()["dicom"].(map[string]any)
+		if m["SeriesInstanceUID"] != si.SeriesUID {
+			t.Errorf("opened %v for %s", m["SeriesInstanceUID"], si.SeriesUID)
+		}
+		src.Close()
+	}
+}
+
+// TestArchiveBearer reaches Orthanc through a gateway that wants a bearer
+// token, as cloud DICOMweb services do: the archive's token opens the
+// gateway, no token is a 502 naming the status.
+func TestArchiveBearer(t *testing.T) {
+	o := orthanctest.Start(t)
+	o.Upload(t, td("highdicom/sm_image.dcm"))
+	origin, err := url.Parse(o.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(origin)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok-42" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer gw.Close()
+	archives, err := NewArchives([]Archive{{Name: "cloud", URL: gw.URL + "/dicom-web", Authorization: "Bearer tok-42"},
+		{Name: "anon", URL: gw.URL + "/dicom-web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, _, err := archives.ListSeries(t.Context(), "cloud", OpenOptions{})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("list: %v %v", found, err)
+	}
+	src, err := archives.Open(t.Context(), found[0].Locator(), OpenOptions{Version: found[0].Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.ReadTile(t.Context(), 0, src.Info().Levels-1, 0, 0); err != nil {
+		t.Errorf("tile through the gateway: %v", err)
+	}
+	src.Close()
+	var te *tilesource.Error
+	anon := found[0].Series
+	anon.Archive = "anon"
+	if _, err := archives.Open(t.Context(), anon.Locator(), OpenOptions{}); !errors.As(err, &te) || te.Status != 502 ||
+		te.Message != "DICOMweb server: status 401" {
+		t.Errorf("without the token: %v", err)
+	}
 }

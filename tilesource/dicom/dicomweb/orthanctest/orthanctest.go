@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +33,16 @@ type Server struct {
 	URL string
 	// LogPath is Orthanc's log file.
 	LogPath string
+	// user and password authenticate the test's own requests when the
+	// server requires them.
+	user, password string
+}
+
+// Options configure the server.
+type Options struct {
+	// User and Password, when set, make Orthanc require HTTP Basic
+	// authentication with them.
+	User, Password string
 }
 
 // DICOMweb returns the DICOMweb service root.
@@ -41,6 +52,12 @@ func (s *Server) DICOMweb() string { return s.URL + "/dicom-web" }
 // storage in a temporary directory, waits until it answers and stops it in
 // t.Cleanup.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opt Options) *Server {
 	t.Helper()
 	missing := func(what string) {
 		if os.Getenv("CI") == "true" {
@@ -72,11 +89,14 @@ func Start(t testing.TB) *Server {
 		"DicomPort":             dicomPort,
 		"DicomServerEnabled":    false,
 		"RemoteAccessAllowed":   false,
-		"AuthenticationEnabled": false,
+		"AuthenticationEnabled": opt.User != "",
 		"SaveJobs":              false,
 		"HttpThreadsCount":      4,
 		"Plugins":               []string{plugin},
 		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
+	}
+	if opt.User != "" {
+		cfg["RegisteredUsers"] = map[string]string{opt.User: opt.Password}
 	}
 	b, _ := json.Marshal(cfg)
 	cfgPath := filepath.Join(dir, "orthanc.json")
@@ -98,10 +118,10 @@ func Start(t testing.TB) *Server {
 		cmd.Wait()
 		logf.Close()
 	})
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), LogPath: logf.Name()}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), LogPath: logf.Name(), user: opt.User, password: opt.Password}
 	// A bounded number of polls: Orthanc creates its database first.
 	for i := 0; ; i++ {
-		resp, err := http.Get(s.URL + "/system")
+		resp, err := s.do(http.MethodGet, "/system", "", nil)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -124,7 +144,7 @@ func (s *Server) Upload(t testing.TB, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(s.URL+"/instances", "application/dicom", bytes.NewReader(b))
+	resp, err := s.do(http.MethodPost, "/instances", "application/dicom", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +152,21 @@ func (s *Server) Upload(t testing.TB, path string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("upload %s: status %d", path, resp.StatusCode)
 	}
+}
+
+// do makes a request to the server with the test's credentials.
+func (s *Server) do(method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest(method, s.URL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if s.user != "" {
+		req.SetBasicAuth(s.user, s.password)
+	}
+	return http.DefaultClient.Do(req)
 }
 
 // FreePort returns a TCP port on the loopback interface that was free a

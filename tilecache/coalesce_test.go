@@ -1,0 +1,135 @@
+package tilecache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitEntered blocks until n callers have joined flights.
+func waitEntered(tc *Tiered, n int64) {
+	for tc.entered.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestEveryWaiterLeftCancelsProduction(t *testing.T) {
+	tc := newTestTiered(t, Config{Mode: ModeMemory, MemoryBytes: 1 << 20})
+	started := make(chan struct{})
+	stopped := make(chan error, 1)
+	produce := func(ctx context.Context) ([]byte, error) {
+		close(started)
+		<-ctx.Done()
+		stopped <- ctx.Err()
+		return nil, ctx.Err()
+	}
+	const callers = 3
+	var wg sync.WaitGroup
+	cancels := make([]context.CancelFunc, callers)
+	for i := range callers {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels[i] = cancel
+		wg.Go(func() {
+			if _, _, err := tc.GetOrProduce(ctx, "k", produce); !errors.Is(err, context.Canceled) {
+				t.Errorf("caller %d: err %v, want context.Canceled", i, err)
+			}
+		})
+	}
+	<-started
+	waitEntered(tc, callers)
+	for _, c := range cancels[:callers-1] {
+		c()
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("production stopped (%v) while a caller still waited", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancels[callers-1]()
+	if err := <-stopped; !errors.Is(err, context.Canceled) {
+		t.Fatalf("production context ended with %v, want context.Canceled", err)
+	}
+	wg.Wait()
+	s := tc.Stats()
+	if s.Abandoned != 1 || s.ProduceErrors != 0 {
+		t.Fatalf("abandoned %d produce errors %d, want 1 and 0", s.Abandoned, s.ProduceErrors)
+	}
+	// The abandoned flight is forgotten: the next caller produces afresh.
+	v, st, err := tc.GetOrProduce(context.Background(), "k", func(context.Context) ([]byte, error) { return []byte("new"), nil })
+	if err != nil || st != StatusMiss || string(v) != "new" {
+		t.Fatalf("after abandon: %q %q %v", v, st, err)
+	}
+}
+
+func TestOneWaiterLeavingKeepsProduction(t *testing.T) {
+	tc := newTestTiered(t, Config{Mode: ModeNone})
+	release := make(chan struct{})
+	var calls int
+	produce := func(ctx context.Context) ([]byte, error) {
+		calls++
+		select {
+		case <-release:
+			return []byte("tile"), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	// The first caller (whose context the flight was started from)
+	// leaves; the second still gets the result.
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := tc.GetOrProduce(ctx, "k", produce)
+		first <- err
+	}()
+	waitEntered(tc, 1)
+	second := make(chan []byte, 1)
+	go func() {
+		v, st, err := tc.GetOrProduce(context.Background(), "k", produce)
+		if err != nil || st != StatusCoalesced {
+			t.Errorf("second caller: %q %v", st, err)
+		}
+		second <- v
+	}()
+	waitEntered(tc, 2)
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", err)
+	}
+	close(release)
+	if v := <-second; string(v) != "tile" {
+		t.Fatalf("second caller got %q", v)
+	}
+	if calls != 1 {
+		t.Fatalf("%d productions, want 1", calls)
+	}
+}
+
+func TestProductionDeadline(t *testing.T) {
+	tc := newTestTiered(t, Config{Mode: ModeNone, ProduceTimeout: 20 * time.Millisecond})
+	_, _, err := tc.GetOrProduce(context.Background(), "k", func(ctx context.Context) ([]byte, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want context.DeadlineExceeded", err)
+	}
+	if s := tc.Stats(); s.ProduceErrors != 1 || s.InFlight != 0 {
+		t.Fatalf("produce errors %d in flight %d, want 1 and 0", s.ProduceErrors, s.InFlight)
+	}
+}
+
+func TestProductionKeepsCallerValues(t *testing.T) {
+	tc := newTestTiered(t, Config{Mode: ModeNone})
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "v")
+	v, _, err := tc.GetOrProduce(ctx, "k", func(ctx context.Context) ([]byte, error) {
+		s, _ := ctx.Value(key{}).(string)
+		return []byte(s), nil
+	})
+	if err != nil || string(v) != "v" {
+		t.Fatalf("%q %v", v, err)
+	}
+}
