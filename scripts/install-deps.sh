@@ -29,3 +29,5 @@ fi
 # system service).
 "$(dirname "$0")/orthanc-test-env.sh" >/dev/null
 go mod download
+# SeaweedFS serves S3 to the object storage tests (tilesource/objstore).
+"$(dirname "$0")/seaweedfs-test-env.sh" >/dev/null

@@ -51,6 +51,8 @@ type settings struct {
 	PrefetchWorkers int
 	PrecacheBatch   int
 	PrecacheAhead   int
+	// Slides in object storage (s3.go).
+	S3 s3Settings
 	// The global work budget (pixels, 0 = from the cores), its wait queue
 	// (0 = from the cores) and the per-request deadline.
 	WorkPixels     int64
@@ -74,7 +76,10 @@ type option struct {
 var options = []option{
 	{"addr", "127.0.0.1:8080", "listen address host:port"},
 	{"data", "./data", "data directory (item database)"},
-	{"slides", "./data/slides", "slide root directory mirrored as folders and items"},
+	{"slides", "./data/slides", "slide root directory mirrored as folders and items, or s3://bucket/prefix?endpoint=host:port&region=… (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE)"},
+	{"slides-block-cache", "256M", "memory for blocks of slide objects read from object storage (headers, directories; suffixes K, M, G)"},
+	{"slides-local-cache", "", "directory of local copies of objects only OpenSlide or libvips can read (default <data>/slide-copies)"},
+	{"slides-local-cache-size", "4G", "budget of those local copies in bytes (0 refuses such formats on object storage)"},
 	{"admin-token", "", "token required by admin routes (Girder-Token header or ?token=); empty disables them"},
 	{"config", "", "YAML file whose keys are these flag names"},
 	{"cache", "", "tile cache tiers: none, memory, memcached or memory+memcached (default memory, memory+memcached when --memcached is set)"},
@@ -356,6 +361,9 @@ func parseSettings(v map[string]string) (settings, error) {
 		if *n.dst, err = strconv.Atoi(strings.TrimSpace(v[n.name])); err != nil || *n.dst < 1 {
 			return s, fmt.Errorf("--%s: %q is not a positive number", n.name, v[n.name])
 		}
+	}
+	if s.S3, err = parseS3Settings(v); err != nil {
+		return s, err
 	}
 	if s.WorkPixels, err = parseBytes(v["work-pixels"]); err != nil {
 		return s, fmt.Errorf("--work-pixels: %w", err)

@@ -29,6 +29,7 @@ import (
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/girder/web"
 	"github.com/tileserver/tileserver/tilecache"
+	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/dicom/dicomweb"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 	"github.com/tileserver/tileserver/tilesource/work"
@@ -76,12 +77,25 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	for _, d := range []string{cfg.Data, cfg.Slides} {
+	dirs := []string{cfg.Data, cfg.Slides}
+	if cfg.S3.Bucket != nil {
+		dirs = dirs[:1]
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	st, err := store.Open(cfg.Data, cfg.Slides)
+	var (
+		st         *store.Store
+		open       func(string) (tilesource.Source, error)
+		openSeries func([]string) (tilesource.Source, error)
+	)
+	if cfg.S3.Bucket != nil {
+		st, open, openSeries, err = openS3(cfg)
+	} else {
+		st, err = store.Open(cfg.Data, cfg.Slides)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,7 +139,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	remoteClient := pipeline.DefaultHTTPClient()
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives, Work: budget})
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives, Work: budget,
+		Open: open, OpenSeries: openSeries})
 	if err != nil {
 		return err
 	}
@@ -198,7 +213,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	importDone := make(chan struct{})
 	go func() {
 		defer close(importDone)
-		log.Info("import: scanning", "slides", cfg.Slides)
+		log.Info("import: scanning", "slides", slidesForLog(cfg))
 		if _, err := srv.Import(ctx, ""); err != nil && ctx.Err() == nil {
 			log.Error("import failed", "err", err)
 		}

@@ -55,6 +55,9 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 	if every <= 0 {
 		every = 500
 	}
+	if s.objects != nil {
+		return s.importObjects(ctx, opt, log)
+	}
 	sub, err := s.relSub(opt.Sub)
 	if err != nil {
 		return ImportStats{}, err
@@ -266,6 +269,14 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 	under := func(rel string) bool {
 		return sub == "" || rel == sub || strings.HasPrefix(rel, sub+"/")
 	}
+	return s.commitImport(sub, under, folders, items, files, st, log)
+}
+
+// commitImport makes the records below sub (under reports which) exactly
+// folders, items and files: stores them and removes the records no longer
+// found, in one transaction.
+func (s *Store) commitImport(sub string, under func(string) bool, folders map[string]*Folder, items map[string]*Item,
+	files map[string]*File, st ImportStats, log *slog.Logger) (ImportStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var goneFolders, goneItems, goneFiles []string
@@ -319,7 +330,7 @@ func (s *Store) Import(ctx context.Context, opt ImportOptions) (ImportStats, err
 			}
 		}
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		for id, f := range folders {
 			if err := put(tx, bucketFolders, id, f); err != nil {
 				return err

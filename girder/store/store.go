@@ -145,6 +145,9 @@ func SeriesVersion(fis []os.FileInfo) string {
 type Store struct {
 	db   *bolt.DB
 	root string // real (symlink-free) absolute slide root
+	// objects, when set, is the slide root in object storage (root is
+	// then "").
+	objects Objects
 
 	mu          sync.RWMutex
 	collections map[string]*Collection
@@ -349,6 +352,10 @@ func (s *Store) ItemFiles(itemID string) []File {
 	return nil
 }
 
+// ErrNotLocal is returned by Resolve when the slide root is in object
+// storage.
+var ErrNotLocal = errors.New("the slide is in object storage, not a local file")
+
 // ErrOutsideRoot is returned for a path that resolves outside the slide
 // root.
 var ErrOutsideRoot = errors.New("path escapes the slide root")
@@ -357,6 +364,9 @@ var ErrOutsideRoot = errors.New("path escapes the slide root")
 // following symlinks and rejecting anything that leaves the root or is not a
 // regular file. It returns the file's info too.
 func (s *Store) Resolve(rel string) (string, os.FileInfo, error) {
+	if s.objects != nil {
+		return "", nil, ErrNotLocal
+	}
 	if rel == "" || !filepath.IsLocal(filepath.FromSlash(rel)) {
 		return "", nil, ErrOutsideRoot
 	}
@@ -432,6 +442,9 @@ func (s *Store) RefreshAll(it Item) (Item, []string, error) {
 
 // refreshAll is RefreshAll without the memory of recent checks.
 func (s *Store) refreshAll(it Item) (Item, []string, error) {
+	if s.objects != nil {
+		return s.refreshObjects(it)
+	}
 	rels := it.Files
 	if len(rels) == 0 {
 		rels = []string{it.Path}

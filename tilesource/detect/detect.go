@@ -180,3 +180,47 @@ func withName(err error, name string) error {
 	c.Message = name + ": " + te.Message
 	return &c
 }
+
+// ErrNeedsFile is returned by OpenReaderAt for an image that only a
+// file-based reader (OpenSlide, libvips) may open: the caller needs a local
+// copy and Open.
+var ErrNeedsFile = errors.New("this image needs a local file (OpenSlide or libvips)")
+
+// OpenReaderAt opens an image read through r (an object in object storage,
+// size bytes, named name in messages) with the readers that parse from an
+// io.ReaderAt: the own TIFF reader and the DICOM reader. Everything else,
+// and TIFFs the own reader refuses (Aperio JPEG 2000, vendor TIFFs that
+// OpenSlide or libvips might still read), gives an error wrapping
+// ErrNeedsFile. The source does not close r.
+func OpenReaderAt(r io.ReaderAt, size int64, name string) (src tilesource.Source, err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			src, err = nil, fmt.Errorf("reader panicked on %s: %v", name, rec)
+		}
+	}()
+	head := make([]byte, min(sniffLen, size))
+	if _, err := r.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &tilesource.Error{Status: http.StatusBadGateway, Message: name + ": cannot read object", Cause: err}
+	}
+	switch Sniff(head) {
+	case KindTIFF:
+		src, err := tiff.OpenReaderAt(r, size, name)
+		if err == nil {
+			return src, nil
+		}
+		if !errors.Is(err, tilesource.ErrNotRecognized) && !isPublic(err) {
+			return nil, err // an I/O failure, not the file's fault
+		}
+		return nil, fmt.Errorf("%s: %w (the TIFF reader said: %v)", name, ErrNeedsFile, err)
+	case KindDICOM:
+		src, err := dicom.OpenReaders([]dicom.Reader{{R: r, Size: size, Name: name}})
+		if err != nil {
+			return nil, withName(err, name)
+		}
+		return src, nil
+	}
+	if size == 0 {
+		return nil, tilesource.BadRequest("%s: the file is empty", name)
+	}
+	return nil, fmt.Errorf("%s: %w", name, ErrNeedsFile)
+}

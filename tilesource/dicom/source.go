@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ type Source struct {
 	nZ      int
 	assoc   map[string]*part
 	insts   []*Instance
-	closers []*os.File
+	closers []io.Closer
 
 	assocMu    sync.Mutex
 	assocCache map[string]*encode.Image
@@ -112,8 +113,66 @@ func OpenSeries(paths []string) (tilesource.Source, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.closers = files
+	for _, f := range files {
+		s.closers = append(s.closers, f)
+	}
 	return s, nil
+}
+
+// Reader is one instance file read through an io.ReaderAt (an object in
+// object storage): Name is its base name, for messages; Closer, when set,
+// is closed with the source.
+type Reader struct {
+	R      io.ReaderAt
+	Size   int64
+	Name   string
+	Closer io.Closer
+}
+
+// OpenReaders opens the given instances of one series as one slide, as
+// OpenSeries does for files. A first reader without the DICM preamble
+// gives an error wrapping tilesource.ErrNotRecognized. The readers' closers
+// are closed on failure too.
+func OpenReaders(rs []Reader) (tilesource.Source, error) {
+	if len(rs) == 0 {
+		return nil, tilesource.BadRequest("no DICOM files")
+	}
+	fail := func(err error) (tilesource.Source, error) {
+		for _, r := range rs {
+			if r.Closer != nil {
+				r.Closer.Close()
+			}
+		}
+		return nil, err
+	}
+	insts := make([]*Instance, 0, len(rs))
+	for _, r := range rs {
+		in, err := openInstance(r.R, r.Size)
+		if err != nil {
+			return fail(openError(r.Name, err))
+		}
+		insts = append(insts, in)
+	}
+	s, err := NewSource(rs[0].Name, insts)
+	if err != nil {
+		return fail(err)
+	}
+	for _, r := range rs {
+		if r.Closer != nil {
+			s.closers = append(s.closers, r.Closer)
+		}
+	}
+	return s, nil
+}
+
+// SeriesUIDOf returns the Series Instance UID of the DICOM file read from
+// ra, reading only its header, or "" when it is not DICOM.
+func SeriesUIDOf(ra io.ReaderAt, size int64) string {
+	f, err := parse(ra, size, true)
+	if err != nil {
+		return ""
+	}
+	return f.DS.Str(tagSeriesUID)
 }
 
 // openError turns a parse error into the public error for file name.

@@ -30,6 +30,9 @@ type Config struct {
 	// Open opens a file; nil means detect.Open. Tests and tools may swap
 	// it.
 	Open func(path string) (tilesource.Source, error)
+	// OpenSeries opens the files of a DICOM series (Locator.SeriesPaths);
+	// nil means dicom.OpenSeries.
+	OpenSeries func(paths []string) (tilesource.Source, error)
 	// HTTPClient fetches DICOMweb series; nil means DefaultHTTPClient().
 	HTTPClient *http.Client
 	// Work is the global budget of pixel work (decoding, resampling,
@@ -45,6 +48,7 @@ type Pipeline struct {
 	tiles   tilecache.Tiles
 	sources tilecache.Sources
 	open    func(path string) (tilesource.Source, error)
+	series  func(paths []string) (tilesource.Source, error)
 	client  *http.Client
 	work    *work.Budget
 	// archives resolves DICOMweb locators.
@@ -70,6 +74,10 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if p.open == nil {
 		p.open = detect.Open
+	}
+	p.series = cfg.OpenSeries
+	if p.series == nil {
+		p.series = dicom.OpenSeries
 	}
 	return p, nil
 }
@@ -108,7 +116,7 @@ func (p *Pipeline) acquire(ctx context.Context, loc Locator) (tilesource.Source,
 		key = loc.Remote + "\x00" + loc.Version
 		open = func() (tilecache.Resource, error) { return p.openRemote(loc.Remote, loc.Version) }
 	case len(loc.SeriesPaths) > 0:
-		open = func() (tilecache.Resource, error) { return dicom.OpenSeries(loc.SeriesPaths) }
+		open = func() (tilecache.Resource, error) { return p.series(loc.SeriesPaths) }
 	case loc.isTest():
 		key = "test:" + testParamsKey(loc.TestParams)
 		open = func() (tilecache.Resource, error) { return testsource.New(loc.TestParams) }

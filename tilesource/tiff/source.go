@@ -70,6 +70,17 @@ func Open(path string) (tilesource.Source, error) {
 	return s, nil
 }
 
+// OpenReaderAt opens a TIFF read through r (an object in object storage),
+// of size bytes, named name in messages. Errors are those of Open. The
+// source does not close r.
+func OpenReaderAt(r io.ReaderAt, size int64, name string) (tilesource.Source, error) {
+	s, err := newSource(r, size, name)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // openError returns the public error for a TIFF file this reader cannot
 // serve: the file's base name and the problem.
 func openError(name string, cause error) error {
