@@ -621,15 +621,6 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 		if byMag && rr.exact && float64(level) != magLevel {
 			return empty, nil
 		}
-		// Image routes (those with an encoding) read the level of the
-		// output's resolution even when the file does not store it: its
-		// tiles are synthesised from the nearest stored level and
-		// cached, where large_image would decode and resample the finer
-		// level it prefers (up to 64 times the pixels). Analysis routes
-		// keep large_image's level, as their counts depend on it.
-		if enc != "" {
-			level = min(max(0, l), full)
-		}
 	} else if byMag && rr.exact && float64(level) != magLevel {
 		return empty, nil
 	}
