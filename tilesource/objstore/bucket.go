@@ -192,17 +192,9 @@ func (b *Bucket) get(o Object, p []byte, off int64) error {
 	if err := opt.SetRange(off, off+int64(len(p))-1); err != nil {
 		return err
 	}
-	if o.ETag != "" {
-		if err := opt.SetMatchETag(strings.Trim(o.ETag, `"`)); err != nil {
-			return err
-		}
-	}
-	rc, _, _, err := b.core.GetObject(ctx, b.cfg.Bucket, b.cfg.Prefix+o.Key, opt)
+	rc, err := b.open(ctx, o, opt)
 	if err != nil {
-		if minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
-			return fmt.Errorf("%s: %w", o.Key, ErrReplaced)
-		}
-		return fmt.Errorf("object storage: get %s: %w", o.Key, err)
+		return err
 	}
 	defer rc.Close()
 	if _, err := io.ReadFull(rc, p); err != nil {
@@ -211,20 +203,29 @@ func (b *Bucket) get(o Object, p []byte, off int64) error {
 	return nil
 }
 
-// download copies the whole object version o to w.
-func (b *Bucket) download(ctx context.Context, o Object, w io.Writer) error {
-	var opt minio.GetObjectOptions
+// open starts a GET of object version o: If-Match its ETag, so that a
+// replaced object fails with ErrReplaced instead of mixing versions.
+func (b *Bucket) open(ctx context.Context, o Object, opt minio.GetObjectOptions) (io.ReadCloser, error) {
 	if o.ETag != "" {
 		if err := opt.SetMatchETag(strings.Trim(o.ETag, `"`)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	rc, _, _, err := b.core.GetObject(ctx, b.cfg.Bucket, b.cfg.Prefix+o.Key, opt)
 	if err != nil {
 		if minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
-			return fmt.Errorf("%s: %w", o.Key, ErrReplaced)
+			return nil, fmt.Errorf("%s: %w", o.Key, ErrReplaced)
 		}
-		return fmt.Errorf("object storage: get %s: %w", o.Key, err)
+		return nil, fmt.Errorf("object storage: get %s: %w", o.Key, err)
+	}
+	return rc, nil
+}
+
+// download copies the whole object version o to w.
+func (b *Bucket) download(ctx context.Context, o Object, w io.Writer) error {
+	rc, err := b.open(ctx, o, minio.GetObjectOptions{})
+	if err != nil {
+		return err
 	}
 	defer rc.Close()
 	n, err := io.Copy(w, io.LimitReader(rc, o.Size+1))
