@@ -1,6 +1,7 @@
 // Package girder is the Girder-compatible HTTP API (large_image's Girder
-// plugin, girder_large_image/rest/tiles.py): the large_image tile routes, the folder/item/file resources a viewer needs to
-// find images, ETag and cache headers, error mapping and the admin routes.
+// plugin, girder_large_image/rest/tiles.py): the large_image tile routes,
+// the folder/item/file resources a viewer needs to find images, ETag and
+// cache headers, error mapping and the admin routes.
 // Handlers parse parameters, call the pipeline.Service and translate errors;
 // they do no image work themselves.
 package girder
