@@ -131,13 +131,12 @@ func sendResult(c echo.Context, res *pipeline.Result) error {
 
 // cacheStatusValues holds the X-Tile-Cache header values; net/http only
 // reads them, so one slice serves every response.
-var cacheStatusValues = map[string][]string{}
-
-func init() {
-	for _, st := range []string{tilecache.StatusHitMemory, tilecache.StatusHitMemcached, tilecache.StatusHitDisk,
-		tilecache.StatusMiss, tilecache.StatusCoalesced} {
-		cacheStatusValues[st] = []string{st}
-	}
+var cacheStatusValues = map[string][]string{
+	tilecache.StatusHitMemory:    {tilecache.StatusHitMemory},
+	tilecache.StatusHitMemcached: {tilecache.StatusHitMemcached},
+	tilecache.StatusHitDisk:      {tilecache.StatusHitDisk},
+	tilecache.StatusMiss:         {tilecache.StatusMiss},
+	tilecache.StatusCoalesced:    {tilecache.StatusCoalesced},
 }
 
 // conditional computes the ETag of a cacheable route and answers 304/412
