@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,8 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tileserver/tileserver/girder/store"
-	"github.com/tileserver/tileserver/tilecache"
-	"github.com/tileserver/tileserver/tilesource/pipeline"
 	"github.com/tileserver/tileserver/tilesource/work"
 )
 
@@ -29,33 +26,12 @@ func budgetEnv(t *testing.T, budget *work.Budget, timeout time.Duration) (*env, 
 	if err := os.MkdirAll(e.data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(e.data, e.slides)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tiles, err := tilecache.New(tilecache.Config{Mode: tilecache.ModeMemory, MemoryBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sources := tilecache.NewSources(tilecache.SourcesConfig{MemoryBytes: 256 << 20})
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Work: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = st
-	e.srv = New(Config{AdminToken: testAdminToken, RequestTimeout: timeout}, pl, st,
-		WithCacheAdmin(TileCacheAdmin{Tiles: tiles, Sources: sources}), WithWorkBudget(budget))
-	e.http = httptest.NewServer(e.srv.Handler())
-	t.Cleanup(func() {
-		e.http.Close()
-		tiles.Close()
-		sources.Close()
-		st.Close()
-	})
+	e.work, e.timeout = budget, timeout
+	e.start()
 	if _, err := e.srv.Import(context.Background(), ""); err != nil {
 		t.Fatal(err)
 	}
-	items := st.Items(store.ItemQuery{Name: "cmu.svs", Text: "cmu"})
+	items := e.store.Items(store.ItemQuery{Name: "cmu.svs", Text: "cmu"})
 	if len(items) != 1 {
 		t.Fatalf("items %v", items)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 var testdata = filepath.Join("..", "..", "shared", "testdata")
@@ -38,6 +39,10 @@ type env struct {
 	store  *store.Store
 	srv    *Server
 	http   *httptest.Server
+	// work and timeout, set before start, give the server a work budget
+	// and a request deadline (none by default).
+	work    *work.Budget
+	timeout time.Duration
 }
 
 // slideFiles are copied into the slide root (destination → testdata path).
@@ -101,13 +106,13 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	sources := tilecache.NewSources(tilecache.SourcesConfig{MemoryBytes: 256 << 20})
-	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources})
+	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, Work: e.work})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.store = st
-	e.srv = New(Config{AdminToken: testAdminToken, MaxAge: 1234}, pl, st,
-		WithCacheAdmin(TileCacheAdmin{Tiles: tiles, Sources: sources}))
+	e.srv = New(Config{AdminToken: testAdminToken, MaxAge: 1234, RequestTimeout: e.timeout}, pl, st,
+		WithCacheAdmin(TileCacheAdmin{Tiles: tiles, Sources: sources}), WithWorkBudget(e.work))
 	e.http = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(func() {
 		e.http.Close()
