@@ -25,9 +25,10 @@ type Info struct {
 	// synthesised by the pipeline. len(Stored) == Levels.
 	Stored []bool
 	// AllLevelsPopulated is set for readers that large_image treats as
-	// holding every level (their _nonemptyLevelsList is the default, as
-	// for DICOM): regions then read the level they need even where it is
-	// synthesised, instead of a finer stored one (getPreferredLevel).
+	// holding every level, as its DICOM reader: its getTile makes a
+	// missing level from the whole zero-padded block of the finer level
+	// (BICUBIC), and regions read the level they need instead of a finer
+	// stored one (getPreferredLevel, _nonemptyLevelsList).
 	AllLevelsPopulated bool
 	// Magnification, MMX and MMY describe full resolution; nil when unknown.
 	Magnification *float64

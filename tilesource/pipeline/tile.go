@@ -255,7 +255,7 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	// filter (BICUBIC); the other readers go through
 	// _getTileFromEmptyLevel: the children pasted and resized with
 	// LANCZOS, for which JPEG children take the DCT-scaling shortcut.
-	dicomBlock := info.SourceName == "dicom" && info.Format == encode.Uint8 && info.Bands <= 4
+	dicomBlock := info.AllLevelsPopulated && info.Format == encode.Uint8 && info.Bands <= 4
 	if !dicomBlock {
 		if img, ok, err := p.synthesiseJPEG(ctx, loc, src, frame, z, x, y, child, scale); ok || err != nil {
 			return img, err
