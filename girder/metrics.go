@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -45,6 +46,12 @@ func routeFamily(route string) string {
 	return "metadata"
 }
 
+// zxyRoute reports whether route (echo's c.Path()) is a zxy or fzxy tile
+// route.
+func zxyRoute(route string) bool {
+	return strings.Contains(route, "/tiles/zxy/") || strings.Contains(route, "/tiles/fzxy/")
+}
+
 // errorCause names why a request failed, for the error counters.
 func errorCause(status int, err error) string {
 	switch {
@@ -77,14 +84,29 @@ func errorCause(status int, err error) string {
 }
 
 // httpMetrics counts requests per route family: the Prometheus series of
-// /metrics and the totals the cache panel shows.
+// /metrics and the totals the cache panel shows. Every request passes
+// here, hits included, so the common case takes no lock and resolves no
+// label: each family's series are looked up once and kept.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	errs     *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
-	mu    sync.Mutex
-	panel map[string]*familyTotals
+	families map[string]*familyMetrics // fixed at construction
+}
+
+// familyMetrics are one route family's resolved series and panel totals.
+type familyMetrics struct {
+	name    string
+	latency prometheus.Observer
+	codes   sync.Map // status code → prometheus.Counter, made on first use
+
+	requests   atomic.Uint64
+	latencySum atomic.Int64 // nanoseconds
+	latencyMax atomic.Int64 // nanoseconds
+
+	mu     sync.Mutex // guards errors, touched only by failed requests
+	errors map[string]uint64
 }
 
 type familyTotals struct {
@@ -93,7 +115,6 @@ type familyTotals struct {
 	// LatencyMeanMS and LatencyMaxMS are over every request of the family.
 	LatencyMeanMS float64 `json:"latency_mean_ms"`
 	LatencyMaxMS  float64 `json:"latency_max_ms"`
-	latencySum    time.Duration
 }
 
 func newHTTPMetrics() *httpMetrics {
@@ -111,71 +132,90 @@ func newHTTPMetrics() *httpMetrics {
 			Help:    "HTTP request latency by route family.",
 			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"family"}),
-		panel: map[string]*familyTotals{},
+		families: map[string]*familyMetrics{},
 	}
 	for _, f := range routeFamilies {
-		m.latency.WithLabelValues(f)
-		m.panel[f] = &familyTotals{Errors: map[string]uint64{}}
+		m.families[f] = &familyMetrics{name: f, latency: m.latency.WithLabelValues(f), errors: map[string]uint64{}}
 	}
 	return m
 }
 
 func (m *httpMetrics) observe(family string, status int, err error, d time.Duration) {
-	m.requests.WithLabelValues(family, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(family).Observe(d.Seconds())
-	cause := ""
-	if status >= 400 {
-		cause = errorCause(status, err)
-		m.errs.WithLabelValues(family, cause).Inc()
+	f := m.families[family]
+	c, ok := f.codes.Load(status)
+	if !ok {
+		c, _ = f.codes.LoadOrStore(status, m.requests.WithLabelValues(family, strconv.Itoa(status)))
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := m.panel[family]
-	t.Requests++
-	t.latencySum += d
-	t.LatencyMaxMS = max(t.LatencyMaxMS, float64(d.Microseconds())/1000)
-	if cause != "" {
-		t.Errors[cause]++
+	c.(prometheus.Counter).Inc()
+	f.latency.Observe(d.Seconds())
+	f.requests.Add(1)
+	f.latencySum.Add(int64(d))
+	for {
+		old := f.latencyMax.Load()
+		if int64(d) <= old || f.latencyMax.CompareAndSwap(old, int64(d)) {
+			break
+		}
+	}
+	if status >= 400 {
+		cause := errorCause(status, err)
+		m.errs.WithLabelValues(family, cause).Inc()
+		f.mu.Lock()
+		f.errors[cause]++
+		f.mu.Unlock()
 	}
 }
 
 // snapshot returns the per-family totals for the cache panel.
 func (m *httpMetrics) snapshot() map[string]familyTotals {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[string]familyTotals, len(m.panel))
-	for f, t := range m.panel {
-		c := *t
-		c.Errors = make(map[string]uint64, len(t.Errors))
-		for k, v := range t.Errors {
-			c.Errors[k] = v
-		}
+	out := make(map[string]familyTotals, len(m.families))
+	for name, f := range m.families {
+		t := familyTotals{Requests: f.requests.Load(),
+			LatencyMaxMS: float64(time.Duration(f.latencyMax.Load()).Microseconds()) / 1000}
 		if t.Requests > 0 {
-			c.LatencyMeanMS = float64(t.latencySum.Microseconds()) / 1000 / float64(t.Requests)
+			t.LatencyMeanMS = float64(time.Duration(f.latencySum.Load()).Microseconds()) / 1000 / float64(t.Requests)
 		}
-		out[f] = c
+		f.mu.Lock()
+		t.Errors = make(map[string]uint64, len(f.errors))
+		for k, v := range f.errors {
+			t.Errors[k] = v
+		}
+		f.mu.Unlock()
+		out[name] = t
 	}
 	return out
 }
 
-// observe is the outermost middleware: it gives API requests their
-// deadline and records every request's family, status, cause and latency.
-func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+// middleware is the server's one echo middleware, the steps of every
+// request in order: headers and CORS, the deadline, metrics, panic
+// recovery, the body limit, repeated parameters, image-request tracking.
+// It is one function rather than a chain of middlewares because echo
+// composes its chain anew on every request, a closure per middleware on
+// every tile hit.
+//
+// The zxy tile routes get no deadline of their own: such a request only
+// ever waits for the tile cache's shared production, which carries the
+// same deadline (tilecache's ProduceTimeout is --request-timeout), so a
+// per-request timer would only add a timer to every cache hit.
+func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if done, err := s.setHeaders(c); done {
+			return err
+		}
 		start := time.Now()
 		req := c.Request()
+		route := c.Path()
 		// Admin routes (imports, cache clears) may legitimately run long.
-		if s.cfg.RequestTimeout > 0 && !strings.Contains(req.URL.Path, "/large_image/") {
+		if s.cfg.RequestTimeout > 0 && !zxyRoute(route) && !strings.Contains(req.URL.Path, "/large_image/") {
 			ctx, cancel := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 		}
-		err := next(c)
+		err := s.guarded(c, next)
 		if err != nil {
 			// Render the error now, so that its status is known here.
 			c.Error(err)
 		}
-		s.http.observe(routeFamily(c.Path()), c.Response().Status, err, time.Since(start))
+		s.http.observe(routeFamily(route), c.Response().Status, err, time.Since(start))
 		return nil
 	}
 }

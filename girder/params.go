@@ -23,7 +23,17 @@ type params struct {
 	err error
 }
 
-func newParams(c echo.Context) *params { return &params{q: c.QueryParams()} }
+func newParams(c echo.Context) *params { return &params{q: query(c)} }
+
+// query is c.QueryParams(), but nil (an empty url.Values) for a request
+// without a query, as a plain tile request is: echo would parse and
+// allocate a map for it.
+func query(c echo.Context) url.Values {
+	if c.Request().URL.RawQuery == "" {
+		return nil
+	}
+	return c.QueryParams()
+}
 
 func typeError(name string) *tilesource.Error {
 	return tilesource.BadRequest("%q parameter is an incorrect type.", name)
@@ -95,26 +105,24 @@ func (p *params) boolOrInt(name string) string {
 	return v
 }
 
-// rejectRepeatedParams answers 400 when a query parameter of an API route
+// checkRepeatedParams answers 400 when a query parameter of an API route
 // is given more than once, before any other check, as Girder's endpoint
 // decorator does (girder/api/rest.py, _preventRepeatedParams). The first
 // such name in query order is reported, as Girder walks its parameters in
 // that order.
-func rejectRepeatedParams(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if !strings.HasPrefix(r.URL.Path, "/api/v1/") || r.URL.RawQuery == "" {
-			return next(c)
-		}
-		q := c.QueryParams()
-		for _, pair := range strings.Split(r.URL.RawQuery, "&") {
-			name, _, _ := strings.Cut(pair, "=")
-			if name, err := url.QueryUnescape(name); err == nil && len(q[name]) > 1 {
-				return tilesource.BadRequest("Parameter \"%s\" must not be specified multiple times.", name)
-			}
-		}
-		return next(c)
+func checkRepeatedParams(c echo.Context) error {
+	r := c.Request()
+	if !strings.HasPrefix(r.URL.Path, "/api/v1/") || r.URL.RawQuery == "" {
+		return nil
 	}
+	q := c.QueryParams()
+	for _, pair := range strings.Split(r.URL.RawQuery, "&") {
+		name, _, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(name); err == nil && len(q[name]) > 1 {
+			return tilesource.BadRequest("Parameter \"%s\" must not be specified multiple times.", name)
+		}
+	}
+	return nil
 }
 
 func (p *params) fail(err error) {

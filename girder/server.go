@@ -128,12 +128,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, s.recoverJSON)
-	// Pre, not Use: a CORS preflight must be answered even where no route
-	// takes OPTIONS.
-	e.Pre(s.headers)
-	e.Use(s.limitBody)
-	e.Use(rejectRepeatedParams)
+	e.Use(s.middleware)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
 	if core, ok := svc.(iiif.Core); ok {
@@ -297,20 +292,25 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 	return http.StatusInternalServerError, apiError{Message: "Internal server error", Type: "internal"}
 }
 
-// recoverJSON turns a panic into a logged 500 with a JSON body, so no stack
-// trace reaches the client and the server keeps serving.
-func (s *Server) recoverJSON(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				if r == http.ErrAbortHandler {
-					panic(r)
-				}
-				s.log.Error("panic in handler", "method", c.Request().Method, "path", c.Request().URL.Path,
-					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				err = errors.New("panic")
+// guarded runs the route under the request checks, turning a panic into
+// a logged 500 with a JSON body, so no stack trace reaches the client and
+// the server keeps serving.
+func (s *Server) guarded(c echo.Context, next echo.HandlerFunc) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
 			}
-		}()
-		return next(c)
+			s.log.Error("panic in handler", "method", c.Request().Method, "path", c.Request().URL.Path,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errors.New("panic")
+		}
+	}()
+	if err := s.readBody(c); err != nil {
+		return err
 	}
+	if err := checkRepeatedParams(c); err != nil {
+		return err
+	}
+	return s.trackImageRequests(c, next)
 }

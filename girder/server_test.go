@@ -101,7 +101,9 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tiles, err := tilecache.New(tilecache.Config{Mode: tilecache.ModeMemory, MemoryBytes: 64 << 20})
+	// As the command does: a shared production's deadline is the
+	// request deadline.
+	tiles, err := tilecache.New(tilecache.Config{Mode: tilecache.ModeMemory, MemoryBytes: 64 << 20, ProduceTimeout: e.timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ var cacheStatusValues = map[string][]string{
 // conditional computes the ETag of a cacheable route and answers 304/412
 // when it decides the response; done reports that the handler must stop.
 func (s *Server) conditional(c echo.Context, route string, it store.Item, pathArgs ...string) (bool, error) {
-	return s.checkETag(c, etag(route, it.ID, it.Version, pathArgs, c.QueryParams()))
+	return s.checkETag(c, etag(route, it.ID, it.Version, pathArgs, query(c)))
 }
 
 // cacheableImage is largeImage (with status 400) followed by conditional,
@@ -278,7 +278,9 @@ func (s *Server) tile(c echo.Context, route, frame string) error {
 		}
 		req.Frame = f
 	}
-	c.Set(ctxTileCall, tileCall{loc, req}) // for prefetch (warm.go)
+	if s.bg != nil && s.bg.prefetch != nil {
+		c.Set(ctxTileCall, tileCall{loc, req}) // for prefetch (warm.go)
+	}
 	res, err := s.svc.Tile(c.Request().Context(), loc, req)
 	if err != nil {
 		return routeError(err, http.StatusNotFound)

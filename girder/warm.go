@@ -110,7 +110,6 @@ func (s *Server) backgroundRoutes(e *echo.Echo, g *echo.Group) {
 	if s.bg == nil || !s.bg.on {
 		return
 	}
-	e.Use(s.trackImageRequests)
 	if s.bg.warm != nil {
 		g.GET("/large_image/cache/warm", s.warmStatus, s.requireAdmin)
 		g.POST("/large_image/cache/warm", s.warmItems, s.requireAdmin)
@@ -160,29 +159,28 @@ type tileCall struct {
 	req pipeline.TileRequest
 }
 
-// trackImageRequests counts image requests in flight, marks items opened
-// for the worklist, and tells the prefetcher about tiles served.
-func (s *Server) trackImageRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		route := c.Path()
-		if !strings.HasPrefix(route, "/api/v1/item/") || !strings.Contains(route, "/tiles") {
-			return next(c)
-		}
-		end := s.bg.act.Begin()
-		defer end() // a panicking handler must not leave the count up
-		id := c.Param("id")
-		if id != "" && s.bg.warm != nil {
-			s.bg.warm.opened(id)
-		}
-		err := next(c)
-		end()
-		if err == nil && s.bg.prefetch != nil && id != "" && c.Response().Status == http.StatusOK {
-			if tc, ok := c.Get(ctxTileCall).(tileCall); ok {
-				s.bg.prefetch.Observe(clientKey(c), tc.loc, tc.req)
-			}
-		}
-		return err
+// trackImageRequests runs an image request of the tile routes counted in
+// flight, marks its item opened for the worklist, and tells the prefetcher
+// about the tile served.
+func (s *Server) trackImageRequests(c echo.Context, next echo.HandlerFunc) error {
+	route := c.Path()
+	if s.bg == nil || !s.bg.on || !strings.HasPrefix(route, "/api/v1/item/") || !strings.Contains(route, "/tiles") {
+		return next(c)
 	}
+	end := s.bg.act.Begin()
+	defer end() // a panicking handler must not leave the count up
+	id := c.Param("id")
+	if id != "" && s.bg.warm != nil {
+		s.bg.warm.opened(id)
+	}
+	err := next(c)
+	end()
+	if err == nil && s.bg.prefetch != nil && id != "" && c.Response().Status == http.StatusOK {
+		if tc, ok := c.Get(ctxTileCall).(tileCall); ok {
+			s.bg.prefetch.Observe(clientKey(c), tc.loc, tc.req)
+		}
+	}
+	return err
 }
 
 // clientKey names a viewer: its address and a hash of its user agent.

@@ -8,8 +8,10 @@
 #   scripts/bench-peers.sh [RUNS=3]
 #
 # Beside the peers it runs the limit servers (bin/limitserver: the same
-# tiles, byte for byte, from a map in memory and by a bare pread), so every
-# row can be read as ours / peer and ours / limit. For our server and the
+# responses, tile bytes and headers, from a map in memory and by a bare
+# pread; a missing level's tile from its four children decoded at half size
+# by libjpeg-turbo and encoded, pixel for pixel ours), so every row can be
+# read as ours / peer and ours / limit. For our server and the
 # limits it also measures server CPU per request (from
 # /proc/PID/task/*/schedstat): cold = every tile's first request on a fresh
 # server, warm = a wrk run over tiles already served.
@@ -53,7 +55,7 @@ wait_healthy() {
 }
 # cpu_ns PID: CPU time of every thread of the process so far, nanoseconds.
 cpu_ns() {
-	cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%d", s }'
+	cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 # cpu_per_request LABEL LIST: server CPU per request, cold (each URL's first
 # request, one at a time) then warm (wrk over the same URLs), appended to
@@ -99,12 +101,13 @@ ours() { # label slide-name zlevel extra-args...
 	cpu_per_request "$label" "$list"
 	stop_server
 }
-# limit LABEL MODE: the limit server over slide.tif, the same tile list.
+# limit LABEL MODE SLIDE Z: the limit server over a slide, the tile list of
+# level Z.
 limit() {
-	local label=$1 mode=$2 list=$OUT_DIR/$1.urls pass
-	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
+	local label=$1 mode=$2 slide=$3 z=$4 list=$OUT_DIR/$1.urls pass
+	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z$z.txt" > "$list"
 	for pass in bench cpu; do
-		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode "$mode" > "$OUT_DIR/$label.server.log" 2>&1 &
+		"$LIMIT" -slide "$DATA/$slide" -addr $ADDR -mode "$mode" > "$OUT_DIR/$label.server.log" 2>&1 &
 		SERVER_PID=$!
 		wait_healthy || return
 		if [ $pass = bench ]; then
@@ -130,8 +133,9 @@ for run in $(seq "$RUNS"); do
 	export OUT_DIR=/tmp/peers/results-$run
 	mkdir -p "$OUT_DIR"
 	cat $DATA/slide.tif $DATA/slide-4x.tif > /dev/null
-	limit limit-map-z7 map
-	limit limit-pread-z7 pread
+	limit limit-map-z7 map slide.tif 7
+	limit limit-pread-z7 pread slide.tif 7
+	limit limit-pread-4x-z6 pread slide-4x.tif 6
 	peer iip-mc-dz-z7 "$P/iipimage/start.sh --memcached" "$P/iipimage/stop.sh" $IIP $U/iip-dz-z7.txt "$IW"
 	ours ours-memory-z7 slide.tif 7 --cache memory
 	memcached -l 127.0.0.1 -p 11411 -m 2048 -I 8m -u "$(id -un)" -t 2 &
@@ -182,4 +186,6 @@ print(f"warm req/s   ours-memory / limit-map   = {ratio('ours-memory-z7', 'limit
 print(f"warm CPU/req ours-memory / limit-map   = {ratio('ours-memory-z7', 'limit-map-z7', 'cpu_warm'):.2f}")
 print(f"cold CPU/req ours-memory / limit-pread = {ratio('ours-memory-z7', 'limit-pread-z7', 'cpu_cold'):.2f}")
 print(f"cold mean    ours-memory / limit-pread = {ratio('ours-memory-z7', 'limit-pread-z7', 'cold'):.2f}")
+print(f"missing level, cold CPU/req ours-4x / limit-pread-4x = {ratio('ours-4x-z6', 'limit-pread-4x-z6', 'cpu_cold'):.2f}")
+print(f"missing level, cold mean    ours-4x / limit-pread-4x = {ratio('ours-4x-z6', 'limit-pread-4x-z6', 'cold'):.2f}")
 EOF

@@ -21,6 +21,7 @@ import (
 // the YAML file and defaults (in that order of precedence).
 type settings struct {
 	Addr             string
+	DebugAddr        string
 	Data             string
 	Slides           string
 	AdminToken       string
@@ -75,6 +76,7 @@ type option struct {
 
 var options = []option{
 	{"addr", "127.0.0.1:8080", "listen address host:port"},
+	{"debug-addr", "", "separate listen address of Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; empty turns it off (never expose it)"},
 	{"data", "./data", "data directory (item database)"},
 	{"slides", "./data/slides", "slide root directory mirrored as folders and items, or s3://bucket/prefix?endpoint=host:port&region=… (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE)"},
 	{"slides-block-cache", "256M", "memory for blocks of slide objects read from object storage (headers, directories; suffixes K, M, G)"},
@@ -293,7 +295,7 @@ func readYAML(path string) (map[string]string, error) {
 
 func parseSettings(v map[string]string) (settings, error) {
 	s := settings{
-		Addr: v["addr"], Data: v["data"], Slides: v["slides"], AdminToken: v["admin-token"],
+		Addr: v["addr"], DebugAddr: v["debug-addr"], Data: v["data"], Slides: v["slides"], AdminToken: v["admin-token"],
 		ConfigFile: v["config"], Cache: v["cache"], CachePolicy: v["cache-policy"], LogLevel: v["log-level"],
 	}
 	for _, m := range strings.Split(v["memcached"], ",") {

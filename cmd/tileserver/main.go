@@ -227,6 +227,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		srv.RefreshArchives(ctx, cfg.DICOMwebRefresh)
 	}()
 
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "tileserver listening on http://%s/\n", ln.Addr())

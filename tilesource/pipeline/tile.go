@@ -454,12 +454,19 @@ func encodingKey(enc string, o EncodeOptions) string {
 		if q <= 0 {
 			q = encode.DefaultJPEGQuality
 		}
+		if enc == "JPEG" && q == encode.DefaultJPEGQuality && o.JPEGSubsampling == 0 {
+			return defaultJPEGKey // every plain tile request: no formatting per hit
+		}
 		return fmt.Sprintf("%s:q%d:s%d", enc, q, o.JPEGSubsampling)
 	case "TIFF":
 		return "TIFF:" + o.TIFFCompression
 	}
 	return enc
 }
+
+// defaultJPEGKey is encodingKey of JPEG at the default quality and
+// subsampling.
+var defaultJPEGKey = fmt.Sprintf("JPEG:q%d:s0", encode.DefaultJPEGQuality)
 
 func encodeOptions(enc string, o EncodeOptions) encode.Options {
 	return encode.Options{Encoding: enc, JPEGQuality: o.JPEGQuality,
