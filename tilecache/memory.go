@@ -41,6 +41,14 @@ func newOtterTier(maxBytes int64) (*otterTier, error) {
 		Weigher: func(k string, v []byte) uint32 {
 			return uint32(min(entryWeight(k, v), 1<<32-1))
 		},
+		// Maintenance (applying buffered reads and writes, evicting) runs
+		// on the goroutine that triggered it rather than on a new one
+		// each time: on a cold tile, a goroutine started per write costs
+		// a thread wake-up (cold CPU per tile ~11 % lower in an A/B of
+		// nine fresh-server pairs). Safe here because nothing runs under
+		// otter's locks but the eviction counter below: no Compute, no
+		// OnDeletion, no refresh.
+		Executor: func(fn func()) { fn() },
 		OnAtomicDeletion: func(e otter.DeletionEvent[string, []byte]) {
 			if e.WasEvicted() {
 				t.evictions.Add(1)
