@@ -97,7 +97,6 @@ type httpMetrics struct {
 
 // familyMetrics are one route family's resolved series and panel totals.
 type familyMetrics struct {
-	name    string
 	latency prometheus.Observer
 	codes   sync.Map // status code → prometheus.Counter, made on first use
 
@@ -135,7 +134,7 @@ func newHTTPMetrics() *httpMetrics {
 		families: map[string]*familyMetrics{},
 	}
 	for _, f := range routeFamilies {
-		m.families[f] = &familyMetrics{name: f, latency: m.latency.WithLabelValues(f), errors: map[string]uint64{}}
+		m.families[f] = &familyMetrics{latency: m.latency.WithLabelValues(f), errors: map[string]uint64{}}
 	}
 	return m
 }

@@ -10,12 +10,12 @@ import (
 
 // serveDebug serves Go's runtime profiles on their own listener, apart from
 // the API, so a profile of a loaded server can be taken without exposing
-// it: the address should stay on the loopback interface. The returned
-// function closes the listener.
-func serveDebug(addr string, log *slog.Logger) (func(), error) {
+// it: the address should stay on the loopback interface. It returns the
+// address it listens on and a function that closes the listener.
+func serveDebug(addr string, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -26,5 +26,5 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	log.Info("debug: profiles", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
-	return func() { _ = hs.Close() }, nil
+	return ln.Addr().String(), func() { _ = hs.Close() }, nil
 }

@@ -228,7 +228,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}()
 
 	if cfg.DebugAddr != "" {
-		stop, err := serveDebug(cfg.DebugAddr, log)
+		_, stop, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
 			return err
 		}
