@@ -41,7 +41,7 @@ func (c *frameCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // newEnvWith is newEnv over the given slide files (destination →
 // testdata path) and a pipeline that reaches DICOMweb servers with client.
-func newEnvWith(t *testing.T, files map[string]string, client *http.Client) *env {
+func newEnvWith(t testing.TB, files map[string]string, client *http.Client) *env {
 	t.Helper()
 	base := t.TempDir()
 	e := &env{t: t, data: filepath.Join(base, "data"), slides: filepath.Join(base, "slides")}

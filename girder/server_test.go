@@ -33,7 +33,7 @@ const testAdminToken = "s3cret"
 // env is a running server over a temporary slide root filled with copies
 // of real test files.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	data   string
 	slides string
 	store  *store.Store
@@ -57,7 +57,7 @@ var slideFiles = map[string]string{
 	"sub/deeper/test_orient1.tif": "large_image/test_orient1.tif",
 }
 
-func copyFile(t *testing.T, src, dst string) {
+func copyFile(t testing.TB, src, dst string) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -139,7 +139,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("body %q: %v", r.body, err)
