@@ -10,6 +10,8 @@ package pipeline
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/tileserver/tileserver/encode"
 )
@@ -140,16 +142,20 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 		case 4:
 			rowFn = resampleRow4
 		}
-		for y := range src.Height {
-			row := src.Pix[y*src.Width*nb : (y+1)*src.Width*nb]
-			// A black row stays black (the rounding half never reaches
-			// a level): synthesis canvases are mostly such padding.
-			end := nonZeroEnd(row, nb)
-			if end == 0 {
-				continue
+		in := src
+		inRows(in.Height, in.Height*w*nb*len(hc.k[0]), func(y0, y1 int) {
+			for y := y0; y < y1; y++ {
+				row := in.Pix[y*in.Width*nb : (y+1)*in.Width*nb]
+				// A black row stays black (the rounding half never
+				// reaches a level): synthesis canvases are mostly such
+				// padding.
+				end := nonZeroEnd(row, nb)
+				if end == 0 {
+					continue
+				}
+				rowFn(tmp.Pix[y*w*nb:(y+1)*w*nb], row, &hc, nb, end)
 			}
-			rowFn(tmp.Pix[y*w*nb:(y+1)*w*nb], row, &hc, nb, end)
-		}
+		})
 		src = tmp
 	}
 	if src.Height != h {
@@ -157,39 +163,64 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 		vc := precomputeCoeffs(src.Height, h, f)
 		tmp := encode.NewImage(src.Width, h, nb, encode.Uint8)
 		stride := src.Width * nb
-		acc := make([]int64, stride)
 		// Black rows add nothing to any sum.
 		zero := make([]bool, src.Height)
 		for y := range zero {
 			zero[y] = allZero(src.Pix[y*stride : (y+1)*stride])
 		}
-		for yy := range h {
-			s0, k := vc.start[yy], vc.k[yy]
-			for i := range acc {
-				acc[i] = 1 << (precisionBits - 1)
-			}
-			for y, kv := range k {
-				if zero[s0+y] {
-					continue
+		in := src
+		inRows(h, h*stride*len(vc.k[0]), func(y0, y1 int) {
+			acc := make([]int64, stride)
+			for yy := y0; yy < y1; yy++ {
+				s0, k := vc.start[yy], vc.k[yy]
+				for i := range acc {
+					acc[i] = 1 << (precisionBits - 1)
 				}
-				row := src.Pix[(s0+y)*stride : (s0+y+1)*stride]
-				a := acc[:len(row)]
-				k64 := int64(kv)
-				for i, v := range row {
-					a[i] += int64(v) * k64
+				for y, kv := range k {
+					if zero[s0+y] {
+						continue
+					}
+					row := in.Pix[(s0+y)*stride : (s0+y+1)*stride]
+					a := acc[:len(row)]
+					k64 := int64(kv)
+					for i, v := range row {
+						a[i] += int64(v) * k64
+					}
+				}
+				out := tmp.Pix[yy*stride : (yy+1)*stride]
+				for i := range out {
+					out[i] = clip8(acc[i])
 				}
 			}
-			out := tmp.Pix[yy*stride : (yy+1)*stride]
-			for i := range out {
-				out[i] = clip8(acc[i])
-			}
-		}
+		})
 		src = tmp
 	}
 	if alpha {
 		src = unpremultiply(src)
 	}
 	return src, true
+}
+
+// parallelMACs is the work (multiply-adds) of a pass from which it is
+// split across the cores: a tile's resize (a few million) stays on its
+// goroutine, a region's or thumbnail's (a hundred million and more) gets
+// every core, so one large resize answers in a fraction of the time.
+const parallelMACs = 8 << 20
+
+// inRows runs fn over [0, rows) in contiguous bands, one per core when
+// the pass costs about macs multiply-adds and that is worth the
+// goroutines; bands write disjoint rows of the output.
+func inRows(rows, macs int, fn func(y0, y1 int)) {
+	n := min(runtime.GOMAXPROCS(0), rows/16)
+	if macs < parallelMACs || n < 2 {
+		fn(0, rows)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fn(rows*i/n, rows*(i+1)/n) })
+	}
+	wg.Wait()
 }
 
 // The horizontal pass, one row at a time: out[xx] is the weighted sum of

@@ -40,7 +40,8 @@ func refResize(img *encode.Image, w, h int, f pilFilter) *encode.Image {
 }
 
 // The fast loops give exactly the plain convolution's samples, for every
-// band count without alpha, shrinking and growing, with every filter.
+// band count without alpha, shrinking and growing, with every filter, on
+// one core or split across them.
 func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, nb := range []int{1, 3} {
@@ -50,6 +51,8 @@ func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 		}{
 			{97, 61, 23, 15, pilLanczos}, {40, 33, 97, 80, pilBicubic}, {64, 64, 17, 64, pilBilinear},
 			{5, 3, 2, 7, pilLanczos}, {300, 200, 75, 50, pilLanczos},
+			// Passes large enough to be split across the cores.
+			{1200, 900, 300, 225, pilLanczos}, {400, 300, 1500, 1200, pilBicubic},
 		} {
 			img := encode.NewImage(c.w, c.h, nb, encode.Uint8)
 			for i := range img.Pix {
