@@ -2,6 +2,8 @@ package tilecache
 
 import (
 	"bytes"
+	"cmp"
+	"container/list"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
@@ -72,12 +74,12 @@ func diskIDOf(key string) diskID {
 // diskEntry is the in-memory index record of one entry file. Times are
 // Unix nanoseconds.
 type diskEntry struct {
-	id         diskID
-	size       int64
-	written    int64
-	access     int64
-	saved      int64 // access as last handed to the index
-	prev, next *diskEntry
+	id      diskID
+	size    int64
+	written int64
+	access  int64
+	saved   int64         // access as last handed to the index
+	elem    *list.Element // its place in diskTier.lru
 }
 
 const diskRecordSize = 24
@@ -118,7 +120,7 @@ type diskTier struct {
 
 	mu      sync.Mutex
 	entries map[diskID]*diskEntry
-	lru     diskEntry // sentinel: lru.next most recent, lru.prev least
+	lru     list.List // of *diskEntry: front most recently accessed, back least
 	used    int64
 	dirty   map[diskID]struct{} // records to put (or delete if gone) at the next flush
 	gen     atomic.Uint64       // bumped by clear; writes started before it are discarded
@@ -179,7 +181,6 @@ func openDiskTier(cfg Config) (*diskTier, error) {
 		done:       make(chan struct{}),
 		swept:      make(chan struct{}),
 	}
-	t.lru.next, t.lru.prev = &t.lru, &t.lru
 	var err error
 	if t.aead, err = newDiskAEAD(cfg.DiskKey); err != nil {
 		return nil, err
@@ -290,7 +291,7 @@ func (t *diskTier) tryOpenIndex(path string) (clean bool, err error) {
 func (t *diskTier) reset() {
 	t.db = nil
 	clear(t.entries)
-	t.lru.next, t.lru.prev = &t.lru, &t.lru
+	t.lru.Init()
 	t.used = 0
 	t.nonceNext, t.nonceLimit = 0, 0
 }
@@ -384,7 +385,7 @@ func (t *diskTier) loadIndex() (clean bool, err error) {
 		t.used += e.size
 	}
 	// Oldest access last, so pushing each to the front rebuilds the order.
-	slices.SortFunc(all, func(a, b *diskEntry) int { return compareInt64(a.access, b.access) })
+	slices.SortFunc(all, func(a, b *diskEntry) int { return cmp.Compare(a.access, b.access) })
 	for _, e := range all {
 		t.pushFront(e)
 	}
@@ -392,16 +393,6 @@ func (t *diskTier) loadIndex() (clean bool, err error) {
 	t.evictLocked()
 	t.mu.Unlock()
 	return clean, nil
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (t *diskTier) path(id diskID) string {
@@ -414,23 +405,16 @@ func (t *diskTier) expiredAt(e *diskEntry, now int64) bool {
 }
 
 func (t *diskTier) pushFront(e *diskEntry) {
-	e.prev = &t.lru
-	e.next = t.lru.next
-	t.lru.next.prev = e
-	t.lru.next = e
+	e.elem = t.lru.PushFront(e)
 }
 
 func (t *diskTier) pushBack(e *diskEntry) {
-	e.next = &t.lru
-	e.prev = t.lru.prev
-	t.lru.prev.next = e
-	t.lru.prev = e
+	e.elem = t.lru.PushBack(e)
 }
 
 func (t *diskTier) unlink(e *diskEntry) {
-	e.prev.next = e.next
-	e.next.prev = e.prev
-	e.prev, e.next = nil, nil
+	t.lru.Remove(e.elem)
+	e.elem = nil
 }
 
 // removeLocked forgets e and deletes its file. Files are removed under the
@@ -447,8 +431,8 @@ func (t *diskTier) removeLocked(e *diskEntry) {
 }
 
 func (t *diskTier) evictLocked() {
-	for t.used > t.max && t.lru.prev != &t.lru {
-		t.removeLocked(t.lru.prev)
+	for t.used > t.max && t.lru.Len() > 0 {
+		t.removeLocked(t.lru.Back().Value.(*diskEntry))
 		t.evictions.Add(1)
 	}
 }
@@ -485,10 +469,7 @@ func (t *diskTier) get(key string) ([]byte, bool) {
 					e.saved = 0
 				}
 				e.access = now
-				if t.lru.next != e {
-					t.unlink(e)
-					t.pushFront(e)
-				}
+				t.lru.MoveToFront(e.elem)
 				if now-e.saved >= diskAccessResolution {
 					t.dirty[id] = struct{}{}
 				}
@@ -659,13 +640,13 @@ func (t *diskTier) expire() {
 	now := t.now().UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for e := t.lru.next; e != &t.lru; {
-		next := e.next
-		if t.expiredAt(e, now) {
+	for el := t.lru.Front(); el != nil; {
+		next := el.Next()
+		if e := el.Value.(*diskEntry); t.expiredAt(e, now) {
 			t.removeLocked(e)
 			t.expired.Add(1)
 		}
-		e = next
+		el = next
 	}
 }
 
@@ -729,7 +710,7 @@ func (t *diskTier) clear() error {
 	}
 	clear(t.entries)
 	clear(t.dirty)
-	t.lru.next, t.lru.prev = &t.lru, &t.lru
+	t.lru.Init()
 	t.used = 0
 	t.gen.Add(1)
 	for i := range t.made {

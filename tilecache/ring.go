@@ -1,6 +1,7 @@
 package tilecache
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"slices"
@@ -73,19 +74,9 @@ func NewRing(servers []string, vnodes int, retry time.Duration) (*Ring, error) {
 			return 1
 		}
 		// Ties (vanishingly rare) resolve by address so all replicas agree.
-		return compareStrings(servers[a.server], servers[b.server])
+		return cmp.Compare(servers[a.server], servers[b.server])
 	})
 	return r, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func resolveServer(s string) (net.Addr, error) {

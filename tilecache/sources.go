@@ -1,6 +1,7 @@
 package tilecache
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"sync"
@@ -27,8 +28,8 @@ type SourceCache struct {
 
 	mu      sync.Mutex
 	entries map[string]*srcEntry
-	idle    srcEntry // sentinel of the idle list: idle.next most recent
-	bytes   int64    // summed estimates of every open resource, idle or not
+	idle    list.List // of *srcEntry: front most recently released
+	bytes   int64     // summed estimates of every open resource, idle or not
 	handles int
 	open    int // open (or opening) resources, including cleared ones in use
 
@@ -36,15 +37,15 @@ type SourceCache struct {
 }
 
 type srcEntry struct {
-	key        string
-	res        Resource
-	err        error
-	ready      chan struct{} // closed once res or err is set
-	refs       int
-	mem        int64
-	handles    int
-	doomed     bool // cleared: close when the last reference goes
-	prev, next *srcEntry
+	key     string
+	res     Resource
+	err     error
+	ready   chan struct{} // closed once res or err is set
+	refs    int
+	mem     int64
+	handles int
+	doomed  bool          // cleared: close when the last reference goes
+	elem    *list.Element // its place in the idle list while refs == 0
 }
 
 var _ Sources = (*SourceCache)(nil)
@@ -53,7 +54,6 @@ var _ Sources = (*SourceCache)(nil)
 // defaults.
 func NewSources(cfg SourcesConfig) *SourceCache {
 	s := &SourceCache{cfg: cfg.withDefaults(), entries: make(map[string]*srcEntry)}
-	s.idle.next, s.idle.prev = &s.idle, &s.idle
 	return s
 }
 
@@ -169,8 +169,8 @@ func (s *SourceCache) release(e *srcEntry) {
 // cache is within budget, and returns them for closing outside the lock.
 func (s *SourceCache) evictLocked() []*srcEntry {
 	var victims []*srcEntry
-	for s.overLocked() && s.idle.prev != &s.idle {
-		e := s.idle.prev
+	for s.overLocked() && s.idle.Len() > 0 {
+		e := s.idle.Back().Value.(*srcEntry)
 		s.unlinkIdle(e)
 		delete(s.entries, e.key)
 		s.dropLocked(e)
@@ -193,16 +193,12 @@ func (s *SourceCache) dropLocked(e *srcEntry) {
 }
 
 func (s *SourceCache) pushIdle(e *srcEntry) {
-	e.prev = &s.idle
-	e.next = s.idle.next
-	s.idle.next.prev = e
-	s.idle.next = e
+	e.elem = s.idle.PushFront(e)
 }
 
 func (s *SourceCache) unlinkIdle(e *srcEntry) {
-	e.prev.next = e.next
-	e.next.prev = e.prev
-	e.prev, e.next = nil, nil
+	s.idle.Remove(e.elem)
+	e.elem = nil
 }
 
 func closeAll(es []*srcEntry) {
