@@ -48,12 +48,19 @@ func (p *handlePool) get() (C.tjhandle, error) {
 	return h, nil
 }
 
-func (p *handlePool) put(h C.tjhandle) {
-	select {
-	case p.free <- h:
-	default:
-		C.tjDestroy(h)
+// put returns h to the pool, or destroys it when the call that used it
+// failed: libjpeg leaves a handle whose read stopped part-way in that
+// state, and every later header read on it fails (a damaged tile would
+// otherwise break the decoding of good ones).
+func (p *handlePool) put(h C.tjhandle, failed bool) {
+	if !failed {
+		select {
+		case p.free <- h:
+			return
+		default:
+		}
 	}
+	C.tjDestroy(h)
 }
 
 var (
@@ -69,17 +76,12 @@ func turboError(h C.tjhandle, what string) error {
 // (denom 1, 2, 4 or 8, libjpeg's DCT scaling: ceil(size/denom)) and its
 // number of bands, without decoding it.
 func JPEGScaledSize(data []byte, denom int) (w, h, bands int, err error) {
-	if len(data) == 0 || (denom != 1 && denom != 2 && denom != 4 && denom != 8) {
+	if denom != 1 && denom != 2 && denom != 4 && denom != 8 {
 		return 0, 0, 0, ErrTurboUnsupported
 	}
-	hd, err := decompressors.get()
+	cw, ch, cs, err := jpegHeader(data)
 	if err != nil {
 		return 0, 0, 0, err
-	}
-	defer decompressors.put(hd)
-	var cw, ch, sub, cs C.int
-	if C.tjDecompressHeader3(hd, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &cw, &ch, &sub, &cs) != 0 {
-		return 0, 0, 0, turboError(hd, "header")
 	}
 	switch cs {
 	case C.TJCS_GRAY:
@@ -89,7 +91,36 @@ func JPEGScaledSize(data []byte, denom int) (w, h, bands int, err error) {
 	default:
 		return 0, 0, 0, ErrTurboUnsupported
 	}
-	return (int(cw) + denom - 1) / denom, (int(ch) + denom - 1) / denom, bands, nil
+	return (cw + denom - 1) / denom, (ch + denom - 1) / denom, bands, nil
+}
+
+// CheckJPEGHeader reads a JPEG stream's markers up to its first scan as
+// libjpeg does before decoding (tables, frame header, their lengths),
+// without decoding it: a stream it refuses cannot be decoded by a viewer
+// either. libjpeg-turbo 2.1 also refuses some valid streams (sampling
+// factors it has no name for), so a refusal means "decode to find out",
+// not "damaged".
+func CheckJPEGHeader(data []byte) error {
+	_, _, _, err := jpegHeader(data)
+	return err
+}
+
+// jpegHeader is TurboJPEG's header read: the image size and colour space.
+func jpegHeader(data []byte) (w, h int, cs C.int, err error) {
+	if len(data) == 0 {
+		return 0, 0, 0, ErrTurboUnsupported
+	}
+	hd, err := decompressors.get()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var cw, ch, sub C.int
+	failed := C.tjDecompressHeader3(hd, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &cw, &ch, &sub, &cs) != 0
+	if failed {
+		err = turboError(hd, "header")
+	}
+	decompressors.put(hd, failed)
+	return int(cw), int(ch), cs, err
 }
 
 // DecodeJPEGInto decodes a JPEG stream at 1/denom of its size (DCT
@@ -113,13 +144,14 @@ func DecodeJPEGInto(data []byte, denom int, dst *Image, x, y int) error {
 	if err != nil {
 		return err
 	}
-	defer decompressors.put(hd)
 	off := y*dst.Stride() + x*bands
-	if C.tjDecompress2(hd, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
-		(*C.uchar)(unsafe.Pointer(&dst.Pix[off])), C.int(w), C.int(dst.Stride()), C.int(h), pf, 0) != 0 {
-		return turboError(hd, "decode")
+	failed := C.tjDecompress2(hd, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
+		(*C.uchar)(unsafe.Pointer(&dst.Pix[off])), C.int(w), C.int(dst.Stride()), C.int(h), pf, 0) != 0
+	if failed {
+		err = turboError(hd, "decode")
 	}
-	return nil
+	decompressors.put(hd, failed)
+	return err
 }
 
 // EncodeJPEGTurbo encodes an 8-bit grey or RGB image as baseline JPEG at
@@ -143,7 +175,6 @@ func EncodeJPEGTurbo(img *Image, quality, subsampling int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer compressors.put(hc)
 	var out *C.uchar
 	var size C.ulong
 	if C.tjCompress2(hc, (*C.uchar)(unsafe.Pointer(&img.Pix[0])), C.int(img.Width), C.int(img.Stride()),
@@ -151,8 +182,11 @@ func EncodeJPEGTurbo(img *Image, quality, subsampling int) ([]byte, error) {
 		if out != nil {
 			C.tjFree(out)
 		}
-		return nil, turboError(hc, "encode")
+		err := turboError(hc, "encode")
+		compressors.put(hc, true)
+		return nil, err
 	}
+	compressors.put(hc, false)
 	defer C.tjFree(out)
 	return C.GoBytes(unsafe.Pointer(out), C.int(size)), nil
 }

@@ -54,6 +54,49 @@ func TestDecodeJPEGIntoMatchesLibvipsShrink(t *testing.T) {
 	}
 }
 
+// damageDQT returns a copy of a JPEG stream whose first quantisation
+// table segment claims 12 bytes, as in openslide-python's unreadable.svs:
+// libjpeg stops in the middle of its header.
+func damageDQT(t *testing.T, jpg []byte) []byte {
+	t.Helper()
+	for i := 2; i+3 < len(jpg); {
+		if jpg[i] != 0xFF {
+			break
+		}
+		if jpg[i+1] == 0xDB {
+			bad := append([]byte(nil), jpg...)
+			bad[i+2], bad[i+3] = 0, 12
+			return bad
+		}
+		i += 2 + int(jpg[i+2])<<8 | int(jpg[i+3])
+	}
+	t.Fatal("no DQT segment")
+	return nil
+}
+
+// A damaged stream fails, and the handle that read it does not go back
+// to the pool: libjpeg leaves it mid-header, and each later read on it
+// failed ("Bogus DQT index"), good streams included.
+func TestTurboHandlesSurviveDamagedStreams(t *testing.T) {
+	q := quadrantJPEGs(t)
+	bad := damageDQT(t, q[0])
+	img := NewImage(256, 256, 3, Uint8)
+	for range 3 * cap(decompressors.free) {
+		if err := CheckJPEGHeader(bad); err == nil {
+			t.Fatal("damaged header accepted")
+		}
+		if err := DecodeJPEGInto(bad, 1, img, 0, 0); err == nil {
+			t.Fatal("damaged stream decoded")
+		}
+		if err := CheckJPEGHeader(q[1]); err != nil {
+			t.Fatalf("good header after a damaged one: %v", err)
+		}
+		if err := DecodeJPEGInto(q[2], 2, img, 0, 0); err != nil {
+			t.Fatalf("good stream after a damaged one: %v", err)
+		}
+	}
+}
+
 func TestDecodeJPEGIntoRefusesWhatDoesNotFit(t *testing.T) {
 	q := quadrantJPEGs(t)[0]
 	small := NewImage(100, 100, 3, Uint8)

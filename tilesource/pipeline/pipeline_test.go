@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,6 +159,39 @@ func TestPassthroughAndPNG(t *testing.T) {
 	}
 	if d := meanAbsDiff(t, decode(t, png.Data), want); d > 0.5 {
 		t.Errorf("PNG differs from the stored tile by %.2f", d)
+	}
+}
+
+// A stored JPEG whose header libjpeg refuses (openslide-python's
+// unreadable.svs) is not passed through: the JPEG route fails as the PNG
+// route does, with the tile route's 404, and good stored tiles of another
+// slide still pass through afterwards.
+func TestDamagedStoredJPEGIsNotServed(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t, nil)
+	bad := fileLoc(t, "openslide-python/unreadable.svs")
+	for _, enc := range []string{"JPEG", "PNG"} {
+		res, err := p.Tile(ctx, bad, TileRequest{Encode: EncodeOptions{Encoding: enc}})
+		var te *tilesource.Error
+		if !errors.As(err, &te) || te.Status != http.StatusNotFound || te.Message != "Internal I/O failure: cannot decode tile 0, 0" {
+			t.Fatalf("%s tile of a damaged stored JPEG: answered %t, error %#v", enc, res != nil, err)
+		}
+	}
+	cmu := cmuLoc(t)
+	src, err := tiff.Open(cmu.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for x := range 3 {
+		stored, err := src.ReadTile(ctx, 0, 4, x, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Tile(ctx, cmu, TileRequest{Z: 4, X: x, Y: 2})
+		if err != nil || !bytes.Equal(res.Data, stored.Encoded) {
+			t.Fatalf("tile 4/%d/2 after a damaged one: not the stored bytes (%v)", x, err)
+		}
 	}
 }
 

@@ -130,9 +130,13 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 		// 3. Passthrough: the stored bytes already are the answer. A
 		// source with an ICC profile keeps the fast path by embedding the
 		// profile in the JPEG, so viewers colour-manage it; {"icc": false}
-		// serves the bytes as stored.
+		// serves the bytes as stored. A stored JPEG whose header libjpeg
+		// refuses is never served as it is: it takes the decode path,
+		// which makes a good tile of it or fails as the PNG route does
+		// (large_image answers an error for such a tile too).
 		if t.Encoded != nil && t.Encoding == enc &&
-			(edge.kind == edgeNone || !isEdgeTile(info, req.Z, req.X, req.Y)) {
+			(edge.kind == edgeNone || !isEdgeTile(info, req.Z, req.X, req.Y)) &&
+			(enc != "JPEG" || encode.CheckJPEGHeader(t.Encoded) == nil) {
 			if profile == nil {
 				return t.Encoded, nil
 			}

@@ -330,7 +330,8 @@ func TestUnservableTIFF(t *testing.T) {
 
 func TestUnreadableSVS(t *testing.T) {
 	s := openT(t, "openslide-python/unreadable.svs")
-	// The tile bytes are passed through as they are stored...
+	// The source hands the stored tile bytes over as they are (the
+	// pipeline checks a JPEG's header before serving it as stored)...
 	tl, err := s.ReadTile(t.Context(), 0, 0, 0, 0)
 	if err != nil || tl.Encoding != "JPEG" {
 		t.Fatalf("ReadTile: %v %v", tl, err)
