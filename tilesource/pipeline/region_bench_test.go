@@ -14,19 +14,27 @@ import (
 // the whole-slide tile z=0.
 func BenchmarkRegion(b *testing.B) {
 	mag5 := 5.0
+	mag5At := func(left float64) func(p *Pipeline, ctx context.Context, loc Locator) error {
+		return func(p *Pipeline, ctx context.Context, loc Locator) error {
+			_, err := p.Region(ctx, loc, RegionRequest{Magnification: &mag5, Left: &left})
+			return err
+		}
+	}
 	for _, c := range []struct {
 		name string
-		run  func(p *Pipeline, ctx context.Context, loc Locator) error
+		// prime, when set, runs untimed on the fresh cache first.
+		prime func(p *Pipeline, ctx context.Context, loc Locator) error
+		run   func(p *Pipeline, ctx context.Context, loc Locator) error
 	}{
-		{"mag5", func(p *Pipeline, ctx context.Context, loc Locator) error {
-			_, err := p.Region(ctx, loc, RegionRequest{Magnification: &mag5})
-			return err
-		}},
-		{"full-same-size", func(p *Pipeline, ctx context.Context, loc Locator) error {
+		{"mag5", nil, mag5At(0)},
+		// Another area at 5× once a first one was made: its full-resolution
+		// tiles are in the cache, the region itself is not.
+		{"mag5-after-mag5", mag5At(0), mag5At(4)},
+		{"full-same-size", nil, func(p *Pipeline, ctx context.Context, loc Locator) error {
 			_, err := p.Region(ctx, loc, RegionRequest{Left: ptr(0.0), Top: ptr(0.0), Right: ptr(555.0), Bottom: ptr(741.0)})
 			return err
 		}},
-		{"tile-z0", func(p *Pipeline, ctx context.Context, loc Locator) error {
+		{"tile-z0", nil, func(p *Pipeline, ctx context.Context, loc Locator) error {
 			_, err := p.Tile(ctx, loc, TileRequest{})
 			return err
 		}},
@@ -43,6 +51,11 @@ func BenchmarkRegion(b *testing.B) {
 					b.Fatal(err)
 				}
 				p := newPipeline(b, tiles)
+				if c.prime != nil {
+					if err := c.prime(p, ctx, loc); err != nil {
+						b.Fatal(err)
+					}
+				}
 				b.StartTimer()
 				if err := c.run(p, ctx, loc); err != nil {
 					b.Fatal(err)
