@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,12 +125,32 @@ func TestDamagedCorpus(t *testing.T) {
 	for _, f := range files {
 		writeSlide(t, slides, f)
 	}
+	// One intact slide among them, checked after the corpus (below), and
+	// openslide-python's unreadable.svs, whose stored JPEG tile has a
+	// damaged header.
+	intact := filepath.Join(dir, "intact")
+	for _, c := range []struct{ src, dir, name string }{
+		{"libvips/CMU-1-Small-Region.svs", filepath.Join(slides, "intact"), "intact.svs"},
+		{"libvips/CMU-1-Small-Region.svs", intact, "intact.svs"},
+		{"openslide-python/unreadable.svs", filepath.Join(slides, "unreadable"), "unreadable.svs"},
+	} {
+		b, err := os.ReadFile(filepath.Join(shared, c.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.dir, c.name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Logf("%d damaged files", len(files))
 	cs := startCapped(t, bin, dir, slides)
 	defer cs.stop()
 	res := cs.exercise(t)
 	t.Logf("items %d, requests %d, refused at import %d, peak RSS %d MB, slowest %s (%s)",
-		res.items, res.requests, len(files)-res.items, cs.peakRSS()>>20, res.slowest.Round(time.Millisecond), res.slowURL)
+		res.items, res.requests, len(files)+2-res.items, cs.peakRSS()>>20, res.slowest.Round(time.Millisecond), res.slowURL)
 	for _, f := range res.failures {
 		t.Error(f)
 	}
@@ -138,6 +159,53 @@ func TestDamagedCorpus(t *testing.T) {
 	}
 	if rss := cs.peakRSS(); rss <= 0 || rss >= corpusMemCap {
 		t.Errorf("peak RSS %d bytes, cap %d", rss, corpusMemCap)
+	}
+
+	// The damaged files must leave nothing behind that changes the tiles
+	// of a good slide: after them, the intact slide's tiles of a level
+	// the file lacks (made now: an encoding no warm-up uses) are the
+	// bytes a server that never saw the corpus makes. A decoder handle
+	// left broken by a damaged tile once failed every later synthesis.
+	ref := startCapped(t, bin, dir, intact)
+	defer ref.stop()
+	const q = "?encoding=JPEG&jpegQuality=90"
+	idOf := func(s *cappedServer, name string) string {
+		t.Helper()
+		code, b, _, err := s.get("/api/v1/item?text=" + name)
+		var items []struct {
+			ID   string `json:"_id"`
+			Name string `json:"name"`
+		}
+		if err != nil || code != http.StatusOK || json.Unmarshal(b, &items) != nil {
+			t.Fatalf("item %s: %d %v", name, code, err)
+		}
+		for _, it := range items {
+			if it.Name == name {
+				return it.ID
+			}
+		}
+		t.Fatalf("item %s not listed: %s", name, b)
+		return ""
+	}
+	// The damaged stored tile is an error as its PNG is, never its bytes.
+	bad := "/api/v1/item/" + idOf(cs, "unreadable.svs") + "/tiles/zxy/0/0/0"
+	for _, enc := range []string{"", "?encoding=PNG", "", ""} {
+		code, b, _, err := cs.get(bad + enc)
+		if err != nil || code != http.StatusNotFound || string(b) != `{"message":"Internal I/O failure: cannot decode tile 0, 0","type":"rest"}`+"\n" {
+			t.Errorf("unreadable.svs tile%s: %d %v %.200q", enc, code, err, b)
+		}
+	}
+	got, want := idOf(cs, "intact.svs"), idOf(ref, "intact.svs")
+	for y := range 7 {
+		for x := range 5 {
+			path := fmt.Sprintf("/tiles/zxy/3/%d/%d%s", x, y, q)
+			gc, gb, _, gerr := cs.get("/api/v1/item/" + got + path)
+			wc, wb, _, werr := ref.get("/api/v1/item/" + want + path)
+			if gerr != nil || werr != nil || gc != http.StatusOK || wc != http.StatusOK || !bytes.Equal(gb, wb) {
+				t.Errorf("intact tile 3/%d/%d after the corpus: %d %v (%d bytes), fresh server %d %v (%d bytes)",
+					x, y, gc, gerr, len(gb), wc, werr, len(wb))
+			}
+		}
 	}
 }
 
