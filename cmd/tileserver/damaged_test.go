@@ -71,7 +71,9 @@ const corpusMemCap = 3 << 30
 // files into the real server binary, run under a memory cap, lets import
 // and warm-up run, then requests metadata, tiles of every level,
 // thumbnail, a region and the associated images of every item. The server
-// must stay up and healthy and answer every request with 2xx, 4xx or 503.
+// must stay up and healthy and answer every request with 2xx, 4xx or 503,
+// and afterwards still make an intact slide's tiles exactly as a server
+// that never saw the corpus.
 //
 // With TILESERVER_CORPUS_EACH=1 every file runs in its own server and the
 // test counts the files that crash it, answer 5xx or take over 30 s (how
