@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tileserver/tileserver/tilesource"
 )
@@ -120,6 +121,7 @@ func (c *FileCache) Path(ctx context.Context, b *Bucket, o Object) (string, erro
 			c.lru.MoveToFront(e)
 			p := e.Value.(*cachedFile).path
 			c.mu.Unlock()
+			touch(p)
 			return p, nil
 		}
 		if f := c.inflight[id]; f != nil {
@@ -139,6 +141,9 @@ func (c *FileCache) Path(ctx context.Context, b *Bucket, o Object) (string, erro
 		c.mu.Unlock()
 
 		p, err := c.download(ctx, b, o, id, name)
+		if err == nil {
+			touch(p)
+		}
 		c.mu.Lock()
 		delete(c.inflight, id)
 		if err == nil {
@@ -151,6 +156,15 @@ func (c *FileCache) Path(ctx context.Context, b *Bucket, o Object) (string, erro
 		close(f.done)
 		return p, err
 	}
+}
+
+// touch stamps a copy with the time of its use, which is how a reopened
+// cache orders its copies. The kernel's own stamp is not enough: it comes
+// from a coarse clock (a tick of a few milliseconds), so copies written
+// in one tick tie, and it never records a later read.
+func touch(p string) {
+	now := time.Now()
+	_ = os.Chtimes(p, now, now)
 }
 
 // download writes the object into a hidden temporary directory and renames

@@ -358,21 +358,23 @@ func testFileCacheEvicts(t *testing.T, f *fixture) {
 	if _, err := fc.Path(ctx, f.slides.Bucket, big); err == nil {
 		t.Fatal("object larger than the cache accepted")
 	}
-	// Reopened with room for both, both are kept; with room for one, the
-	// older copy (sample.jpg) goes.
+	// Reopened with room for both, both are kept. sample.jpg is then read
+	// again, so when the cache is reopened with room for one, world.jp2
+	// (written last, used least recently) is the copy that goes.
 	fc2, err := objstore.NewFileCache(dir, jp2.Size+jpg.Size)
 	if err != nil || fc2.Bytes() != jpg.Size+jp2.Size {
 		t.Fatalf("reopened: %d %v", fc2.Bytes(), err)
 	}
+	if p, err := fc2.Path(ctx, f.slides.Bucket, jpg); err != nil || p != p1 {
+		t.Fatalf("reading the copy again: %s %v", p, err)
+	}
+	room := max(jpg.Size, jp2.Size)
+	fc3, _ := objstore.NewFileCache(dir, room)
+	if fc3.Bytes() != jpg.Size {
+		t.Errorf("after shrinking to %d: %d bytes, want sample.jpg's %d", room, fc3.Bytes(), jpg.Size)
+	}
 	if _, err := os.Stat(p1); err != nil {
-		t.Fatal(err)
-	}
-	fc3, _ := objstore.NewFileCache(dir, jp2.Size)
-	if fc3.Bytes() != jp2.Size {
-		t.Errorf("after shrinking: %d bytes", fc3.Bytes())
-	}
-	if _, err := os.Stat(p1); !os.IsNotExist(err) {
-		t.Errorf("least recently used copy kept: %v", err)
+		t.Errorf("most recently used copy gone: %v", err)
 	}
 }
 
