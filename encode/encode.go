@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // Kernel is a resampling filter.
@@ -57,6 +59,14 @@ func MIME(encoding string) (string, error) {
 func Decode(data []byte, options string) (*Image, error) {
 	if len(data) == 0 {
 		return nil, errors.New("encode: decode: empty buffer")
+	}
+	if options == "" && len(data) > 2 && data[0] == 0xFF && data[1] == 0xD8 {
+		// A stored tile: TurboJPEG runs the libjpeg decode libvips'
+		// loader would, without its per-image set-up. What it does not
+		// take (CMYK, warnings, damage) libvips decodes or refuses below.
+		if img, err := decodeJPEGTurbo(data); err == nil || errors.Is(err, limits.ErrTooLarge) {
+			return img, err
+		}
 	}
 	// Decoding front to back lets loaders stream into our buffer instead of
 	// decoding into a libvips-owned copy first.

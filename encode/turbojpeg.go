@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"runtime"
 	"unsafe"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // ErrTurboUnsupported is returned for JPEG data or images TurboJPEG is not
@@ -152,6 +154,25 @@ func DecodeJPEGInto(data []byte, denom int, dst *Image, x, y int) error {
 	}
 	decompressors.put(hd, failed)
 	return err
+}
+
+// decodeJPEGTurbo decodes a whole 8-bit grey or colour JPEG stream with
+// libjpeg's defaults (accurate integer IDCT, fancy upsampling), as libvips'
+// JPEG loader does, so the pixels are the same. Streams that decode with a
+// warning fail here, so that the caller falls back to libvips' handling.
+func decodeJPEGTurbo(data []byte) (*Image, error) {
+	w, h, bands, err := JPEGScaledSize(data, 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := limits.CheckDecoded("decoded image", int64(w), int64(h), int64(bands), 1); err != nil {
+		return nil, err
+	}
+	img := NewImage(w, h, bands, Uint8)
+	if err := DecodeJPEGInto(data, 1, img, 0, 0); err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // EncodeJPEGTurbo encodes an 8-bit grey or RGB image as baseline JPEG at

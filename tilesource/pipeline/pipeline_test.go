@@ -195,6 +195,53 @@ func TestDamagedStoredJPEGIsNotServed(t *testing.T) {
 	}
 }
 
+// Stored JPEG tiles decode through TurboJPEG (encode.Decode with no
+// options) to exactly the pixels libvips' loader gives (any option sends
+// the decode to libvips): SVS with and without the Adobe RGB marker, grey
+// JPEG-in-TIFF, DICOM JPEG frames.
+func TestTurboJPEGDecodeMatchesLibvips(t *testing.T) {
+	ctx := context.Background()
+	for _, rel := range []string{"libvips/CMU-1-Small-Region.svs", "openslide-python/openslide_small.svs",
+		"large_image/test_orient1.tif", "wsi-to-dicom-converter/jpeg.dicom"} {
+		src, err := detect.Open(fileLoc(t, rel).Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := src.Info()
+		n := 0
+		for z := range info.Levels {
+			if !info.Stored[z] {
+				continue
+			}
+			cols, rows := info.TileCount(z)
+			for i := 0; i < cols*rows && i < 40; i++ {
+				tl, err := src.ReadTile(ctx, 0, z, i%cols, i/cols)
+				if err != nil || tl.Encoded == nil || tl.Encoding != "JPEG" {
+					continue
+				}
+				turbo, err := encode.Decode(tl.Encoded, "")
+				if err != nil {
+					t.Fatalf("%s %d/%d: %v", rel, z, i, err)
+				}
+				vips, err := encode.Decode(tl.Encoded, "access=sequential")
+				if err != nil {
+					t.Fatalf("%s %d/%d libvips: %v", rel, z, i, err)
+				}
+				if turbo.Width != vips.Width || turbo.Height != vips.Height || turbo.Bands != vips.Bands ||
+					!bytes.Equal(turbo.Pix, vips.Pix) {
+					t.Fatalf("%s tile %d of level %d: TurboJPEG and libvips decode differ (%dx%dx%d, %dx%dx%d)",
+						rel, i, z, turbo.Width, turbo.Height, turbo.Bands, vips.Width, vips.Height, vips.Bands)
+				}
+				n++
+			}
+		}
+		src.Close()
+		if n == 0 {
+			t.Errorf("%s: no stored JPEG tile compared", rel)
+		}
+	}
+}
+
 // fullResArea assembles the full-resolution pixels of [0,w)×[0,h) of the CMU
 // slide from its stored tiles.
 func fullResArea(t testing.TB, path string, w, h int) *encode.Image {
