@@ -138,6 +138,13 @@ func DecodeJPEGInto(data []byte, denom int, dst *Image, x, y int) error {
 	if dst.Format != Uint8 || dst.Bands != bands || x < 0 || y < 0 || x+w > dst.Width || y+h > dst.Height {
 		return ErrTurboUnsupported
 	}
+	return decompress(data, w, h, dst, x, y)
+}
+
+// decompress decodes data, whose scaled size w×h (and band count, that of
+// dst) its header gave, into dst at (x, y).
+func decompress(data []byte, w, h int, dst *Image, x, y int) error {
+	bands := dst.Bands
 	pf := C.int(C.TJPF_RGB)
 	if bands == 1 {
 		pf = C.TJPF_GRAY
@@ -169,7 +176,7 @@ func decodeJPEGTurbo(data []byte) (*Image, error) {
 		return nil, err
 	}
 	img := NewImage(w, h, bands, Uint8)
-	if err := DecodeJPEGInto(data, 1, img, 0, 0); err != nil {
+	if err := decompress(data, w, h, img, 0, 0); err != nil {
 		return nil, err
 	}
 	return img, nil
