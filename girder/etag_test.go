@@ -31,7 +31,7 @@ func TestETagValue(t *testing.T) {
 			}
 		}
 		sum := md5.Sum([]byte(want.String()))
-		if got := etag("zxy", "item1", "v2", []string{"3", "4", "5"}, q); got != hex.EncodeToString(sum[:]) {
+		if got := etag("zxy", "item1", "v2", []string{"3", "4", "5"}, q); got != `"`+hex.EncodeToString(sum[:])+`"` {
 			t.Errorf("query %v: etag %s, want %x", q, got, sum)
 		}
 	}

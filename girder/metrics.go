@@ -21,7 +21,10 @@ import (
 const retryAfter = "2"
 
 // Route families of the request metrics.
-var routeFamilies = []string{"tile", "thumbnail", "region", "metadata", "analysis", "other"}
+// familyTile is the metrics family of the tile routes.
+const familyTile = "tile"
+
+var routeFamilies = []string{familyTile, "thumbnail", "region", "metadata", "analysis", "other"}
 
 // routeFamily maps a route template (echo's c.Path()) to its family.
 func routeFamily(route string) string {
@@ -35,7 +38,7 @@ func routeFamily(route string) string {
 	}
 	switch rest := route[i+len("/tiles"):]; {
 	case strings.HasPrefix(rest, "/zxy/"), strings.HasPrefix(rest, "/fzxy/"), strings.HasPrefix(rest, "/dzi_files/"):
-		return "tile"
+		return familyTile
 	case rest == "/thumbnail", strings.HasPrefix(rest, "/images/") && !strings.HasSuffix(rest, "/metadata"):
 		return "thumbnail"
 	case rest == "/region", rest == "/tile_frames":

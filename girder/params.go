@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
@@ -141,7 +142,7 @@ func parseInt(s string) (int, error) {
 func (p *params) encodeOptions(r *http.Request, safariSwitch bool) pipeline.EncodeOptions {
 	o := pipeline.EncodeOptions{
 		Encoding:        p.str("encoding"),
-		JPEGQuality:     p.int("jpegQuality", 95),
+		JPEGQuality:     p.int("jpegQuality", encode.DefaultJPEGQuality),
 		JPEGSubsampling: p.int("jpegSubsampling", 0),
 		TIFFCompression: p.str("tiffCompression"),
 	}
@@ -207,7 +208,7 @@ func shorten(s string) string {
 // query parameters (the token is not part of the resource). Each part is
 // followed by a NUL. It runs on every request, hits included, so the usual
 // case (a short input, at most one query parameter) allocates only the
-// result.
+// result, which is quoted as the ETag header carries it.
 func etag(route, itemID, version string, pathArgs []string, q url.Values) string {
 	var stack [256]byte
 	b := stack[:0]
@@ -236,19 +237,21 @@ func etag(route, itemID, version string, pathArgs []string, q url.Values) string
 		}
 	}
 	sum := md5.Sum(b)
-	var out [2 * md5.Size]byte
-	hex.Encode(out[:], sum[:])
+	var out [2*md5.Size + 2]byte
+	out[0], out[len(out)-1] = '"', '"'
+	hex.Encode(out[1:], sum[:])
 	return string(out[:])
 }
 
 // checkETag applies large_image's conditional-request rules before any image
 // work: it sets ETag and Cache-Control, answers 412 for a failed If-Match and
 // reports whether the response is a 304.
-func (s *Server) checkETag(c echo.Context, tag string) (done bool, err error) {
+func (s *Server) checkETag(c echo.Context, quoted string) (done bool, err error) {
 	h := c.Response().Header()
-	quoted := `"` + tag + `"`
+	tag := quoted[1 : len(quoted)-1]
 	// Keys in canonical form, set directly: this runs on every hit.
-	h["Etag"] = []string{quoted}
+	tags := []string{quoted}
+	h["Etag"] = tags
 	req := c.Request()
 	if im := req.Header.Get("If-Match"); im != "" && strings.TrimSpace(im) != "*" && !strings.Contains(im, tag) {
 		return true, &tilesource.Error{Status: http.StatusPreconditionFailed,
@@ -257,8 +260,15 @@ func (s *Server) checkETag(c echo.Context, tag string) (done bool, err error) {
 	if inm := req.Header.Get("If-None-Match"); inm != "" && (strings.TrimSpace(inm) == "*" || strings.Contains(inm, tag)) {
 		return true, c.NoContent(http.StatusNotModified)
 	}
-	h["Cache-Control"] = s.cacheControl
+	s.setCacheHeaders(h, tags)
 	return false, nil
+}
+
+// setCacheHeaders sets the ETag (tags: the quoted tag) and Cache-Control
+// of a response that passed its conditions.
+func (s *Server) setCacheHeaders(h http.Header, tags []string) {
+	h["Etag"] = tags
+	h["Cache-Control"] = s.cacheControl
 }
 
 // region reads the region parameters shared by region-like routes.

@@ -8,6 +8,7 @@ package girder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,6 +129,7 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = clientIP
 	e.Use(s.middleware)
 	s.routes(e)
 	web.Register(e, web.Config{}) // viewer page at / and /web/ (wired by the web viewer task)
@@ -144,8 +146,9 @@ func New(cfg Config, svc pipeline.Service, st *store.Store, opts ...Option) *Ser
 	return s
 }
 
-// Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler returns the HTTP handler: the warm-tile path (fasttile.go) in
+// front of echo's router.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Import re-scans the slide root (or sub, a directory below it) into the
 // item store, checking each file with the Service.
@@ -219,30 +222,42 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, body := s.errorBody(err, c)
+	s.writeError(c.Response(), c.Request(), err)
+}
+
+// writeError answers r with err as Girder's JSON body (none for HEAD) and
+// returns the status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	status, body := s.errorBody(err, r)
+	h := w.Header()
 	if status != http.StatusNotModified {
 		// Headers set before the failure describe a response that was
 		// never produced; an error must not be cached as the image.
-		h := c.Response().Header()
-		h.Del("ETag")
-		h.Del("Cache-Control")
-		h.Del("Content-Disposition")
+		delete(h, "Etag")
+		delete(h, "Cache-Control")
+		delete(h, "Content-Disposition")
 	}
 	if status == http.StatusServiceUnavailable {
 		// Busy or past its deadline: the request may succeed later.
-		c.Response().Header().Set("Retry-After", retryAfter)
+		h.Set("Retry-After", retryAfter)
 	}
-	if c.Request().Method == http.MethodHead {
-		err = c.NoContent(status)
-	} else {
-		err = c.JSON(status, body)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return status
 	}
-	if err != nil {
+	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	if _, pretty := r.URL.Query()["pretty"]; pretty {
+		enc.SetIndent("", "  ") // echo's ?pretty
+	}
+	if err := enc.Encode(body); err != nil {
 		s.log.Debug("writing error response", "err", err)
 	}
+	return status
 }
 
-func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
+func (s *Server) errorBody(err error, r *http.Request) (int, apiError) {
 	var te *tilesource.Error
 	if errors.As(err, &te) {
 		typ := te.Type
@@ -256,12 +271,12 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 		switch {
 		case te.Cause == nil || status == 499:
 		case status >= 500 && status != http.StatusServiceUnavailable:
-			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		default:
 			// A public 4xx with an internal cause (a tile that could not
 			// be read answers 404, as in large_image): the cause is what
 			// an operator needs.
-			s.log.Warn("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+			s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		}
 		return status, apiError{Message: te.Message, Type: typ, Field: te.Field}
 	}
@@ -270,12 +285,12 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 		msg := http.StatusText(he.Code)
 		switch he.Code {
 		case http.StatusNotFound:
-			msg = fmt.Sprintf("No matching route for \"%s %s\"", c.Request().Method, c.Request().URL.Path)
+			msg = fmt.Sprintf("No matching route for \"%s %s\"", r.Method, r.URL.Path)
 		case http.StatusMethodNotAllowed:
-			msg = fmt.Sprintf("No matching route for \"%s %s\"", c.Request().Method, c.Request().URL.Path)
+			msg = fmt.Sprintf("No matching route for \"%s %s\"", r.Method, r.URL.Path)
 		}
 		if he.Code >= 500 {
-			s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			msg = "Internal server error"
 			return he.Code, apiError{Message: msg, Type: "internal"}
 		}
@@ -284,12 +299,20 @@ func (s *Server) errorBody(err error, c echo.Context) (int, apiError) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusServiceUnavailable, apiError{Message: "Request timed out, try again later", Type: "rest"}
 	}
-	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody reads the answer.
 		return 499, apiError{Message: "Request canceled", Type: "rest"}
 	}
-	s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	return http.StatusInternalServerError, apiError{Message: "Internal server error", Type: "internal"}
+}
+
+// panicked logs a handler's panic p with its stack and returns the error
+// it is answered with (a 500 whose body says nothing of it).
+func (s *Server) panicked(r *http.Request, p any) error {
+	s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path,
+		"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return errors.New("panic")
 }
 
 // guarded runs the route under the request checks, turning a panic into
@@ -301,9 +324,7 @@ func (s *Server) guarded(c echo.Context, next echo.HandlerFunc) (err error) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			s.log.Error("panic in handler", "method", c.Request().Method, "path", c.Request().URL.Path,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = errors.New("panic")
+			err = s.panicked(c.Request(), r)
 		}
 	}()
 	if err := s.readBody(c); err != nil {

@@ -111,7 +111,12 @@ func checkEncoding(enc string) error {
 
 // sendResult writes encoded image bytes with the tile cache status.
 func sendResult(c echo.Context, res *pipeline.Result) error {
-	h := c.Response().Header()
+	return writeResult(c.Response(), res)
+}
+
+// writeResult writes res as a 200 with its type, length and cache status.
+func writeResult(w http.ResponseWriter, res *pipeline.Result) error {
+	h := w.Header()
 	if res.CacheStatus != "" {
 		// A handful of values, each made once.
 		v, ok := cacheStatusValues[res.CacheStatus]
@@ -126,8 +131,27 @@ func sendResult(c echo.Context, res *pipeline.Result) error {
 	}
 	// An explicit length spares clients chunked decoding of every tile.
 	h["Content-Length"] = []string{strconv.Itoa(len(res.Data))}
-	return c.Blob(http.StatusOK, mime, res.Data)
+	ct, ok := mimeValues[mime]
+	if !ok {
+		ct = []string{mime}
+	}
+	h["Content-Type"] = ct
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(res.Data)
+	return err
 }
+
+// mimeValues holds the Content-Type values of the tile encodings, made
+// once like cacheStatusValues.
+var mimeValues = func() map[string][]string {
+	m := map[string][]string{}
+	for _, enc := range []string{"JPEG", "PNG", "TIFF", "WEBP"} {
+		if mime, err := encode.MIME(enc); err == nil {
+			m[mime] = []string{mime}
+		}
+	}
+	return m
+}()
 
 // cacheStatusValues holds the X-Tile-Cache header values; net/http only
 // reads them, so one slice serves every response.

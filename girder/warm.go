@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"net"
 	"net/http"
 	"runtime"
 	"sort"
@@ -164,30 +165,73 @@ type tileCall struct {
 // about the tile served.
 func (s *Server) trackImageRequests(c echo.Context, next echo.HandlerFunc) error {
 	route := c.Path()
-	if s.bg == nil || !s.bg.on || !strings.HasPrefix(route, "/api/v1/item/") || !strings.Contains(route, "/tiles") {
+	if !s.tracking() || !strings.HasPrefix(route, "/api/v1/item/") || !strings.Contains(route, "/tiles") {
 		return next(c)
 	}
-	end := s.bg.act.Begin()
-	defer end() // a panicking handler must not leave the count up
 	id := c.Param("id")
-	if id != "" && s.bg.warm != nil {
-		s.bg.warm.opened(id)
-	}
+	s.beginImageRequest(id)
+	ended := false
+	defer func() {
+		if !ended { // a panicking handler must not leave the count up
+			s.bg.act.End()
+		}
+	}()
 	err := next(c)
-	end()
-	if err == nil && s.bg.prefetch != nil && id != "" && c.Response().Status == http.StatusOK {
+	ended = true
+	s.bg.act.End()
+	if err == nil && id != "" && c.Response().Status == http.StatusOK {
 		if tc, ok := c.Get(ctxTileCall).(tileCall); ok {
-			s.bg.prefetch.Observe(clientKey(c), tc.loc, tc.req)
+			s.servedTile(c.Request(), tc.loc, tc.req)
 		}
 	}
 	return err
 }
 
+// tracking reports whether image requests are counted for the background
+// work (warm-up and prefetch yield to them).
+func (s *Server) tracking() bool { return s.bg != nil && s.bg.on }
+
+// beginImageRequest counts an image request of item id in flight (the
+// caller ends it with s.bg.act.End) and marks the item opened for the
+// worklist.
+func (s *Server) beginImageRequest(id string) {
+	s.bg.act.Begin()
+	if id != "" && s.bg.warm != nil {
+		s.bg.warm.opened(id)
+	}
+}
+
+// servedTile tells the prefetcher, if any, that the tile req of loc was
+// served to the client of r.
+func (s *Server) servedTile(r *http.Request, loc pipeline.Locator, req pipeline.TileRequest) {
+	if s.bg != nil && s.bg.prefetch != nil {
+		s.bg.prefetch.Observe(clientKey(r), loc, req)
+	}
+}
+
 // clientKey names a viewer: its address and a hash of its user agent.
-func clientKey(c echo.Context) string {
+func clientKey(r *http.Request) string {
 	h := fnv.New64a()
-	h.Write([]byte(c.Request().UserAgent()))
-	return c.RealIP() + "|" + strconv.FormatUint(h.Sum64(), 36)
+	h.Write([]byte(r.UserAgent()))
+	return clientIP(r) + "|" + strconv.FormatUint(h.Sum64(), 36)
+}
+
+// clientIP is the client's address: the first X-Forwarded-For entry, else
+// X-Real-IP, else the connection's peer (echo's RealIP without an
+// extractor, so a server behind a proxy tells its viewers apart). It is
+// also echo's IPExtractor, so both agree.
+func clientIP(r *http.Request) string {
+	if v := r.Header.Get("X-Forwarded-For"); v != "" {
+		if i := strings.IndexByte(v, ','); i > 0 {
+			v = v[:i]
+		}
+		return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(v), "["), "]")
+	}
+	if v := r.Header.Get("X-Real-Ip"); v != "" {
+		return strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return host
 }
 
 // Warm states of an item.

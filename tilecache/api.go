@@ -24,6 +24,11 @@ type Tiles interface {
 	// caller waiting for the result has left, or at the production
 	// deadline. A caller whose ctx ends returns at once with ctx's error.
 	GetOrProduce(ctx context.Context, key string, produce func(ctx context.Context) ([]byte, error)) (val []byte, status string, err error)
+	// PeekMemory returns the value of key if the in-process tier holds it,
+	// counting a hit, and nothing else: no other tier, no production. A
+	// miss is not counted; the caller goes on to GetOrProduce, which
+	// counts it.
+	PeekMemory(key string) ([]byte, bool)
 }
 
 // Resource is something the source cache keeps open.

@@ -130,6 +130,18 @@ func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func(cont
 	}
 }
 
+// PeekMemory implements Tiles.
+func (t *Tiered) PeekMemory(key string) ([]byte, bool) {
+	if t.mem == nil {
+		return nil, false
+	}
+	v, ok := t.mem.get(key)
+	if ok {
+		t.memHits.Add(1)
+	}
+	return v, ok
+}
+
 // flight is one production shared by the concurrent callers of a key. val,
 // status and err are written once, before done is closed; waiters and the
 // map entry are guarded by Tiered.mu.

@@ -17,9 +17,12 @@ type Activity struct {
 	// last is when a request last began or ended, as time since base.
 	last atomic.Int64
 	base time.Time
-	mu   sync.Mutex
-	// drop is closed and replaced whenever the count goes down, waking
-	// every waiter to look again.
+	// waiters counts the WaitIdle calls in progress: a request that ends
+	// with none of them skips the wake-up below (this runs on every hit).
+	waiters atomic.Int64
+	mu      sync.Mutex
+	// drop is closed and replaced whenever the count goes down while
+	// someone waits, waking every waiter to look again.
 	drop chan struct{}
 }
 
@@ -28,21 +31,24 @@ func NewActivity() *Activity {
 	return &Activity{drop: make(chan struct{}), base: time.Now()}
 }
 
-// Begin counts one real request; call the returned function (once) when it
-// is done.
-func (a *Activity) Begin() (end func()) {
+// Begin counts one real request; call End once when it is done.
+func (a *Activity) Begin() {
 	a.n.Add(1)
 	a.touch()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			a.n.Add(-1)
-			a.touch()
-			a.mu.Lock()
-			close(a.drop)
-			a.drop = make(chan struct{})
-			a.mu.Unlock()
-		})
+}
+
+// End ends a request counted by Begin.
+func (a *Activity) End() {
+	a.n.Add(-1)
+	a.touch()
+	// A waiter registers before it reads the count and this reads the
+	// waiters after lowering it, so either the waiter sees the new count
+	// or the wake-up below reaches it.
+	if a.waiters.Load() > 0 {
+		a.mu.Lock()
+		close(a.drop)
+		a.drop = make(chan struct{})
+		a.mu.Unlock()
 	}
 }
 
@@ -54,6 +60,8 @@ func (a *Activity) InFlight() int64 { return a.n.Load() }
 // WaitIdle blocks until at most limit real requests are in flight and
 // returns the count it saw, or ctx's error.
 func (a *Activity) WaitIdle(ctx context.Context, limit int64) (int64, error) {
+	a.waiters.Add(1)
+	defer a.waiters.Add(-1)
 	for {
 		// Take the channel before reading the count: a request ending in
 		// between closes this very channel, so no wake-up is lost.

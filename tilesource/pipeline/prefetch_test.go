@@ -66,7 +66,8 @@ func TestPlanTilesRingAndZoom(t *testing.T) {
 
 func TestActivityWaitIdle(t *testing.T) {
 	a := NewActivity()
-	end1, end2 := a.Begin(), a.Begin()
+	a.Begin()
+	a.Begin()
 	if a.InFlight() != 2 {
 		t.Fatalf("in flight %d", a.InFlight())
 	}
@@ -75,24 +76,23 @@ func TestActivityWaitIdle(t *testing.T) {
 		n, _ := a.WaitIdle(context.Background(), 0)
 		done <- n
 	}()
-	end1()
-	end1() // idempotent
+	a.End()
 	if a.InFlight() != 1 {
 		t.Fatalf("in flight %d after one end", a.InFlight())
 	}
-	end2()
+	a.End()
 	if n := <-done; n != 0 {
 		t.Errorf("WaitIdle returned at %d in flight", n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	end := a.Begin()
+	a.Begin()
 	cancel()
 	if _, err := a.WaitIdle(ctx, 0); err == nil {
 		t.Error("WaitIdle ignored its context")
 	}
 	// WaitQuiet returns no sooner than quiet after the last request ended.
 	before := time.Now()
-	end()
+	a.End()
 	if n, err := a.WaitQuiet(context.Background(), 0, 30*time.Millisecond); err != nil || n != 0 {
 		t.Fatalf("WaitQuiet: %d %v", n, err)
 	}
@@ -183,9 +183,9 @@ func TestPrefetchFillsRingThenYieldsToLoad(t *testing.T) {
 			defer wg.Done()
 			for i := range 30 {
 				req := TileRequest{Z: 2 + i%3, X: (u + i) % 3, Y: (u * i) % 4, Encode: DefaultEncode}
-				end := act.Begin()
+				act.Begin()
 				_, err := p.Tile(ctx, loc, req)
-				end()
+				act.End()
 				if err != nil {
 					t.Error(err)
 					return
@@ -214,7 +214,7 @@ func TestPrefetchQueueBounded(t *testing.T) {
 	p := newPipeline(t, nil)
 	loc := cmuLoc(t)
 	act := NewActivity()
-	end := act.Begin() // busy: the worker never starts
+	act.Begin() // busy: the worker never starts
 	f := NewPrefetcher(p, PrefetchConfig{Workers: 1, Activity: act, QueueSize: 4})
 	for x := range 10 {
 		f.Observe("v", loc, TileRequest{Z: 4, X: x, Y: 3, Encode: DefaultEncode})
@@ -222,7 +222,7 @@ func TestPrefetchQueueBounded(t *testing.T) {
 	if st := f.Stats(); st.Pending != 0 || st.Queued != 0 {
 		t.Errorf("planned while busy: %+v", st)
 	}
-	end()
+	act.End()
 	st := settle(t, f)
 	// The row of 10 tiles is one view: its ring is rows 2 and 4 (20
 	// tiles), of which the queue keeps 4.

@@ -63,6 +63,19 @@ func (p *Pipeline) Tile(ctx context.Context, loc Locator, req TileRequest) (*Res
 	// tiles are ever stored, so a hit needs no range check and no open
 	// source: the range check runs on the miss path below.
 	key := tileKey(loc, req.Z, req.X, req.Y, req.Frame, encodingKey(enc, req.Encode), edge.key, style.key)
+	if p.tiles != nil {
+		// A hit returns before the production below is even built: its
+		// closure would move the request to the heap on every call.
+		if data, ok := p.tiles.PeekMemory(key); ok {
+			return &Result{Data: data, MIME: mime, CacheStatus: tilecache.StatusHitMemory}, nil
+		}
+	}
+	return p.produceCachedTile(ctx, loc, req, key, enc, mime, edge, style)
+}
+
+// produceCachedTile is the miss path of Tile: the tile through the cache's
+// lower tiers or, failing them, produced.
+func (p *Pipeline) produceCachedTile(ctx context.Context, loc Locator, req TileRequest, key, enc, mime string, edge edgeSpec, style styleSpec) (*Result, error) {
 	data, status, err := p.cached(ctx, key, func(ctx context.Context) ([]byte, error) {
 		src, release, err := p.acquire(ctx, loc)
 		if err != nil {
