@@ -22,12 +22,23 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 
 // BenchmarkTileHit is the server's own share of a warm tile: the whole
-// handler (middleware, item lookup, ETag, cache lookup, headers) of a
+// handler (item lookup, ETag, cache lookup, headers, metrics) of a plain
 // zxy tile already in the in-process tier, without the HTTP connection.
 // Compare allocs/op and ns/op before and after a change to the hit path.
 func BenchmarkTileHit(b *testing.B) {
+	benchTileHit(b, func(s *Server) http.Handler { return s.Handler() })
+}
+
+// BenchmarkTileHitRoute is BenchmarkTileHit through echo's router,
+// middleware and tile route, the path of every tile request with a query:
+// the difference is what the plain-tile path saves.
+func BenchmarkTileHitRoute(b *testing.B) {
+	benchTileHit(b, func(s *Server) http.Handler { return s.echo })
+}
+
+func benchTileHit(b *testing.B, handler func(*Server) http.Handler) {
 	e := newEnvWith(b, map[string]string{"s.svs": "libvips/CMU-1-Small-Region.svs"}, nil)
-	h := e.srv.Handler()
+	h := handler(e.srv)
 	id := store.ID("item", "s.svs")
 	const n = 16 // 4×4 full-resolution tiles, each requested once before timing
 	reqs := make([]*http.Request, n)
