@@ -22,7 +22,10 @@ type Tiles interface {
 	// tier and returns it. status is one of the Status constants. produce
 	// runs under its own context, not ctx: it is cancelled when every
 	// caller waiting for the result has left, or at the production
-	// deadline. A caller whose ctx ends returns at once with ctx's error.
+	// deadline. A caller whose ctx ends returns with ctx's error: at once,
+	// unless it started the production with a ctx without a deadline, in
+	// which case it ran the production itself and returns once it stopped
+	// (see Tiered.GetOrProduce).
 	GetOrProduce(ctx context.Context, key string, produce func(ctx context.Context) ([]byte, error)) (val []byte, status string, err error)
 	// PeekMemory returns the value of key if the in-process tier holds it,
 	// counting a hit, and nothing else: no other tier, no production. A

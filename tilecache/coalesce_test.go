@@ -3,7 +3,9 @@ package tilecache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -63,47 +65,66 @@ func TestEveryWaiterLeftCancelsProduction(t *testing.T) {
 	}
 }
 
+// TestOneWaiterLeavingKeepsProduction: the caller that started a flight
+// leaves while another waits; the production goes on and the other gets
+// its result. A starter whose context has a deadline returns at once; one
+// without runs the production itself and returns when it has ended.
 func TestOneWaiterLeavingKeepsProduction(t *testing.T) {
-	tc := newTestTiered(t, Config{Mode: ModeNone})
-	release := make(chan struct{})
-	var calls int
-	produce := func(ctx context.Context) ([]byte, error) {
-		calls++
-		select {
-		case <-release:
-			return []byte("tile"), nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	// The first caller (whose context the flight was started from)
-	// leaves; the second still gets the result.
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, _, err := tc.GetOrProduce(ctx, "k", produce)
-		first <- err
-	}()
-	waitEntered(tc, 1)
-	second := make(chan []byte, 1)
-	go func() {
-		v, st, err := tc.GetOrProduce(context.Background(), "k", produce)
-		if err != nil || st != StatusCoalesced {
-			t.Errorf("second caller: %q %v", st, err)
-		}
-		second <- v
-	}()
-	waitEntered(tc, 2)
-	cancel()
-	if err := <-first; !errors.Is(err, context.Canceled) {
-		t.Fatalf("first caller: %v, want context.Canceled", err)
-	}
-	close(release)
-	if v := <-second; string(v) != "tile" {
-		t.Fatalf("second caller got %q", v)
-	}
-	if calls != 1 {
-		t.Fatalf("%d productions, want 1", calls)
+	for _, deadline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("deadline=%v", deadline), func(t *testing.T) {
+			tc := newTestTiered(t, Config{Mode: ModeNone})
+			release := make(chan struct{})
+			var calls atomic.Int32
+			produce := func(ctx context.Context) ([]byte, error) {
+				calls.Add(1)
+				select {
+				case <-release:
+					return []byte("tile"), nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			if deadline {
+				ctx, cancel = context.WithTimeout(context.Background(), time.Hour)
+			}
+			first := make(chan error, 1)
+			go func() {
+				_, _, err := tc.GetOrProduce(ctx, "k", produce)
+				first <- err
+			}()
+			waitEntered(tc, 1)
+			second := make(chan []byte, 1)
+			go func() {
+				v, st, err := tc.GetOrProduce(context.Background(), "k", produce)
+				if err != nil || st != StatusCoalesced {
+					t.Errorf("second caller: %q %v", st, err)
+				}
+				second <- v
+			}()
+			waitEntered(tc, 2)
+			cancel()
+			if !deadline {
+				select {
+				case err := <-first:
+					t.Fatalf("the starter returned (%v) while its production ran for another caller", err)
+				case <-time.After(50 * time.Millisecond):
+				}
+				close(release)
+			}
+			if err := <-first; !errors.Is(err, context.Canceled) {
+				t.Fatalf("first caller: %v, want context.Canceled", err)
+			}
+			if deadline {
+				close(release)
+			}
+			if v := <-second; string(v) != "tile" {
+				t.Fatalf("second caller got %q", v)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("%d productions, want 1", n)
+			}
+		})
 	}
 }
 
