@@ -28,12 +28,13 @@ const (
 // CORS to answer) for an item that exists: the request viewers send most,
 // where, on a cache hit, echo's router and context and the general
 // parameter and middleware steps took about a quarter of the handler's
-// time (BenchmarkTileHit). It reports whether it answered; when it did not, it has
-// written nothing and echo's route (tileZXY) takes the request. Both give
-// the same response: this does what that route and the middleware do for
-// such a request, through the same functions (the item lookup and
-// freshness check, the ETag, the pipeline call, the headers, the error
-// body, the metrics, the tracking for background work and prefetch).
+// time (BenchmarkTileHitRoute against BenchmarkTileHit). It reports
+// whether it answered; when it did not, it has written nothing and echo's
+// route (tileZXY) takes the request. Both give the same response: this
+// does what that route and the middleware do for such a request, through
+// the same functions (the item lookup and freshness check, the ETag, the
+// pipeline call, the headers, the error body, the metrics, the tracking
+// for background work and prefetch).
 func (s *Server) plainTile(w http.ResponseWriter, r *http.Request) (answered bool) {
 	if r.Method != http.MethodGet || r.URL.RawQuery != "" || r.URL.RawPath != "" || r.ContentLength != 0 ||
 		!strings.HasPrefix(r.URL.Path, zxyPrefix) {
