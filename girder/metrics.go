@@ -20,10 +20,10 @@ import (
 // retryAfter is the Retry-After of 503 answers, in seconds.
 const retryAfter = "2"
 
-// Route families of the request metrics.
 // familyTile is the metrics family of the tile routes.
 const familyTile = "tile"
 
+// Route families of the request metrics.
 var routeFamilies = []string{familyTile, "thumbnail", "region", "metadata", "analysis", "other"}
 
 // routeFamily maps a route template (echo's c.Path()) to its family.
