@@ -101,9 +101,18 @@ func JPEGScaledSize(data []byte, denom int) (w, h, bands int, err error) {
 // without decoding it: a stream it refuses cannot be decoded by a viewer
 // either. libjpeg-turbo 2.1 also refuses some valid streams (sampling
 // factors it has no name for), so a refusal means "decode to find out",
-// not "damaged".
+// not "damaged". A header libjpeg accepted before is not read again (see
+// knownHeaders).
 func CheckJPEGHeader(data []byte) error {
+	n := jpegHeaderLen(data)
+	remember := n > 0 && n <= maxKnownHeaderBytes
+	if remember && knownHeaders.has(data[:n]) {
+		return nil
+	}
 	_, _, _, err := jpegHeader(data)
+	if err == nil && remember {
+		knownHeaders.add(data[:n])
+	}
 	return err
 }
 

@@ -1,8 +1,12 @@
 package encode
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -68,7 +72,7 @@ func damageDQT(t *testing.T, jpg []byte) []byte {
 			bad[i+2], bad[i+3] = 0, 12
 			return bad
 		}
-		i += 2 + int(jpg[i+2])<<8 | int(jpg[i+3])
+		i += 2 + (int(jpg[i+2])<<8 | int(jpg[i+3]))
 	}
 	t.Fatal("no DQT segment")
 	return nil
@@ -88,12 +92,72 @@ func TestTurboHandlesSurviveDamagedStreams(t *testing.T) {
 		if err := DecodeJPEGInto(bad, 1, img, 0, 0); err == nil {
 			t.Fatal("damaged stream decoded")
 		}
-		if err := CheckJPEGHeader(q[1]); err != nil {
+		// The read itself, not CheckJPEGHeader, which remembers headers
+		// it accepted and would not use a handle after the first round.
+		if _, _, _, err := jpegHeader(q[1]); err != nil {
 			t.Fatalf("good header after a damaged one: %v", err)
 		}
 		if err := DecodeJPEGInto(q[2], 2, img, 0, 0); err != nil {
 			t.Fatalf("good stream after a damaged one: %v", err)
 		}
+	}
+}
+
+// TestKnownHeadersKeepLibjpegVerdicts checks that remembering accepted
+// headers never changes CheckJPEGHeader's answer: every one-byte change
+// in and just after the header of real streams gets the verdict of
+// libjpeg's own read, whether or not the header was seen before.
+func TestKnownHeadersKeepLibjpegVerdicts(t *testing.T) {
+	knownHeaders.mu.Lock()
+	clear(knownHeaders.m)
+	knownHeaders.mu.Unlock()
+	q := quadrantJPEGs(t)
+	sample, err := os.ReadFile(filepath.Join(testdata, "libvips", "sample.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := [][]byte{q[0], q[1], sample}
+	for si, b := range append(good, damageDQT(t, q[2])) {
+		n := jpegHeaderLen(b)
+		_, _, _, direct := jpegHeader(b)
+		if si < len(good) {
+			// The walk ends right after an SOS segment.
+			sos := bytes.LastIndex(b[:max(n, 0)], []byte{0xFF, 0xDA})
+			if direct != nil || n < 100 || sos < 0 || sos+2+(int(b[sos+2])<<8|int(b[sos+3])) != n {
+				t.Fatalf("stream %d: header length %d (libjpeg: %v)", si, n, direct)
+			}
+		} else if n != 0 || direct == nil {
+			// A DQT length that runs into the next segment: no plain walk.
+			t.Fatalf("damaged stream: header length %d (libjpeg: %v)", n, direct)
+		}
+		if got := CheckJPEGHeader(b); (got == nil) != (direct == nil) {
+			t.Fatalf("stream %d: CheckJPEGHeader %v, libjpeg %v", si, got, direct)
+		}
+		if remembered := n > 0 && knownHeaders.has(b[:n]); remembered != (direct == nil && n <= maxKnownHeaderBytes) {
+			t.Fatalf("stream %d (%d header bytes): remembered = %v", si, n, remembered)
+		}
+		for p := range min(max(n, 700)+32, len(b), 2000) {
+			for _, v := range []byte{b[p] ^ 0x01, b[p] ^ 0x80, 0xFF, 0x00} {
+				m := append([]byte(nil), b...)
+				m[p] = v
+				_, _, _, want := jpegHeader(m)
+				for range 2 { // unknown, then possibly remembered
+					if got := CheckJPEGHeader(m); (got == nil) != (want == nil) {
+						t.Fatalf("stream %d, byte %d = %#x: CheckJPEGHeader %v, libjpeg %v", si, p, v, got, want)
+					}
+				}
+			}
+		}
+	}
+	// The set stays bounded.
+	for i := range maxKnownHeaders + 10 {
+		knownHeaders.add([]byte(fmt.Sprint(i)))
+	}
+	knownHeaders.mu.RLock()
+	size := len(knownHeaders.m)
+	knownHeaders.mu.RUnlock()
+	if size > maxKnownHeaders || !knownHeaders.has([]byte(fmt.Sprint(maxKnownHeaders+9))) {
+		t.Fatalf("%d headers known", size)
 	}
 }
 
