@@ -76,7 +76,7 @@ type option struct {
 
 var options = []option{
 	{"addr", "127.0.0.1:8080", "listen address host:port"},
-	{"debug-addr", "", "separate listen address of Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; empty turns it off (never expose it)"},
+	{"debug-addr", "", "separate listen address of Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; empty turns it off, and heap-profile sampling with it (never expose it)"},
 	{"data", "./data", "data directory (item database)"},
 	{"slides", "./data/slides", "slide root directory mirrored as folders and items, or s3://bucket/prefix?endpoint=host:port&region=… (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE)"},
 	{"slides-block-cache", "256M", "memory for blocks of slide objects read from object storage (headers, directories; suffixes K, M, G)"},

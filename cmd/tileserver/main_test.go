@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,12 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		t.Fatalf("healthz: %v %v", err, res)
 	}
 	res.Body.Close()
+	// Without --debug-addr nobody can read a heap profile, so none is
+	// sampled (Do orders this read after run's write).
+	heapSamplingOff.Do(func() {})
+	if runtime.MemProfileRate != 0 {
+		t.Errorf("MemProfileRate %d without a debug listener, want 0", runtime.MemProfileRate)
+	}
 
 	// The import runs in the background; wait for the item (bounded).
 	var items []map[string]any
