@@ -64,7 +64,7 @@ func newEnvWith(t testing.TB, files map[string]string, client *http.Client) *env
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store = st
+	e.store, e.tiles = st, tiles
 	e.srv = New(Config{AdminToken: testAdminToken}, pl, st)
 	e.http = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(func() {

@@ -39,6 +39,7 @@ type env struct {
 	store  *store.Store
 	srv    *Server
 	http   *httptest.Server
+	tiles  *tilecache.Tiered // set by newEnvWith
 	// work and timeout, set before start, give the server a work budget
 	// and a request deadline (none by default).
 	work    *work.Budget
