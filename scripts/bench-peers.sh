@@ -40,6 +40,12 @@ for f in slide.tif slide-4x.tif; do
 	[ -e $SLIDES/$f ] || ln $DATA/$f $SLIDES/$f 2> /dev/null || cp $DATA/$f $SLIDES/$f
 done
 
+# page_in reads both slides through the page cache right before a server
+# starts, so every row begins with the file cached: this machine pages out
+# file pages left idle for about a minute (DAMON reclaim), and rows run
+# minutes apart.
+page_in() { cat $DATA/slide.tif $DATA/slide-4x.tif > /dev/null; }
+
 SERVER_PID=""
 stop_server() {
 	[ -n "$SERVER_PID" ] || return 0
@@ -81,6 +87,7 @@ start_ours() { # label extra-args...
 	local label=$1
 	shift
 	rm -rf /tmp/peers/tileserver-data
+	page_in
 	"$BIN" --addr $ADDR --data /tmp/peers/tileserver-data --slides $SLIDES --log-level warn \
 		--prefetch=false --warm-on-import=false "$@" > "$OUT_DIR/$label.server.log" 2>&1 &
 	SERVER_PID=$!
@@ -107,6 +114,7 @@ limit() {
 	local label=$1 mode=$2 slide=$3 z=$4 list=$OUT_DIR/$1.urls pass
 	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z$z.txt" > "$list"
 	for pass in bench cpu; do
+		page_in
 		"$LIMIT" -slide "$DATA/$slide" -addr $ADDR -mode "$mode" > "$OUT_DIR/$label.server.log" 2>&1 &
 		SERVER_PID=$!
 		wait_healthy || return
@@ -121,6 +129,7 @@ limit() {
 }
 peer() { # label start stop base list warm
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
+	page_in
 	eval "$2" > "$OUT_DIR/$1.start.txt" 2>&1 || { echo "$1: start failed"; cat "$OUT_DIR/$1.start.txt"; }
 	"$W/bench-one.sh" "$1" "$4" "$5" "$6"
 	eval "$3" > /dev/null 2>&1
@@ -132,7 +141,6 @@ IW='/fcgi-bin/iipsrv.fcgi?DeepZoom=slide.tif.dzi'
 for run in $(seq "$RUNS"); do
 	export OUT_DIR=/tmp/peers/results-$run
 	mkdir -p "$OUT_DIR"
-	cat $DATA/slide.tif $DATA/slide-4x.tif > /dev/null
 	limit limit-map-z7 map slide.tif 7
 	limit limit-pread-z7 pread slide.tif 7
 	limit limit-pread-4x-z6 pread slide-4x.tif 6
