@@ -67,6 +67,11 @@ func Decode(data []byte, options string) (*Image, error) {
 		if img, err := decodeJPEGTurbo(data); err == nil || errors.Is(err, limits.ErrTooLarge) {
 			return img, err
 		}
+		// Components in no colour space (grey and alpha): libvips'
+		// loader does not take them either.
+		if img, ok, err := decodeJPEGComponents(data); ok {
+			return img, err
+		}
 	}
 	// Decoding front to back lets loaders stream into our buffer instead of
 	// decoding into a libvips-owned copy first.

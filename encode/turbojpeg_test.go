@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
 // quadrantJPEGs cuts four 256² tiles out of a real photo and stores them as
@@ -242,4 +244,35 @@ func BenchmarkSynthesisTurbo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzJPEGHeader: remembering accepted headers never changes
+// CheckJPEGHeader's verdict from libjpeg's own read, the header walk stays
+// inside the data, and streams of components in no colour space (the seed
+// corpus holds large_image's grey-and-alpha TIFF tile) decode or fail
+// without crashing, within the size limits.
+func FuzzJPEGHeader(f *testing.F) {
+	// A header may declare any size: decoding hundreds of megapixels of
+	// noise per input would only slow the fuzzing down.
+	limits.Set(limits.Limits{MaxDecodedBytes: 4 << 20})
+	f.Cleanup(func() { limits.Set(limits.Limits{}) })
+	q := quadrantJPEGs(f)
+	f.Add(q[0])
+	sample := readTestFile(f, "libvips/sample.jpg")
+	f.Add(sample[:min(len(sample), 4096)])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if n := jpegHeaderLen(data); n < 0 || n > len(data) {
+			t.Fatalf("header length %d of %d bytes", n, len(data))
+		}
+		_, _, _, want := jpegHeader(data)
+		for range 2 { // unknown, then possibly remembered
+			if got := CheckJPEGHeader(data); (got == nil) != (want == nil) {
+				t.Fatalf("CheckJPEGHeader %v, libjpeg %v", got, want)
+			}
+		}
+		img, ok, err := decodeJPEGComponents(data)
+		if ok && err == nil && (img.Bands < 1 || len(img.Pix) != img.Width*img.Height*img.Bands) {
+			t.Fatalf("decoded %d×%d×%d into %d bytes", img.Width, img.Height, img.Bands, len(img.Pix))
+		}
+	})
 }

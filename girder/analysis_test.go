@@ -1,10 +1,15 @@
 package girder
 
 import (
+	"bytes"
+	"image/color"
+	"image/png"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tileserver/tileserver/girder/store"
 )
 
 func TestAnalysisRoutes(t *testing.T) {
@@ -105,5 +110,58 @@ func TestAnalysisRoutes(t *testing.T) {
 	r = e.get(cmu + `/zxy/4/0/0?encoding=PNG&style={"band":1,"palette":"%23f00","min":0,"max":255}`)
 	if _, format := decode(t, r); format != "png" {
 		t.Errorf("styled tile format %s", format)
+	}
+}
+
+// TestGreyAlphaJPEGTIFF serves large_image's small_la.tiff: a 2×1 TIFF
+// whose JPEG tile holds two components, grey and alpha. The expected
+// values are the real large_image's answers for the same file (its tile
+// route fails on it with a 500; ours serves the tile).
+func TestGreyAlphaJPEGTIFF(t *testing.T) {
+	e := newEnvWith(t, map[string]string{"la.tiff": "large_image/small_la.tiff"}, nil)
+	la := "/api/v1/item/" + store.ID("item", "la.tiff") + "/tiles"
+	for _, c := range []struct{ path, want string }{
+		{"/pixel?left=0&top=0", `{"a":0,"l":0,"value":[0,0]}`},
+		{"/pixel?left=1&top=0", `{"a":255,"l":255,"value":[255,255]}`},
+		{"/bands", `{"1":{"interpretation":"gray","min":0,"max":255,"mean":127.5,"stdev":127.5},` +
+			`"2":{"interpretation":"alpha","min":0,"max":255,"mean":127.5,"stdev":127.5}}`},
+	} {
+		if r := e.get(la + c.path); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != c.want {
+			t.Errorf("%s: %d %s, want %s", c.path, r.status, r.body, c.want)
+		}
+	}
+	type px struct{ x, y, grey, alpha int }
+	for _, c := range []struct {
+		path string
+		w, h int
+		px   []px
+	}{
+		{"/region?encoding=PNG", 2, 1, []px{{0, 0, 0, 0}, {1, 0, 255, 255}}},
+		// Upsampled with LANCZOS, alpha ramping across the middle.
+		{"/thumbnail?encoding=PNG", 256, 128, []px{{0, 0, 0, 0}, {64, 64, 255, 1}, {127, 0, 255, 126},
+			{128, 0, 255, 129}, {255, 127, 255, 255}}},
+		{"/zxy/0/0/0?encoding=PNG", 256, 256, []px{{0, 0, 0, 0}, {1, 0, 255, 255}}},
+	} {
+		r := e.get(la + c.path)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/png" {
+			t.Fatalf("%s: %d %s", c.path, r.status, r.body)
+		}
+		img, err := png.Decode(bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		if b := img.Bounds(); b.Dx() != c.w || b.Dy() != c.h {
+			t.Fatalf("%s: %v, want %d×%d", c.path, b, c.w, c.h)
+		}
+		for _, p := range c.px {
+			got := color.NRGBAModel.Convert(img.At(p.x, p.y)).(color.NRGBA)
+			if int(got.R) != p.grey || got.G != got.R || got.B != got.R || int(got.A) != p.alpha {
+				t.Errorf("%s (%d,%d): %v, want grey %d alpha %d", c.path, p.x, p.y, got, p.grey, p.alpha)
+			}
+		}
+	}
+	// The JPEG tile is grey (JPEG keeps no alpha).
+	if r := e.get(la + "/zxy/0/0/0"); r.status != http.StatusOK || r.header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("JPEG tile: %d %s", r.status, r.body)
 	}
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 
 # nginx balances the two-replica test (cmd/tileserver); yamllint checks the
 # Kubernetes and compose files.
-pkgs=(pkg-config gcc libvips-dev libturbojpeg0-dev libvips-tools libopenslide-dev openslide-tools libtiff-tools libgs-common memcached curl chromium nginx yamllint)
+pkgs=(pkg-config gcc libvips-dev libturbojpeg0-dev libjpeg62-turbo-dev libvips-tools libopenslide-dev openslide-tools libtiff-tools libgs-common memcached curl chromium nginx yamllint)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -579,6 +579,19 @@ func (s *Source) decodeChunks(ctx context.Context, d *dir, w, h int, tiled bool,
 		}
 		return img, nil
 	}
+	if d.compression == compJPEG && d.spp == 2 && d.bps == 8 && len(chunks) == 1 {
+		// Grey and alpha in one JPEG stream: libvips' TIFF loader refuses
+		// it, libjpeg reads the two components as they are, as libtiff
+		// does for large_image.
+		img, err := encode.Decode(encode.SpliceJPEG(d.jpegTables, chunks[0], false), "")
+		if err != nil {
+			return nil, fmt.Errorf("decoding: %w", err)
+		}
+		if img.Width != w || img.Height != h || img.Bands != 2 {
+			return nil, fmt.Errorf("decoding: %d×%d×%d JPEG in a %d×%d×2 chunk", img.Width, img.Height, img.Bands, w, h)
+		}
+		return img, nil
+	}
 	if subsampledYCbCr(d) {
 		if len(chunks) != 1 {
 			return nil, errors.New("subsampled YCbCr in several chunks")
