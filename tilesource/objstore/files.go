@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -131,9 +132,12 @@ func (c *FileCache) Path(ctx context.Context, b *Bucket, o Object) (string, erro
 			case <-ctx.Done():
 				return "", ctx.Err()
 			}
-			if f.err != nil {
+			if f.err != nil && !(ctx.Err() == nil && isContextError(f.err)) {
 				return "", f.err
 			}
+			// Copied, or the download stopped because the caller that
+			// started it went away, which says nothing about this one:
+			// look again (and download it ourselves if needed).
 			continue
 		}
 		f := &fetch{done: make(chan struct{})}
@@ -193,4 +197,10 @@ func (c *FileCache) download(ctx context.Context, b *Bucket, o Object, id, name 
 		return "", err
 	}
 	return filepath.Join(final, name), nil
+}
+
+// isContextError reports whether err is a context's cancellation or
+// deadline.
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/detect"
@@ -166,6 +167,7 @@ func TestObjectStorage(t *testing.T) {
 		{"GETsPerTile", testGETsPerTile},
 		{"FormatsNeedingAFile", testFormatsNeedingAFile},
 		{"FileCacheEvicts", testFileCacheEvicts},
+		{"FileCacheStarterLeaves", testFileCacheStarterLeaves},
 		{"ReplacedObject", testReplacedObject},
 	} {
 		f.slides = f.open(t, 64<<20, 64<<20)
@@ -375,6 +377,70 @@ func testFileCacheEvicts(t *testing.T, f *fixture) {
 	}
 	if _, err := os.Stat(p1); err != nil {
 		t.Errorf("most recently used copy gone: %v", err)
+	}
+}
+
+// gatedTransport holds object GETs until gate is closed (or the request's
+// context ends).
+type gatedTransport struct {
+	gate chan struct{}
+	base http.RoundTripper
+}
+
+func (g *gatedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet {
+		select {
+		case <-g.gate:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	return g.base.RoundTrip(r)
+}
+
+// testFileCacheStarterLeaves: a caller waiting for a copy another one
+// started gets it even when the starter goes away mid-download.
+func testFileCacheStarterLeaves(t *testing.T, f *fixture) {
+	cfg, err := objstore.ParseURL("s3://" + bucket + "/demo?endpoint=http://" + f.srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gated := &gatedTransport{gate: make(chan struct{}), base: http.DefaultTransport}
+	cfg.Transport = gated
+	b, err := objstore.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := objstore.NewFileCache(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpg := mustStat(t, f.slides, "plain/sample.jpg")
+	ctxA, cancelA := context.WithCancel(context.Background())
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := fc.Path(ctxA, b, jpg)
+		errA <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // A's download waits at the gate
+	var pathB string
+	go func() {
+		var err error
+		pathB, err = fc.Path(context.Background(), b, jpg)
+		errB <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // B waits for A's download
+	cancelA()
+	if err := <-errA; !errors.Is(err, context.Canceled) {
+		t.Errorf("starter: %v, want context.Canceled", err)
+	}
+	close(gated.gate)
+	if err := <-errB; err != nil {
+		t.Fatalf("waiter, starter gone: %v", err)
+	}
+	got, _ := os.ReadFile(pathB)
+	if disk, _ := os.ReadFile(testdata(t, "libvips/sample.jpg")); !bytes.Equal(got, disk) {
+		t.Fatal("copy differs from the object")
 	}
 }
 

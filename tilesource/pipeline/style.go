@@ -241,6 +241,11 @@ func (p *Pipeline) frameStats(ctx context.Context, loc Locator, src tilesource.S
 	if ok {
 		return st, nil
 	}
+	// The statistics are shared by every caller of the frame, so they are
+	// computed detached from the cancellation of the first one (whose
+	// source stays acquired while it waits here): a request that went
+	// away must not fail the others.
+	ctx = context.WithoutCancel(ctx)
 	v, err, _ := c.group.Do(key, func() (any, error) {
 		img, err := p.frameView(ctx, loc, src, frame, statsSide)
 		if err != nil || img == nil {

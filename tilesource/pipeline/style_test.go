@@ -9,11 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/tiff"
+	"github.com/tileserver/tileserver/tilesource/work"
 )
 
 func fileLoc(t testing.TB, rel string) Locator {
@@ -551,4 +553,47 @@ func TestICCJPEGPassthroughAndDecoded(t *testing.T) {
 	if d := meanAbsDiff(t, decode(t, plain.Data), storedPix); d != 0 {
 		t.Errorf(`{"icc": false} PNG differs from the stored pixels by %.3f`, d)
 	}
+}
+
+// TestFrameStatsOutliveTheirFirstCaller: frame statistics (for a style's
+// automatic range) shared by two requests do not fail the second when the
+// first goes away while they wait for the work budget.
+func TestFrameStatsOutliveTheirFirstCaller(t *testing.T) {
+	budget := work.New(1<<20, 100)
+	p, err := New(Config{Work: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := cmuLoc(t)
+	src, release, err := p.acquire(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	hold, err := budget.Acquire(t.Context(), 1<<20) // all of it
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, cancelA := context.WithCancel(t.Context())
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := p.frameStats(ctxA, loc, src, 0)
+		errA <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	go func() {
+		st, err := p.frameStats(t.Context(), loc, src, 0)
+		if err == nil && (st == nil || len(st.Bands) != 3) {
+			err = fmt.Errorf("statistics %+v", st)
+		}
+		errB <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancelA()
+	time.Sleep(50 * time.Millisecond)
+	hold()
+	if err := <-errB; err != nil {
+		t.Fatalf("second caller, first one cancelled: %v", err)
+	}
+	<-errA
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/damaged"
@@ -127,5 +129,41 @@ func TestStripDecodeLimit(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStripDecodeOutlivesItsFirstCaller: a strip decode shared by two
+// readers does not fail the second when the first goes away while the
+// decode waits for the budget.
+func TestStripDecodeOutlivesItsFirstCaller(t *testing.T) {
+	s := openT(t, "large_image/grey10kx5k.tif")
+	z := s.Info().Levels - 1
+	// Hold the whole decode budget, so that the first reader's decode of
+	// strip 0 waits inside the strip's flight.
+	hold, err := acquireDecode(context.Background(), math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.ReadTile(ctxA, 0, z, 0, 0)
+		errA <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	go func() {
+		_, err := s.ReadTile(context.Background(), 0, z, 1, 0) // the same strip
+		errB <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancelA()
+	time.Sleep(50 * time.Millisecond)
+	hold()
+	if err := <-errB; err != nil {
+		t.Fatalf("second reader, first one cancelled: %v", err)
+	}
+	<-errA
+	if _, err := s.ReadTile(context.Background(), 0, z, 2, 0); err != nil {
+		t.Fatalf("strip remembered as failed: %v", err)
 	}
 }

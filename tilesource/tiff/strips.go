@@ -104,6 +104,11 @@ func (s *Source) strip(ctx context.Context, d *dir, i int) (*encode.Image, error
 	if img := s.strips.get(k); img != nil {
 		return img, nil
 	}
+	// The decode is shared by every caller of the strip, so it runs
+	// detached from the cancellation of the first one: otherwise a
+	// request that went away would fail the others waiting for the same
+	// strip. It is bounded by the strip's size; callers wait for it.
+	ctx = context.WithoutCancel(ctx)
 	v, err, _ := s.stripFlight.Do(fmt.Sprintf("%p/%d", d, i), func() (any, error) {
 		if img := s.strips.get(k); img != nil {
 			return img, nil
@@ -122,11 +127,7 @@ func (s *Source) strip(ctx context.Context, d *dir, i int) (*encode.Image, error
 			err = fmt.Errorf("strip %d decoded to %dx%d", i, img.Width, img.Height)
 		}
 		if err != nil {
-			// A cancelled wait for the decode budget says nothing about
-			// the strip.
-			if ctx.Err() == nil {
-				s.strips.fail(k, err)
-			}
+			s.strips.fail(k, err)
 			return nil, err
 		}
 		s.strips.put(k, img)
