@@ -29,10 +29,10 @@ static void rawSilence(j_common_ptr c) { (void)c; }
 
 // rawDecode reads the header of buf and, when the stream's colour space is
 // unknown to libjpeg and dst is not NULL, decodes it into dst (w*h*n bytes,
-// rows packed). It returns 0 and sets *w, *h, *n and *known (1 when the
-// colour space is one libjpeg converts, in which case nothing is decoded),
-// or -1 with message set.
-static int rawDecode(const unsigned char *buf, unsigned long len, unsigned char *dst,
+// rows packed; dstLen bytes available). It returns 0 and sets *w, *h, *n
+// and *known (1 when the colour space is one libjpeg converts, in which
+// case nothing is decoded), or -1 with message set.
+static int rawDecode(const unsigned char *buf, unsigned long len, unsigned char *dst, size_t dstLen,
 		int *w, int *h, int *n, int *known, char *message) {
 	struct jpeg_decompress_struct cinfo;
 	rawError err;
@@ -57,13 +57,13 @@ static int rawDecode(const unsigned char *buf, unsigned long len, unsigned char 
 	}
 	cinfo.out_color_space = JCS_UNKNOWN;
 	jpeg_start_decompress(&cinfo);
-	if ((int)cinfo.output_width != *w || (int)cinfo.output_height != *h || cinfo.output_components != *n) {
+	if ((size_t)cinfo.output_width * cinfo.output_height * cinfo.output_components > dstLen) {
 		jpeg_destroy_decompress(&cinfo);
-		strncpy(message, "unexpected output size", JMSG_LENGTH_MAX);
+		strncpy(message, "output larger than the buffer", JMSG_LENGTH_MAX);
 		return -1;
 	}
 	while (cinfo.output_scanline < cinfo.output_height) {
-		JSAMPROW row = dst + (size_t)cinfo.output_scanline * (size_t)(*w) * (size_t)(*n);
+		JSAMPROW row = dst + (size_t)cinfo.output_scanline * cinfo.output_width * cinfo.output_components;
 		jpeg_read_scanlines(&cinfo, &row, 1);
 	}
 	jpeg_finish_decompress(&cinfo);
@@ -90,7 +90,7 @@ func decodeJPEGComponents(data []byte) (img *Image, ok bool, err error) {
 	var w, h, n, known C.int
 	var msg [C.JMSG_LENGTH_MAX]C.char
 	src, size := (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data))
-	if C.rawDecode(src, size, nil, &w, &h, &n, &known, &msg[0]) != 0 {
+	if C.rawDecode(src, size, nil, 0, &w, &h, &n, &known, &msg[0]) != 0 {
 		return nil, false, fmt.Errorf("encode: libjpeg header: %s", C.GoString(&msg[0]))
 	}
 	if known != 0 {
@@ -103,7 +103,8 @@ func decodeJPEGComponents(data []byte) (img *Image, ok bool, err error) {
 	if len(img.Pix) == 0 {
 		return nil, true, fmt.Errorf("encode: libjpeg: empty %d×%d image", w, h)
 	}
-	if C.rawDecode(src, size, (*C.uchar)(unsafe.Pointer(&img.Pix[0])), &w, &h, &n, &known, &msg[0]) != 0 {
+	dst := (*C.uchar)(unsafe.Pointer(&img.Pix[0]))
+	if C.rawDecode(src, size, dst, C.size_t(len(img.Pix)), &w, &h, &n, &known, &msg[0]) != 0 {
 		return nil, true, fmt.Errorf("encode: libjpeg decode: %s", C.GoString(&msg[0]))
 	}
 	return img, true, nil
