@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/tileserver/tileserver/tilesource/limits"
@@ -114,11 +112,7 @@ func TestKnownHeadersKeepLibjpegVerdicts(t *testing.T) {
 	clear(knownHeaders.m)
 	knownHeaders.mu.Unlock()
 	q := quadrantJPEGs(t)
-	sample, err := os.ReadFile(filepath.Join(testdata, "libvips", "sample.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := [][]byte{q[0], q[1], sample}
+	good := [][]byte{q[0], q[1], readTestFile(t, "libvips/sample.jpg")}
 	for si, b := range append(good, damageDQT(t, q[2])) {
 		n := jpegHeaderLen(b)
 		_, _, _, direct := jpegHeader(b)
