@@ -11,11 +11,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/detect"
 	"github.com/tileserver/tileserver/tilesource/dicom"
+	"github.com/tileserver/tileserver/tilesource/internal/leavetest"
 	"github.com/tileserver/tileserver/tilesource/objstore"
 	"github.com/tileserver/tileserver/tilesource/objstore/s3test"
 )
@@ -416,27 +416,21 @@ func testFileCacheStarterLeaves(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	jpg := mustStat(t, f.slides, "plain/sample.jpg")
-	ctxA, cancelA := context.WithCancel(context.Background())
-	errA, errB := make(chan error, 1), make(chan error, 1)
-	go func() {
-		_, err := fc.Path(ctxA, b, jpg)
-		errA <- err
-	}()
-	time.Sleep(50 * time.Millisecond) // A's download waits at the gate
 	var pathB string
-	go func() {
-		var err error
-		pathB, err = fc.Path(context.Background(), b, jpg)
-		errB <- err
-	}()
-	time.Sleep(50 * time.Millisecond) // B waits for A's download
-	cancelA()
-	if err := <-errA; !errors.Is(err, context.Canceled) {
-		t.Errorf("starter: %v, want context.Canceled", err)
+	errA, errB := leavetest.FirstCallerLeaves(func() { close(gated.gate) },
+		func(ctx context.Context) error {
+			_, err := fc.Path(ctx, b, jpg)
+			return err
+		},
+		func(ctx context.Context) (err error) {
+			pathB, err = fc.Path(ctx, b, jpg)
+			return err
+		})
+	if !errors.Is(errA, context.Canceled) {
+		t.Errorf("starter: %v, want context.Canceled", errA)
 	}
-	close(gated.gate)
-	if err := <-errB; err != nil {
-		t.Fatalf("waiter, starter gone: %v", err)
+	if errB != nil {
+		t.Fatalf("waiter, starter gone: %v", errB)
 	}
 	got, _ := os.ReadFile(pathB)
 	if disk, _ := os.ReadFile(testdata(t, "libvips/sample.jpg")); !bytes.Equal(got, disk) {

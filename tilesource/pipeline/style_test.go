@@ -9,11 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/internal/leavetest"
 	"github.com/tileserver/tileserver/tilesource/tiff"
 	"github.com/tileserver/tileserver/tilesource/work"
 )
@@ -574,26 +574,16 @@ func TestFrameStatsOutliveTheirFirstCaller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctxA, cancelA := context.WithCancel(t.Context())
-	errA, errB := make(chan error, 1), make(chan error, 1)
-	go func() {
-		_, err := p.frameStats(ctxA, loc, src, 0)
-		errA <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	go func() {
-		st, err := p.frameStats(t.Context(), loc, src, 0)
-		if err == nil && (st == nil || len(st.Bands) != 3) {
-			err = fmt.Errorf("statistics %+v", st)
+	stats := func(check bool) func(context.Context) error {
+		return func(ctx context.Context) error {
+			st, err := p.frameStats(ctx, loc, src, 0)
+			if check && err == nil && (st == nil || len(st.Bands) != 3) {
+				err = fmt.Errorf("statistics %+v", st)
+			}
+			return err
 		}
-		errB <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	cancelA()
-	time.Sleep(50 * time.Millisecond)
-	hold()
-	if err := <-errB; err != nil {
+	}
+	if _, err := leavetest.FirstCallerLeaves(hold, stats(false), stats(true)); err != nil {
 		t.Fatalf("second caller, first one cancelled: %v", err)
 	}
-	<-errA
 }

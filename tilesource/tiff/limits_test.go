@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/damaged"
+	"github.com/tileserver/tileserver/tilesource/internal/leavetest"
 	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
@@ -144,25 +144,15 @@ func TestStripDecodeOutlivesItsFirstCaller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctxA, cancelA := context.WithCancel(context.Background())
-	errA, errB := make(chan error, 1), make(chan error, 1)
-	go func() {
-		_, err := s.ReadTile(ctxA, 0, z, 0, 0)
-		errA <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	go func() {
-		_, err := s.ReadTile(context.Background(), 0, z, 1, 0) // the same strip
-		errB <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	cancelA()
-	time.Sleep(50 * time.Millisecond)
-	hold()
-	if err := <-errB; err != nil {
+	read := func(x int) func(context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := s.ReadTile(ctx, 0, z, x, 0)
+			return err
+		}
+	}
+	if _, err := leavetest.FirstCallerLeaves(hold, read(0), read(1)); err != nil { // tiles 0 and 1 share strip 0
 		t.Fatalf("second reader, first one cancelled: %v", err)
 	}
-	<-errA
 	if _, err := s.ReadTile(context.Background(), 0, z, 2, 0); err != nil {
 		t.Fatalf("strip remembered as failed: %v", err)
 	}
