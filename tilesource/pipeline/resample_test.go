@@ -39,57 +39,76 @@ func refResize(img *encode.Image, w, h int, f pilFilter) *encode.Image {
 	return out
 }
 
+// lopsided is a filter no Pillow resize uses, with weights large enough
+// that their sums leave int32: pilResize must then take its unpacked
+// loops.
+var lopsided = pilFilter{func(x float64) float64 {
+	if x < 0 {
+		return 3
+	}
+	return -2
+}, 1}
+
 // The fast loops give exactly the plain convolution's samples, for every
-// band count without alpha, shrinking and growing, with every filter, on
-// one core or split across them.
+// band count (those with alpha premultiplied, as Pillow does), shrinking
+// and growing, with every filter, on one core or split across them, on
+// noise and on the patterns that drive the sums to their extremes.
 func TestPilResizeMatchesPlainConvolution(t *testing.T) {
+	if precomputeCoeffs(10, 17, lopsided).packable {
+		t.Fatal("lopsided weights are packable: the unpacked loops go untested")
+	}
+	if !precomputeCoeffs(2220, 555, pilLanczos).packable || !precomputeCoeffs(40, 97, pilBicubic).packable {
+		t.Fatal("Pillow's filters are not packable")
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, nb := range []int{1, 3} {
+	fills := map[string]func(i, x, nb int) uint8{
+		"noise": func(int, int, int) uint8 { return uint8(rng.IntN(256)) },
+		"white": func(int, int, int) uint8 { return 255 },
+		// Stripes a few pixels wide put white under the negative lobes
+		// of some outputs and under the positive ones of others.
+		"stripes": func(_, x, _ int) uint8 { return uint8(255 * (x / 3 % 2)) },
+	}
+	for _, nb := range []int{1, 2, 3, 4} {
 		for _, c := range []struct {
 			w, h, ow, oh int
 			f            pilFilter
 		}{
 			{97, 61, 23, 15, pilLanczos}, {40, 33, 97, 80, pilBicubic}, {64, 64, 17, 64, pilBilinear},
-			{5, 3, 2, 7, pilLanczos}, {300, 200, 75, 50, pilLanczos},
+			{5, 3, 2, 7, pilLanczos}, {300, 200, 75, 50, pilLanczos}, {10, 12, 17, 5, lopsided},
 			// Passes large enough to be split across the cores.
 			{1200, 900, 300, 225, pilLanczos}, {400, 300, 1500, 1200, pilBicubic},
 		} {
-			img := encode.NewImage(c.w, c.h, nb, encode.Uint8)
-			for i := range img.Pix {
-				img.Pix[i] = uint8(rng.IntN(256))
+			for name, fill := range fills {
+				if name != "noise" && c.w*c.h > 300*200 {
+					continue
+				}
+				img := encode.NewImage(c.w, c.h, nb, encode.Uint8)
+				for i := range img.Pix {
+					img.Pix[i] = fill(i, i/nb%c.w, nb)
+				}
+				// Black rows (skipped by the passes) in the lower half, as
+				// on a synthesis canvas.
+				for y := c.h / 2; y < c.h; y += 2 {
+					clear(img.Pix[y*c.w*nb : (y+1)*c.w*nb])
+				}
+				// Rows black from some column on.
+				for y := 1; y < c.h/2; y += 3 {
+					clear(img.Pix[(y*c.w+y%c.w)*nb : (y+1)*c.w*nb])
+				}
+				got, ok := pilResize(img, c.ow, c.oh, c.f)
+				if !ok {
+					t.Fatalf("%d bands %+v: not resized", nb, c)
+				}
+				var want *encode.Image
+				if nb == 2 || nb == 4 {
+					want = unpremultiply(refResize(premultiply(img), c.ow, c.oh, c.f))
+				} else {
+					want = refResize(img, c.ow, c.oh, c.f)
+				}
+				if got.Width != c.ow || got.Height != c.oh || !bytes.Equal(got.Pix, want.Pix) {
+					t.Errorf("%d bands %dx%d→%dx%d %s: differs from the plain convolution", nb, c.w, c.h, c.ow, c.oh, name)
+				}
 			}
-			// Black rows (skipped by the passes) in the lower half, as
-			// on a synthesis canvas.
-			for y := c.h / 2; y < c.h; y += 2 {
-				clear(img.Pix[y*c.w*nb : (y+1)*c.w*nb])
-			}
-			// Rows black from some column on.
-			for y := 1; y < c.h/2; y += 3 {
-				clear(img.Pix[(y*c.w+y%c.w)*nb : (y+1)*c.w*nb])
-			}
-			got, ok := pilResize(img, c.ow, c.oh, c.f)
-			if !ok {
-				t.Fatalf("%d bands %+v: not resized", nb, c)
-			}
-			want := refResize(img, c.ow, c.oh, c.f)
-			if got.Width != c.ow || got.Height != c.oh || !bytes.Equal(got.Pix, want.Pix) {
-				t.Errorf("%d bands %dx%d→%dx%d: differs from the plain convolution", nb, c.w, c.h, c.ow, c.oh)
-			}
-		}
-	}
-	// Two and four bands go through premultiplied alpha: compare on
-	// opaque images, where premultiplying changes nothing.
-	for _, nb := range []int{2, 4} {
-		img := encode.NewImage(50, 40, nb, encode.Uint8)
-		for i := range img.Pix {
-			img.Pix[i] = uint8(rng.IntN(256))
-			if i%nb == nb-1 {
-				img.Pix[i] = 255
-			}
-		}
-		got, _ := pilResize(img, 13, 11, pilLanczos)
-		if want := refResize(img, 13, 11, pilLanczos); !bytes.Equal(got.Pix, want.Pix) {
-			t.Errorf("%d bands: differs from the plain convolution", nb)
 		}
 	}
 }
