@@ -14,7 +14,10 @@
 # read as ours / peer and ours / limit. For our server and the
 # limits it also measures server CPU per request (from
 # /proc/PID/task/*/schedstat): cold = every tile's first request on a fresh
-# server, warm = a wrk run over tiles already served.
+# server, warm = a wrk run over tiles already served. Last in each run,
+# cold CPU per stored tile is measured again in PAIRS (default 4) pairs of
+# the pread limit and ours run back to back over the whole full-resolution
+# level, and the summary gives the median of the pairs' ratios.
 #
 # Needs: make build; the peers installed (../shared/peers/*/install.sh); the
 # slides (../shared/peers/make-slide.sh, in /tmp/peers/data). Results go to
@@ -67,17 +70,23 @@ cpu_ns() {
 # request, one at a time) then warm (wrk over the same URLs), appended to
 # the row's summary.
 cpu_per_request() {
-	local label=$1 list=$2 a b n reqs cold_us warm_us
-	n=$(grep -c . "$list")
-	a=$(cpu_ns "$SERVER_PID")
-	"$W/seq-latency.sh" "http://$ADDR" "$list" > /dev/null
-	b=$(cpu_ns "$SERVER_PID")
-	cold_us=$(echo "scale=1; ($b - $a) / 1000 / $n" | bc)
+	local label=$1 list=$2 a b reqs cold_us warm_us
+	cold_us=$(cold_cpu "$list")
 	a=$(cpu_ns "$SERVER_PID")
 	reqs=$(wrk -t2 -c32 -d5s -s "$W/urls.lua" "http://$ADDR" -- "$list" 2 | awk '/requests in/ { print $1 }')
 	b=$(cpu_ns "$SERVER_PID")
 	warm_us=$(echo "scale=1; ($b - $a) / 1000 / $reqs" | bc)
 	echo "  cpu   cold=${cold_us}us/req warm=${warm_us}us/req" | tee -a "$OUT_DIR/$label.summary.txt"
+}
+# cold_cpu LIST: server CPU per request (us) over each URL's first
+# request, one at a time.
+cold_cpu() {
+	local a b n
+	n=$(grep -c . "$1")
+	a=$(cpu_ns "$SERVER_PID")
+	"$W/seq-latency.sh" "http://$ADDR" "$1" > /dev/null
+	b=$(cpu_ns "$SERVER_PID")
+	echo "scale=1; ($b - $a) / 1000 / $n" | bc
 }
 item_id() { # name
 	curl -s "http://$ADDR/api/v1/item?text=$1" |
@@ -127,6 +136,40 @@ limit() {
 		stop_server
 	done
 }
+# cold_pairs PAIRS: cold CPU per stored tile of ours (memory cache) and of
+# the pread limit, alternately on fresh servers, over every tile of the
+# slide's full-resolution level, PAIRS times. The two halves of a pair run
+# seconds apart, so each pair's ratio is free of the drift between rows
+# minutes apart (this shared machine's CPU time per request wanders by a
+# third over minutes); the summary gives the median of all pairs' ratios.
+cold_pairs() {
+	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id pread_us ours_us
+	start_ours cold-pairs --cache memory || return
+	for _ in $(seq 50); do id=$(item_id slide.tif 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
+	curl -s "http://$ADDR/api/v1/item/$id/tiles" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+z = m["levels"] - 1
+for y in range(-(-m["sizeY"] // m["tileHeight"])):
+    for x in range(-(-m["sizeX"] // m["tileWidth"])):
+        print(z, x, y)' > "$all"
+	stop_server
+	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$all" > "$all.limit"
+	for i in $(seq "$pairs"); do
+		page_in
+		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode pread > "$OUT_DIR/cold-pairs.limit.log" 2>&1 &
+		SERVER_PID=$!
+		wait_healthy || return
+		pread_us=$(cold_cpu "$all.limit")
+		stop_server
+		start_ours cold-pairs --cache memory || return
+		for _ in $(seq 50); do id=$(item_id slide.tif 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
+		sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$all" > "$all.ours"
+		ours_us=$(cold_cpu "$all.ours")
+		stop_server
+		echo "pair $i tiles=$(grep -c . "$all") pread=${pread_us}us ours=${ours_us}us" | tee -a "$OUT_DIR/cold-pairs.txt"
+	done
+}
 peer() { # label start stop base list warm
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
 	page_in
@@ -156,6 +199,8 @@ for run in $(seq "$RUNS"); do
 	peer osdz-gunicorn-4x-z6 "SLIDE=$DATA/slide-4x.tif $P/openslide-deepzoom/start.sh gunicorn" \
 		"$P/openslide-deepzoom/stop.sh" $OSD $U/osdz-z6.txt /slide.dzi
 	ours ours-4x-z6 slide-4x.tif 6 --cache memory
+	rm -f "$OUT_DIR/cold-pairs.txt"
+	cold_pairs "${PAIRS:-4}"
 done
 
 # Medians over the runs: cold mean latency, warm throughput and p99 (wrk
@@ -196,4 +241,14 @@ print(f"cold CPU/req ours-memory / limit-pread = {ratio('ours-memory-z7', 'limit
 print(f"cold mean    ours-memory / limit-pread = {ratio('ours-memory-z7', 'limit-pread-z7', 'cold'):.2f}")
 print(f"missing level, cold CPU/req ours-4x / limit-pread-4x = {ratio('ours-4x-z6', 'limit-pread-4x-z6', 'cpu_cold'):.2f}")
 print(f"missing level, cold mean    ours-4x / limit-pread-4x = {ratio('ours-4x-z6', 'limit-pread-4x-z6', 'cold'):.2f}")
+pairs = []
+for run in range(1, int(sys.argv[1]) + 1):
+    for f in glob.glob(f"/tmp/peers/results-{run}/cold-pairs.txt"):
+        for m in re.finditer(r"pread=([\d.]+)us ours=([\d.]+)us", open(f).read()):
+            pairs.append((float(m.group(1)), float(m.group(2))))
+if pairs:
+    ratios = sorted(o / p for p, o in pairs)
+    print(f"cold CPU/req ours-memory / limit-pread, {len(pairs)} pairs over the whole level: "
+          f"median {med(ratios):.2f} (range {ratios[0]:.2f}-{ratios[-1]:.2f}; "
+          f"pread {med([p for p, _ in pairs]):.1f} us, ours {med([o for _, o in pairs]):.1f} us)")
 EOF
