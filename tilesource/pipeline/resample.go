@@ -184,6 +184,12 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 		}
 		in := src
 		inRows(h, h*stride*len(vc.k[0]), func(y0, y1 int) {
+			if rows := newPackedRows(vc, stride); rows != nil {
+				for yy := y0; yy < y1; yy++ {
+					rows.resampleColumns(tmp.Pix[yy*stride:(yy+1)*stride], in.Pix, vc.start[yy], vc.k[yy], zero)
+				}
+				return
+			}
 			acc := make([]int64, stride)
 			for yy := y0; yy < y1; yy++ {
 				s0, k := vc.start[yy], vc.k[yy]
@@ -387,6 +393,85 @@ func unpackLanes(v uint64) (lo, hi uint8) {
 	l := int64(int32(uint32(v)))
 	h := (int64(v) - l) >> 32
 	return clip8(l + pilHalf), clip8(h + pilHalf)
+}
+
+// packedRows is the vertical pass's view of its input: rows packed two
+// samples to a uint64 (as packedLanes packs bands), each packed once and
+// kept while the outputs that read it are made. Output rows read
+// consecutive input rows, moving down, so a ring of as many rows as the
+// longest kernel holds every row an output needs.
+type packedRows struct {
+	stride int
+	ring   []uint64 // len(tag) rows of (stride+1)/2 words
+	tag    []int    // the input row each slot holds, -1 for none
+	acc    []uint64
+}
+
+// maxPackedRows bounds the ring: a tall shrink (a kernel of thousands of
+// rows) takes the unpacked loop instead.
+const maxPackedRows = 8 << 20
+
+// newPackedRows returns the packed view for the vertical pass of vc over
+// rows of stride samples, or nil when vc is not packable or the ring
+// would be too large.
+func newPackedRows(vc pilCoeffs, stride int) *packedRows {
+	taps := 0
+	for _, k := range vc.k {
+		taps = max(taps, len(k))
+	}
+	words := (stride + 1) / 2
+	if !vc.packable || taps*words*8 > maxPackedRows {
+		return nil
+	}
+	r := &packedRows{stride: stride, ring: make([]uint64, taps*words), tag: make([]int, taps),
+		acc: make([]uint64, words)}
+	for i := range r.tag {
+		r.tag[i] = -1
+	}
+	return r
+}
+
+// row returns input row y of pix, packed.
+func (r *packedRows) row(pix []uint8, y int) []uint64 {
+	words := len(r.acc)
+	slot := y % len(r.tag)
+	packed := r.ring[slot*words : (slot+1)*words]
+	if r.tag[slot] != y {
+		src := pix[y*r.stride : (y+1)*r.stride]
+		pairs := packed[:r.stride/2]
+		for i := range pairs {
+			p := src[2*i : 2*i+2 : 2*i+2]
+			pairs[i] = uint64(p[0]) | uint64(p[1])<<32
+		}
+		if r.stride%2 == 1 {
+			packed[words-1] = uint64(src[r.stride-1])
+		}
+		r.tag[slot] = y
+	}
+	return packed
+}
+
+// resampleColumns makes output row out from the rows of pix from s0 on,
+// weighted by k; rows marked zero are black and add nothing.
+func (r *packedRows) resampleColumns(out, pix []uint8, s0 int, k []int32, zero []bool) {
+	acc := r.acc
+	clear(acc)
+	for y, kv := range k {
+		if zero[s0+y] {
+			continue
+		}
+		row := r.row(pix, s0+y)[:len(acc)]
+		k64 := uint64(int64(kv))
+		for i, v := range row {
+			acc[i] += v * k64
+		}
+	}
+	for i, v := range acc[:r.stride/2] {
+		out[2*i], out[2*i+1] = unpackLanes(v)
+	}
+	if r.stride%2 == 1 {
+		out[r.stride-1], _ = unpackLanes(acc[len(acc)-1])
+	}
 }
 
 // nonZeroEnd is one past the last pixel of row (nb bytes each) that is

@@ -60,6 +60,9 @@ func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 	if !precomputeCoeffs(2220, 555, pilLanczos).packable || !precomputeCoeffs(40, 97, pilBicubic).packable {
 		t.Fatal("Pillow's filters are not packable")
 	}
+	if newPackedRows(precomputeCoeffs(4000, 20, pilLanczos), 600*3) != nil {
+		t.Fatal("a 200× vertical shrink of 600 RGB pixels packs its rows: the unpacked loop goes untested")
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	fills := map[string]func(i, x, nb int) uint8{
 		"noise": func(int, int, int) uint8 { return uint8(rng.IntN(256)) },
@@ -77,6 +80,8 @@ func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 			{5, 3, 2, 7, pilLanczos}, {300, 200, 75, 50, pilLanczos}, {10, 12, 17, 5, lopsided},
 			// Passes large enough to be split across the cores.
 			{1200, 900, 300, 225, pilLanczos}, {400, 300, 1500, 1200, pilBicubic},
+			// A kernel too tall for the packed rows' ring (3 bands and up).
+			{600, 4000, 600, 20, pilLanczos},
 		} {
 			for name, fill := range fills {
 				if name != "noise" && c.w*c.h > 300*200 {
