@@ -291,11 +291,11 @@ func resampleRowN(out, row []uint8, hc *pilCoeffs, nb int, end int) {
 // packedLanes holds a row of 2 to 4 bands with two bands to a uint64:
 // band 2j in the low 32 bits of lane j, band 2j+1 (if any) in the high 32
 // bits. One 64-bit multiply-add by a weight then advances both bands'
-// sums: the packed sum is H·2³² + L, and as each band's true sum L, H
-// fits in int32 (pilCoeffs.packable), L is the low 32 bits read as
-// signed and H is (sum − L) / 2³². The horizontal pass of a 4× shrink
-// is most of a region's time; this makes it about a fifth faster than a
-// multiply per band.
+// sums: the packed sum is H·2³² + L where L and H are the two bands' true
+// sums, and as both fit in int32 (pilCoeffs.packable), L is the low 32
+// bits read as signed and H is (sum − L) / 2³². The horizontal pass of a
+// 4× shrink is most of a region's time; this makes it about a fifth
+// faster than a multiply per band.
 type packedLanes struct {
 	nb    int
 	lanes [2][]uint64
@@ -420,7 +420,7 @@ func newPackedRows(vc pilCoeffs, stride int) *packedRows {
 		taps = max(taps, len(k))
 	}
 	words := (stride + 1) / 2
-	if !vc.packable || taps*words*8 > maxPackedRows {
+	if !vc.packable || taps == 0 || taps*words*8 > maxPackedRows {
 		return nil
 	}
 	r := &packedRows{stride: stride, ring: make([]uint64, taps*words), tag: make([]int, taps),
