@@ -92,6 +92,12 @@ item_id() { # name
 	curl -s "http://$ADDR/api/v1/item?text=$1" |
 		python3 -c "import json,sys; print([i['_id'] for i in json.load(sys.stdin) if i['name']=='$1'][0])"
 }
+# wait_item NAME: the id of item NAME once the fresh server has imported it.
+wait_item() {
+	local id
+	for _ in $(seq 50); do id=$(item_id "$1" 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
+	echo "$id"
+}
 start_ours() { # label extra-args...
 	local label=$1
 	shift
@@ -107,7 +113,7 @@ ours() { # label slide-name zlevel extra-args...
 	shift 3
 	start_ours "$label" "$@" || return
 	local id list=$OUT_DIR/$label.urls
-	for _ in $(seq 50); do id=$(item_id "$name" 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
+	id=$(wait_item "$name")
 	sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$U/tiles-z$z.txt" > "$list"
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
 	"$W/bench-one.sh" "$label" "http://$ADDR" "$list" "/api/v1/item/$id/tiles"
@@ -145,7 +151,7 @@ limit() {
 cold_pairs() {
 	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id pread_us ours_us
 	start_ours cold-pairs --cache memory || return
-	for _ in $(seq 50); do id=$(item_id slide.tif 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
+	id=$(wait_item slide.tif)
 	curl -s "http://$ADDR/api/v1/item/$id/tiles" | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
@@ -163,7 +169,7 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 		pread_us=$(cold_cpu "$all.limit")
 		stop_server
 		start_ours cold-pairs --cache memory || return
-		for _ in $(seq 50); do id=$(item_id slide.tif 2> /dev/null) && [ -n "$id" ] && break; sleep 0.1; done
+		id=$(wait_item slide.tif)
 		sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$all" > "$all.ours"
 		ours_us=$(cold_cpu "$all.ours")
 		stop_server

@@ -346,11 +346,7 @@ func (l *packedLanes) resampleRow(out, row []uint8, hc *pilCoeffs, end int) {
 func (l *packedLanes) pack(row []uint8) {
 	switch l.nb {
 	case 2:
-		l0 := l.lanes[0][:len(row)/2]
-		for i := range l0 {
-			p := row[i*2 : i*2+2 : i*2+2]
-			l0[i] = uint64(p[0]) | uint64(p[1])<<32
-		}
+		packPairs(l.lanes[0], row)
 	case 3:
 		l0, l1 := l.lanes[0][:len(row)/3], l.lanes[1][:len(row)/3]
 		for i := range l0 {
@@ -365,6 +361,19 @@ func (l *packedLanes) pack(row []uint8) {
 			l0[i] = uint64(p[0]) | uint64(p[1])<<32
 			l1[i] = uint64(p[2]) | uint64(p[3])<<32
 		}
+	}
+}
+
+// packPairs packs src two samples to a word of dst (the first in the low
+// half); an odd last sample gets a word of its own.
+func packPairs(dst []uint64, src []uint8) {
+	pairs := dst[:len(src)/2]
+	for i := range pairs {
+		p := src[2*i : 2*i+2 : 2*i+2]
+		pairs[i] = uint64(p[0]) | uint64(p[1])<<32
+	}
+	if len(src)%2 == 1 {
+		dst[len(pairs)] = uint64(src[len(src)-1])
 	}
 }
 
@@ -437,15 +446,7 @@ func (r *packedRows) row(pix []uint8, y int) []uint64 {
 	slot := y % len(r.tag)
 	packed := r.ring[slot*words : (slot+1)*words]
 	if r.tag[slot] != y {
-		src := pix[y*r.stride : (y+1)*r.stride]
-		pairs := packed[:r.stride/2]
-		for i := range pairs {
-			p := src[2*i : 2*i+2 : 2*i+2]
-			pairs[i] = uint64(p[0]) | uint64(p[1])<<32
-		}
-		if r.stride%2 == 1 {
-			packed[words-1] = uint64(src[r.stride-1])
-		}
+		packPairs(packed, pix[y*r.stride:(y+1)*r.stride])
 		r.tag[slot] = y
 	}
 	return packed
