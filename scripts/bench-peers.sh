@@ -15,9 +15,10 @@
 # limits it also measures server CPU per request (from
 # /proc/PID/task/*/schedstat): cold = every tile's first request on a fresh
 # server, warm = a wrk run over tiles already served. Last in each run,
-# cold CPU per stored tile is measured again in PAIRS (default 4) pairs of
-# the pread limit and ours run back to back over the whole full-resolution
-# level, and the summary gives the median of the pairs' ratios.
+# cold CPU per stored tile is measured again in PAIRS (default 4) rounds of
+# the pread limit, ours, the map limit and ours without a tile cache run
+# back to back over the whole full-resolution level, and the summary gives
+# the median of the rounds' ratios to the pread server.
 #
 # Needs: make build; the peers installed (../shared/peers/*/install.sh); the
 # slides (../shared/peers/make-slide.sh, in /tmp/peers/data). Results go to
@@ -142,14 +143,17 @@ limit() {
 		stop_server
 	done
 }
-# cold_pairs PAIRS: cold CPU per stored tile of ours (memory cache) and of
-# the pread limit, alternately on fresh servers, over every tile of the
-# slide's full-resolution level, PAIRS times. The two halves of a pair run
-# seconds apart, so each pair's ratio is free of the drift between rows
-# minutes apart (this shared machine's CPU time per request wanders by a
-# third over minutes); the summary gives the median of all pairs' ratios.
+# cold_pairs PAIRS: cold CPU per stored tile over every tile of the
+# slide's full-resolution level, on fresh servers run back to back: the
+# pread limit, ours (memory cache), then the two that split the
+# difference: the map limit (the pread server plus keeping each tile in
+# memory) and ours with no tile cache (ours minus keeping). PAIRS times.
+# The servers of a round run seconds apart, so each round's ratios are
+# free of the drift between rows minutes apart (this shared machine's CPU
+# time per request wanders by a third over minutes); the summary gives
+# the median of all rounds' ratios.
 cold_pairs() {
-	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id pread_us ours_us
+	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id pread_us ours_us map_us none_us
 	start_ours cold-pairs --cache memory || return
 	id=$(wait_item slide.tif)
 	curl -s "http://$ADDR/api/v1/item/$id/tiles" | python3 -c '
@@ -162,19 +166,32 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 	stop_server
 	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$all" > "$all.limit"
 	for i in $(seq "$pairs"); do
-		page_in
-		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode pread > "$OUT_DIR/cold-pairs.limit.log" 2>&1 &
-		SERVER_PID=$!
-		wait_healthy || return
-		pread_us=$(cold_cpu "$all.limit")
-		stop_server
-		start_ours cold-pairs --cache memory || return
-		id=$(wait_item slide.tif)
-		sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$all" > "$all.ours"
-		ours_us=$(cold_cpu "$all.ours")
-		stop_server
-		echo "pair $i tiles=$(grep -c . "$all") pread=${pread_us}us ours=${ours_us}us" | tee -a "$OUT_DIR/cold-pairs.txt"
+		pread_us=$(cold_limit pread) || return
+		ours_us=$(cold_ours --cache memory) || return
+		map_us=$(cold_limit map) || return
+		none_us=$(cold_ours --cache none) || return
+		echo "pair $i tiles=$(grep -c . "$all") pread=${pread_us}us ours=${ours_us}us map=${map_us}us ours-nocache=${none_us}us" |
+			tee -a "$OUT_DIR/cold-pairs.txt"
 	done
+}
+# cold_limit MODE: cold CPU per tile of a fresh limit server over the
+# level of cold_pairs.
+cold_limit() {
+	page_in
+	"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode "$1" > "$OUT_DIR/cold-pairs.limit.log" 2>&1 &
+	SERVER_PID=$!
+	wait_healthy || return
+	cold_cpu "$OUT_DIR/cold-pairs.tiles.limit"
+	stop_server
+}
+# cold_ours ARGS...: the same for a fresh server of ours.
+cold_ours() {
+	local all=$OUT_DIR/cold-pairs.tiles id
+	start_ours cold-pairs "$@" || return
+	id=$(wait_item slide.tif)
+	sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$all" > "$all.ours"
+	cold_cpu "$all.ours"
+	stop_server
 }
 peer() { # label start stop base list warm
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
@@ -250,11 +267,19 @@ print(f"missing level, cold mean    ours-4x / limit-pread-4x = {ratio('ours-4x-z
 pairs = []
 for run in range(1, int(sys.argv[1]) + 1):
     for f in glob.glob(f"/tmp/peers/results-{run}/cold-pairs.txt"):
-        for m in re.finditer(r"pread=([\d.]+)us ours=([\d.]+)us", open(f).read()):
-            pairs.append((float(m.group(1)), float(m.group(2))))
+        for line in open(f):
+            v = dict((k, float(x)) for k, x in re.findall(r"([\w-]+)=([\d.]+)us", line))
+            if "pread" in v and "ours" in v:
+                pairs.append(v)
 if pairs:
-    ratios = sorted(o / p for p, o in pairs)
-    print(f"cold CPU/req ours-memory / limit-pread, {len(pairs)} pairs over the whole level: "
-          f"median {med(ratios):.2f} (range {ratios[0]:.2f}-{ratios[-1]:.2f}; "
-          f"pread {med([p for p, _ in pairs]):.1f} us, ours {med([o for _, o in pairs]):.1f} us)")
+    def pair_ratio(name, label):
+        rs = sorted(p[name] / p["pread"] for p in pairs if name in p)
+        if rs:
+            print(f"  {label:44} median {med(rs):.2f} (range {rs[0]:.2f}-{rs[-1]:.2f}; "
+                  f"{med([p[name] for p in pairs if name in p]):.1f} us per tile)")
+    print(f"cold CPU per stored tile / limit-pread ({med([p['pread'] for p in pairs]):.1f} us), "
+          f"{len(pairs)} rounds over the whole level:")
+    pair_ratio("ours", "ours-memory")
+    pair_ratio("map", "limit-map (pread + keeping every tile)")
+    pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
 EOF
