@@ -20,8 +20,9 @@
 # back to back over the whole full-resolution level, and the summary gives
 # the median of the rounds' ratios to the pread server.
 #
-# Needs: make build; the peers installed (../shared/peers/*/install.sh); the
-# slides (../shared/peers/make-slide.sh, in /tmp/peers/data). Results go to
+# It builds ours (make build), installs wrk and the peers
+# (../shared/peers/*/install.sh) when they are missing, and makes the
+# slides (../shared/peers/make-slide.sh, in /tmp/peers/data) once. Results go to
 # /tmp/peers/results-N/ and a summary of medians is printed at the end.
 # Servers are stopped by the PID they were started with, never by name.
 set -uo pipefail
@@ -34,7 +35,12 @@ RUNS=${1:-3}
 ADDR=127.0.0.1:18090
 SLIDES=/tmp/peers/tileserver-slides
 
-[ -x "$BIN" ] && [ -x "$LIMIT" ] || { echo "run make build first" >&2; exit 1; }
+# Ours is built from this checkout (make build: seconds when up to date),
+# and wrk, bc and the peers' Debian packages are installed when missing
+# (the install scripts skip what is there).
+make -C "$HERE" build > /dev/null || exit 1
+"$P/install-debs.sh" wrk bc curl || exit 1
+"$P/iipimage/install.sh" && "$P/openslide-deepzoom/install.sh" || exit 1
 [ -f $DATA/slide.tif ] || "$P/make-slide.sh" "$DATA"
 [ -f $U/tiles-z7.txt ] || "$W/make-urls.sh" "$U" > /dev/null
 # The slide root must hold the files themselves (links leaving it are
