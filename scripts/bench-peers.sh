@@ -18,7 +18,8 @@
 # cold CPU per stored tile is measured again in PAIRS (default 4) rounds of
 # the pread limit, ours, the map limit and ours without a tile cache run
 # back to back over the whole full-resolution level, and the summary gives
-# the median of the rounds' ratios to the pread server.
+# the median of the rounds' ratios to the pread server. Warm hits are
+# measured again the same way, in PAIRS pairs of the map limit and ours.
 #
 # It builds ours (make build), installs wrk and the peers
 # (../shared/peers/*/install.sh) when they are missing, and makes the
@@ -199,6 +200,44 @@ cold_ours() {
 	cold_cpu "$all.ours"
 	stop_server
 }
+# warm_pairs PAIRS: warm hits of the map limit and ours (memory cache),
+# back to back on fresh servers, PAIRS times: each server gets the 2000
+# tiles of the z7 list requested once, a 3 s wrk warm-up, then a 10 s wrk
+# run (-t2 -c32) whose requests per second and server CPU per request are
+# recorded. As with cold_pairs, the rows above run minutes apart; each
+# pair's ratio does not.
+warm_pairs() {
+	local pairs=$1 i map ours id list
+	for i in $(seq "$pairs"); do
+		page_in
+		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode map > "$OUT_DIR/warm-pairs.limit.log" 2>&1 &
+		SERVER_PID=$!
+		wait_healthy || return
+		list=$OUT_DIR/warm-pairs.limit.urls
+		sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
+		map=$(warm_run "$list")
+		stop_server
+		start_ours warm-pairs --cache memory || return
+		id=$(wait_item slide.tif)
+		list=$OUT_DIR/warm-pairs.ours.urls
+		sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
+		ours=$(warm_run "$list")
+		stop_server
+		echo "warm pair $i map=$map ours=$ours" | tee -a "$OUT_DIR/warm-pairs.txt"
+	done
+}
+# warm_run LIST: primes the server with every URL of LIST, then prints
+# "REQ_PER_S/CPU_US_PER_REQ" of a 10 s wrk run over them.
+warm_run() {
+	local a b out reqs
+	"$W/seq-latency.sh" "http://$ADDR" "$1" > /dev/null
+	wrk -t2 -c32 -d3s -s "$W/urls.lua" "http://$ADDR" -- "$1" 2 > /dev/null
+	a=$(cpu_ns "$SERVER_PID")
+	out=$(wrk -t2 -c32 -d10s -s "$W/urls.lua" "http://$ADDR" -- "$1" 2)
+	b=$(cpu_ns "$SERVER_PID")
+	reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
+	echo "$(echo "$out" | awk '/Requests\/sec:/ { print $2 }')/$(echo "scale=1; ($b - $a) / 1000 / $reqs" | bc)"
+}
 peer() { # label start stop base list warm
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
 	page_in
@@ -228,8 +267,9 @@ for run in $(seq "$RUNS"); do
 	peer osdz-gunicorn-4x-z6 "SLIDE=$DATA/slide-4x.tif $P/openslide-deepzoom/start.sh gunicorn" \
 		"$P/openslide-deepzoom/stop.sh" $OSD $U/osdz-z6.txt /slide.dzi
 	ours ours-4x-z6 slide-4x.tif 6 --cache memory
-	rm -f "$OUT_DIR/cold-pairs.txt"
+	rm -f "$OUT_DIR/cold-pairs.txt" "$OUT_DIR/warm-pairs.txt"
 	cold_pairs "${PAIRS:-4}"
+	warm_pairs "${PAIRS:-4}"
 done
 
 # Medians over the runs: cold mean latency, warm throughput and p99 (wrk
@@ -288,4 +328,15 @@ if pairs:
     pair_ratio("ours", "ours-memory")
     pair_ratio("map", "limit-map (pread + keeping every tile)")
     pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
+warm = []
+for run in range(1, int(sys.argv[1]) + 1):
+    for f in glob.glob(f"/tmp/peers/results-{run}/warm-pairs.txt"):
+        for m in re.finditer(r"map=([\d.]+)/([\d.]+) ours=([\d.]+)/([\d.]+)", open(f).read()):
+            warm.append([float(x) for x in m.groups()])
+if warm:
+    rps = sorted(w[2] / w[0] for w in warm)
+    cpu = sorted(w[3] / w[1] for w in warm)
+    print(f"warm hits, ours-memory / limit-map, {len(warm)} back-to-back pairs: req/s median {med(rps):.2f} "
+          f"(range {rps[0]:.2f}-{rps[-1]:.2f}; map {med([w[0] for w in warm]):.0f}, ours {med([w[2] for w in warm]):.0f}), "
+          f"CPU per request median {med(cpu):.2f} (map {med([w[1] for w in warm]):.1f} us, ours {med([w[3] for w in warm]):.1f} us)")
 EOF
