@@ -182,19 +182,20 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 	done
 }
 # cold_limit MODE: cold CPU per tile of a fresh limit server over the
-# level of cold_pairs.
+# level of cold_pairs. It runs in a command substitution, where the EXIT
+# trap does not reach: a server that failed to start is stopped here.
 cold_limit() {
 	page_in
 	"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode "$1" > "$OUT_DIR/cold-pairs.limit.log" 2>&1 &
 	SERVER_PID=$!
-	wait_healthy || return
+	wait_healthy || { stop_server; return 1; }
 	cold_cpu "$OUT_DIR/cold-pairs.tiles.limit"
 	stop_server
 }
 # cold_ours ARGS...: the same for a fresh server of ours.
 cold_ours() {
 	local all=$OUT_DIR/cold-pairs.tiles id
-	start_ours cold-pairs "$@" || return
+	start_ours cold-pairs "$@" || { stop_server; return 1; }
 	id=$(wait_item slide.tif)
 	sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$all" > "$all.ours"
 	cold_cpu "$all.ours"
@@ -212,12 +213,12 @@ warm_pairs() {
 		page_in
 		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode map > "$OUT_DIR/warm-pairs.limit.log" 2>&1 &
 		SERVER_PID=$!
-		wait_healthy || return
+		wait_healthy || { stop_server; return 1; }
 		list=$OUT_DIR/warm-pairs.limit.urls
 		sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
 		map=$(warm_run "$list")
 		stop_server
-		start_ours warm-pairs --cache memory || return
+		start_ours warm-pairs --cache memory || { stop_server; return 1; }
 		id=$(wait_item slide.tif)
 		list=$OUT_DIR/warm-pairs.ours.urls
 		sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
