@@ -116,13 +116,25 @@ start_ours() { # label extra-args...
 	SERVER_PID=$!
 	wait_healthy
 }
+# start_limit LABEL MODE SLIDE: a fresh limit server over slide SLIDE.
+start_limit() {
+	page_in
+	"$LIMIT" -slide "$DATA/$3" -addr $ADDR -mode "$2" > "$OUT_DIR/$1.server.log" 2>&1 &
+	SERVER_PID=$!
+	wait_healthy
+}
+# tile_urls ITEM TILES OUT: the zxy URLs of item ITEM ("limit" for the limit
+# servers) for the "z x y" lines of TILES, written to OUT.
+tile_urls() {
+	sed "s#^#/api/v1/item/$1/tiles/zxy/#; s# #/#g" "$2" > "$3"
+}
 ours() { # label slide-name zlevel extra-args...
 	local label=$1 name=$2 z=$3
 	shift 3
 	start_ours "$label" "$@" || return
 	local id list=$OUT_DIR/$label.urls
 	id=$(wait_item "$name")
-	sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$U/tiles-z$z.txt" > "$list"
+	tile_urls "$id" "$U/tiles-z$z.txt" "$list"
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
 	"$W/bench-one.sh" "$label" "http://$ADDR" "$list" "/api/v1/item/$id/tiles"
 	stop_server
@@ -135,12 +147,9 @@ ours() { # label slide-name zlevel extra-args...
 # level Z.
 limit() {
 	local label=$1 mode=$2 slide=$3 z=$4 list=$OUT_DIR/$1.urls pass
-	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z$z.txt" > "$list"
+	tile_urls limit "$U/tiles-z$z.txt" "$list"
 	for pass in bench cpu; do
-		page_in
-		"$LIMIT" -slide "$DATA/$slide" -addr $ADDR -mode "$mode" > "$OUT_DIR/$label.server.log" 2>&1 &
-		SERVER_PID=$!
-		wait_healthy || return
+		start_limit "$label" "$mode" "$slide" || return
 		if [ $pass = bench ]; then
 			"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
 			"$W/bench-one.sh" "$label" "http://$ADDR" "$list" /healthz
@@ -171,7 +180,7 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
     for x in range(-(-m["sizeX"] // m["tileWidth"])):
         print(z, x, y)' > "$all"
 	stop_server
-	sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$all" > "$all.limit"
+	tile_urls limit "$all" "$all.limit"
 	for i in $(seq "$pairs"); do
 		pread_us=$(cold_limit pread) || return
 		ours_us=$(cold_ours --cache memory) || return
@@ -185,10 +194,7 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 # level of cold_pairs. It runs in a command substitution, where the EXIT
 # trap does not reach: a server that failed to start is stopped here.
 cold_limit() {
-	page_in
-	"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode "$1" > "$OUT_DIR/cold-pairs.limit.log" 2>&1 &
-	SERVER_PID=$!
-	wait_healthy || { stop_server; return 1; }
+	start_limit cold-pairs.limit "$1" slide.tif || { stop_server; return 1; }
 	cold_cpu "$OUT_DIR/cold-pairs.tiles.limit"
 	stop_server
 }
@@ -197,7 +203,7 @@ cold_ours() {
 	local all=$OUT_DIR/cold-pairs.tiles id
 	start_ours cold-pairs "$@" || { stop_server; return 1; }
 	id=$(wait_item slide.tif)
-	sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$all" > "$all.ours"
+	tile_urls "$id" "$all" "$all.ours"
 	cold_cpu "$all.ours"
 	stop_server
 }
@@ -210,18 +216,15 @@ cold_ours() {
 warm_pairs() {
 	local pairs=$1 i map ours id list
 	for i in $(seq "$pairs"); do
-		page_in
-		"$LIMIT" -slide "$DATA/slide.tif" -addr $ADDR -mode map > "$OUT_DIR/warm-pairs.limit.log" 2>&1 &
-		SERVER_PID=$!
-		wait_healthy || { stop_server; return 1; }
+		start_limit warm-pairs.limit map slide.tif || { stop_server; return 1; }
 		list=$OUT_DIR/warm-pairs.limit.urls
-		sed "s#^#/api/v1/item/limit/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
+		tile_urls limit "$U/tiles-z7.txt" "$list"
 		map=$(warm_run "$list")
 		stop_server
 		start_ours warm-pairs --cache memory || { stop_server; return 1; }
 		id=$(wait_item slide.tif)
 		list=$OUT_DIR/warm-pairs.ours.urls
-		sed "s#^#/api/v1/item/$id/tiles/zxy/#; s# #/#g" "$U/tiles-z7.txt" > "$list"
+		tile_urls "$id" "$U/tiles-z7.txt" "$list"
 		ours=$(warm_run "$list")
 		stop_server
 		echo "warm pair $i map=$map ours=$ours" | tee -a "$OUT_DIR/warm-pairs.txt"
