@@ -180,32 +180,14 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
     for x in range(-(-m["sizeX"] // m["tileWidth"])):
         print(z, x, y)' > "$all"
 	stop_server
-	tile_urls limit "$all" "$all.limit"
 	for i in $(seq "$pairs"); do
-		pread_us=$(cold_limit pread) || return
-		ours_us=$(cold_ours --cache memory) || return
-		map_us=$(cold_limit map) || return
-		none_us=$(cold_ours --cache none) || return
+		pread_us=$(on_limit pread "$all" cold_cpu) || return
+		ours_us=$(on_ours "$all" cold_cpu --cache memory) || return
+		map_us=$(on_limit map "$all" cold_cpu) || return
+		none_us=$(on_ours "$all" cold_cpu --cache none) || return
 		echo "pair $i tiles=$(grep -c . "$all") pread=${pread_us}us ours=${ours_us}us map=${map_us}us ours-nocache=${none_us}us" |
 			tee -a "$OUT_DIR/cold-pairs.txt"
 	done
-}
-# cold_limit MODE: cold CPU per tile of a fresh limit server over the
-# level of cold_pairs. It runs in a command substitution, where the EXIT
-# trap does not reach: a server that failed to start is stopped here.
-cold_limit() {
-	start_limit cold-pairs.limit "$1" slide.tif || { stop_server; return 1; }
-	cold_cpu "$OUT_DIR/cold-pairs.tiles.limit"
-	stop_server
-}
-# cold_ours ARGS...: the same for a fresh server of ours.
-cold_ours() {
-	local all=$OUT_DIR/cold-pairs.tiles id
-	start_ours cold-pairs "$@" || { stop_server; return 1; }
-	id=$(wait_item slide.tif)
-	tile_urls "$id" "$all" "$all.ours"
-	cold_cpu "$all.ours"
-	stop_server
 }
 # warm_pairs PAIRS: warm hits of the map limit and ours (memory cache),
 # back to back on fresh servers, PAIRS times: each server gets the 2000
@@ -214,21 +196,33 @@ cold_ours() {
 # recorded. As with cold_pairs, the rows above run minutes apart; each
 # pair's ratio does not.
 warm_pairs() {
-	local pairs=$1 i map ours id list
+	local pairs=$1 i map ours
 	for i in $(seq "$pairs"); do
-		start_limit warm-pairs.limit map slide.tif || { stop_server; return 1; }
-		list=$OUT_DIR/warm-pairs.limit.urls
-		tile_urls limit "$U/tiles-z7.txt" "$list"
-		map=$(warm_run "$list")
-		stop_server
-		start_ours warm-pairs --cache memory || { stop_server; return 1; }
-		id=$(wait_item slide.tif)
-		list=$OUT_DIR/warm-pairs.ours.urls
-		tile_urls "$id" "$U/tiles-z7.txt" "$list"
-		ours=$(warm_run "$list")
-		stop_server
+		map=$(on_limit map "$U/tiles-z7.txt" warm_run) || return
+		ours=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return
 		echo "warm pair $i map=$map ours=$ours" | tee -a "$OUT_DIR/warm-pairs.txt"
 	done
+}
+# on_limit MODE TILES MEASURE and on_ours TILES MEASURE ARGS...: start a
+# fresh limit server (over slide.tif) or server of ours, run MEASURE over
+# the URLs of the "z x y" lines of TILES, print what it printed and stop
+# the server. They run in command substitutions, where the EXIT trap does
+# not reach, so they stop a server that failed to start too.
+on_limit() {
+	local list=$OUT_DIR/pairs.limit.urls
+	start_limit pairs.limit "$1" slide.tif || { stop_server; return 1; }
+	tile_urls limit "$2" "$list"
+	"$3" "$list"
+	stop_server
+}
+on_ours() {
+	local tiles=$1 measure=$2 id list=$OUT_DIR/pairs.ours.urls
+	shift 2
+	start_ours pairs "$@" || { stop_server; return 1; }
+	id=$(wait_item slide.tif)
+	tile_urls "$id" "$tiles" "$list"
+	"$measure" "$list"
+	stop_server
 }
 # warm_run LIST: primes the server with every URL of LIST, then prints
 # "REQ_PER_S/CPU_US_PER_REQ" of a 10 s wrk run over them.
