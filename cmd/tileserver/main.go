@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tileserver/tileserver/coarsedeadline"
 	"github.com/tileserver/tileserver/girder"
 	"github.com/tileserver/tileserver/girder/store"
 	"github.com/tileserver/tileserver/girder/web"
@@ -48,6 +49,10 @@ func workDefaults(pixels int64, queue, cores int) (int64, int) {
 	}
 	return pixels, queue
 }
+
+// deadlineResolution is how late past its time a connection's read, write
+// or idle timeout may take effect (package coarsedeadline).
+const deadlineResolution = 500 * time.Millisecond
 
 // heapSamplingOff turns Go's heap-profile sampling off once per process
 // (tests start several servers at once).
@@ -207,10 +212,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	tcp, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	// The timeouts below are seconds to minutes: enforcing them by a sweep
+	// every half second spares a runtime timer per deadline, of which
+	// net/http sets several per request.
+	ln := coarsedeadline.NewListener(tcp, deadlineResolution)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
