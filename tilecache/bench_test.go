@@ -93,3 +93,22 @@ func BenchmarkTieredMissProduce(b *testing.B) {
 	s := tc.Stats().Memcached
 	b.ReportMetric(float64(s.Dropped)/float64(b.N), "dropped/op")
 }
+
+// BenchmarkInlineMiss measures the flight of a miss run by its caller, as
+// a tile request runs it (a cancellable context with no deadline, a
+// production that checks Err once and returns), with no tier.
+func BenchmarkInlineMiss(b *testing.B) {
+	tc := newTestTiered(b, Config{Mode: ModeNone})
+	val := []byte("tile")
+	produce := func(ctx context.Context) ([]byte, error) { return val, ctx.Err() }
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(context.Background())
+		i++
+		if _, _, err := tc.GetOrProduce(ctx, strconv.Itoa(i), produce); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
+}

@@ -154,3 +154,80 @@ func TestProductionKeepsCallerValues(t *testing.T) {
 		t.Fatalf("%q %v", v, err)
 	}
 }
+
+// A production that only polls Err (as reading a stored tile does) still
+// ends when the caller running it leaves and nobody else waits, and at
+// its deadline; and it never starts the timer or the watch that Done
+// needs.
+func TestInlineProductionPollingErr(t *testing.T) {
+	poll := func(ctx context.Context) ([]byte, error) {
+		for ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		return nil, ctx.Err()
+	}
+	t.Run("caller left", func(t *testing.T) {
+		tc := newTestTiered(t, Config{Mode: ModeNone})
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(20*time.Millisecond, cancel)
+		if _, _, err := tc.GetOrProduce(ctx, "k", poll); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+		if s := tc.Stats(); s.Abandoned != 1 || s.ProduceErrors != 0 || s.InFlight != 0 {
+			t.Fatalf("abandoned %d produce errors %d in flight %d, want 1, 0, 0", s.Abandoned, s.ProduceErrors, s.InFlight)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		tc := newTestTiered(t, Config{Mode: ModeNone, ProduceTimeout: 20 * time.Millisecond})
+		if _, _, err := tc.GetOrProduce(context.Background(), "k", poll); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want context.DeadlineExceeded", err)
+		}
+	})
+	t.Run("no timer", func(t *testing.T) {
+		tc := newTestTiered(t, Config{Mode: ModeMemory, MemoryBytes: 1 << 20})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var fc *flightContext
+		v, _, err := tc.GetOrProduce(ctx, "k", func(ctx context.Context) ([]byte, error) {
+			fc = ctx.(*flightContext)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return []byte("tile"), nil
+		})
+		if err != nil || string(v) != "tile" {
+			t.Fatalf("%q %v", v, err)
+		}
+		if fc.timer != nil || fc.stopWatch != nil || !errors.Is(fc.Err(), context.Canceled) {
+			t.Fatalf("timer %v, watch %t, err %v: want none, none and context.Canceled once the flight ended",
+				fc.timer, fc.stopWatch != nil, fc.Err())
+		}
+	})
+}
+
+// A production waiting on Done is cancelled when the caller running it
+// leaves (the watch Done starts), and children made from its context end
+// with it.
+func TestInlineProductionWaitingOnDone(t *testing.T) {
+	tc := newTestTiered(t, Config{Mode: ModeNone})
+	ctx, cancel := context.WithCancel(context.Background())
+	childErr := make(chan error, 1)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, _, err := tc.GetOrProduce(ctx, "k", func(ctx context.Context) ([]byte, error) {
+		child, stop := context.WithCancel(ctx)
+		defer stop()
+		<-ctx.Done()
+		<-child.Done()
+		childErr <- child.Err()
+		return nil, ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if err := <-childErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("child context: %v, want context.Canceled", err)
+	}
+	if s := tc.Stats(); s.Abandoned != 1 {
+		t.Fatalf("abandoned %d, want 1", s.Abandoned)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Tiered is the tile cache: an optional in-process tier in front of an
@@ -116,16 +117,17 @@ func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func(cont
 	if !joined {
 		// The flight keeps the first caller's values (loggers, the work
 		// priority) but none of its cancellation.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.ProduceTimeout)
-		f = &flight{done: make(chan struct{}), cancel: cancel}
+		f = &flight{done: make(chan struct{})}
+		f.ctx = &flightContext{values: ctx, deadline: time.Now().Add(t.cfg.ProduceTimeout)}
 		t.flights[key] = f
 		if _, ok := ctx.Deadline(); !ok {
+			f.ctx.caller, f.ctx.t, f.ctx.key, f.ctx.f = ctx, t, key, f
 			f.waiters++
 			t.mu.Unlock()
 			t.entered.Add(1)
-			return t.runInline(ctx, fctx, key, f, produce)
+			return t.runInline(ctx, key, f, produce)
 		}
-		go t.run(fctx, key, f, produce)
+		go t.run(key, f, produce)
 	}
 	f.waiters++
 	t.mu.Unlock()
@@ -164,7 +166,7 @@ func (t *Tiered) PeekMemory(key string) ([]byte, bool) {
 // map entry are guarded by Tiered.mu.
 type flight struct {
 	done    chan struct{}
-	cancel  context.CancelFunc
+	ctx     *flightContext
 	waiters int
 	val     []byte
 	status  string
@@ -190,17 +192,18 @@ func (t *Tiered) leave(key string, f *flight) {
 	default:
 		t.abandoned.Add(1)
 	}
-	f.cancel()
+	f.ctx.cancel(context.Canceled)
 }
 
 // runInline runs flight f on the goroutine of the caller that started it
-// (see GetOrProduce); ctx is that caller's, fctx the flight's.
-func (t *Tiered) runInline(ctx, fctx context.Context, key string, f *flight, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
-	stop := context.AfterFunc(ctx, func() { t.leave(key, f) })
-	t.run(fctx, key, f, produce)
-	if !stop() {
-		// ctx ended meanwhile: this caller left, as a waiter would have.
-		return nil, StatusMiss, ctx.Err()
+// (see GetOrProduce); ctx is that caller's. The caller leaves the flight
+// when its ctx ends: noticed by the flight's context while the production
+// uses it, else here once it has ended.
+func (t *Tiered) runInline(ctx context.Context, key string, f *flight, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
+	t.run(key, f, produce)
+	if err := ctx.Err(); err != nil {
+		f.ctx.callerLeft()
+		return nil, StatusMiss, err
 	}
 	if f.err != nil {
 		return nil, StatusMiss, f.err
@@ -209,9 +212,9 @@ func (t *Tiered) runInline(ctx, fctx context.Context, key string, f *flight, pro
 }
 
 // run produces the flight's result and wakes its waiters.
-func (t *Tiered) run(ctx context.Context, key string, f *flight, produce func(context.Context) ([]byte, error)) {
-	defer f.cancel()
-	val, status, err := t.fill(ctx, key, produce)
+func (t *Tiered) run(key string, f *flight, produce func(context.Context) ([]byte, error)) {
+	defer f.ctx.cancel(context.Canceled)
+	val, status, err := t.fill(f.ctx, key, produce)
 	t.mu.Lock()
 	if t.flights[key] == f {
 		delete(t.flights, key)
