@@ -97,10 +97,11 @@ func (t *Tiered) Config() Config { return t.cfg }
 // deadline (a tile request, which ends only when its client goes away)
 // runs the flight itself: handing every miss to a new goroutine and back
 // cost about a tenth of a stored tile's CPU. Such a caller counts as
-// leaving when its ctx ends, as any other, but returns only once the
-// production has stopped, which is then at once if nobody else waits,
-// else when the production ends (within Config.ProduceTimeout); nobody
-// reads its answer by then.
+// leaving when its ctx ends, as any other (seen as soon as the production
+// checks or waits on its context, else when it returns), but returns only
+// once the production has stopped, which is then at once if nobody else
+// waits, else when the production ends (within Config.ProduceTimeout);
+// nobody reads its answer by then.
 func (t *Tiered) GetOrProduce(ctx context.Context, key string, produce func(context.Context) ([]byte, error)) ([]byte, string, error) {
 	if t.mem != nil {
 		if v, ok := t.mem.get(key); ok {
