@@ -17,7 +17,8 @@
 # server, warm = a wrk run over tiles already served. Last in each run,
 # cold CPU per stored tile is measured again in PAIRS (default 4) rounds of
 # the pread limit, ours, the map limit and ours without a tile cache run
-# back to back over the whole full-resolution level, and the summary gives
+# back to back over the whole full-resolution level (every other round in
+# reverse order), and the summary gives
 # the median of the rounds' ratios to the pread server. Warm hits are
 # measured again the same way, in PAIRS pairs of the map limit and ours.
 #
@@ -163,7 +164,8 @@ limit() {
 # slide's full-resolution level, on fresh servers run back to back: the
 # pread limit, ours (memory cache), then the two that split the
 # difference: the map limit (the pread server plus keeping each tile in
-# memory) and ours with no tile cache (ours minus keeping). PAIRS times.
+# memory) and ours with no tile cache (ours minus keeping). PAIRS times,
+# every other round in reverse order.
 # The servers of a round run seconds apart, so each round's ratios are
 # free of the drift between rows minutes apart (this shared machine's CPU
 # time per request wanders by a third over minutes); the summary gives
@@ -181,16 +183,27 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
         print(z, x, y)' > "$all"
 	stop_server
 	for i in $(seq "$pairs"); do
-		pread_us=$(on_limit pread "$all" cold_cpu) || return
-		ours_us=$(on_ours "$all" cold_cpu --cache memory) || return
-		map_us=$(on_limit map "$all" cold_cpu) || return
-		none_us=$(on_ours "$all" cold_cpu --cache none) || return
+		# Odd rounds run in this order, even ones in reverse, so a
+		# machine speeding up or slowing down through a round favours
+		# no server.
+		if ((i % 2)); then
+			pread_us=$(on_limit pread "$all" cold_cpu) || return
+			ours_us=$(on_ours "$all" cold_cpu --cache memory) || return
+			map_us=$(on_limit map "$all" cold_cpu) || return
+			none_us=$(on_ours "$all" cold_cpu --cache none) || return
+		else
+			none_us=$(on_ours "$all" cold_cpu --cache none) || return
+			map_us=$(on_limit map "$all" cold_cpu) || return
+			ours_us=$(on_ours "$all" cold_cpu --cache memory) || return
+			pread_us=$(on_limit pread "$all" cold_cpu) || return
+		fi
 		echo "pair $i tiles=$(grep -c . "$all") pread=${pread_us}us ours=${ours_us}us map=${map_us}us ours-nocache=${none_us}us" |
 			tee -a "$OUT_DIR/cold-pairs.txt"
 	done
 }
 # warm_pairs PAIRS: warm hits of the map limit and ours (memory cache),
-# back to back on fresh servers, PAIRS times: each server gets the 2000
+# back to back on fresh servers, PAIRS times (map first in odd pairs, ours
+# first in even ones): each server gets the 2000
 # tiles of the z7 list requested once, a 3 s wrk warm-up, then a 10 s wrk
 # run (-t2 -c32) whose requests per second and server CPU per request are
 # recorded. As with cold_pairs, the rows above run minutes apart; each
@@ -198,8 +211,13 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 warm_pairs() {
 	local pairs=$1 i map ours
 	for i in $(seq "$pairs"); do
-		map=$(on_limit map "$U/tiles-z7.txt" warm_run) || return
-		ours=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return
+		if ((i % 2)); then # the order alternates, as in cold_pairs
+			map=$(on_limit map "$U/tiles-z7.txt" warm_run) || return
+			ours=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return
+		else
+			ours=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return
+			map=$(on_limit map "$U/tiles-z7.txt" warm_run) || return
+		fi
 		echo "warm pair $i map=$map ours=$ours" | tee -a "$OUT_DIR/warm-pairs.txt"
 	done
 }
