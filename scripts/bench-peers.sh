@@ -18,8 +18,8 @@
 # cold CPU per stored tile is measured again in PAIRS (default 4) rounds of
 # the pread limit, ours, the map limit and ours without a tile cache run
 # back to back over the whole full-resolution level (every other round in
-# reverse order), and the summary gives
-# the median of the rounds' ratios to the pread server. Warm hits are
+# reverse order), and the summary gives the median of the rounds' ratios
+# to the pread server. Warm hits are
 # measured again the same way, in PAIRS pairs of the map limit and ours.
 #
 # It builds ours (make build), installs wrk and the peers
@@ -171,7 +171,8 @@ limit() {
 # time per request wanders by a third over minutes); the summary gives
 # the median of all rounds' ratios.
 cold_pairs() {
-	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id pread_us ours_us map_us none_us
+	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id order s
+	local -A us
 	start_ours cold-pairs --cache memory || return
 	id=$(wait_item slide.tif)
 	curl -s "http://$ADDR/api/v1/item/$id/tiles" | python3 -c '
@@ -186,39 +187,38 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 		# Odd rounds run in this order, even ones in reverse, so a
 		# machine speeding up or slowing down through a round favours
 		# no server.
-		if ((i % 2)); then
-			pread_us=$(on_limit pread "$all" cold_cpu) || return
-			ours_us=$(on_ours "$all" cold_cpu --cache memory) || return
-			map_us=$(on_limit map "$all" cold_cpu) || return
-			none_us=$(on_ours "$all" cold_cpu --cache none) || return
-		else
-			none_us=$(on_ours "$all" cold_cpu --cache none) || return
-			map_us=$(on_limit map "$all" cold_cpu) || return
-			ours_us=$(on_ours "$all" cold_cpu --cache memory) || return
-			pread_us=$(on_limit pread "$all" cold_cpu) || return
-		fi
-		echo "pair $i tiles=$(grep -c . "$all") pread=${pread_us}us ours=${ours_us}us map=${map_us}us ours-nocache=${none_us}us" |
+		order="pread ours map none"
+		((i % 2)) || order="none map ours pread"
+		for s in $order; do
+			case $s in
+			pread | map) us[$s]=$(on_limit "$s" "$all" cold_cpu) || return ;;
+			ours) us[$s]=$(on_ours "$all" cold_cpu --cache memory) || return ;;
+			none) us[$s]=$(on_ours "$all" cold_cpu --cache none) || return ;;
+			esac
+		done
+		echo "pair $i tiles=$(grep -c . "$all") pread=${us[pread]}us ours=${us[ours]}us map=${us[map]}us ours-nocache=${us[none]}us" |
 			tee -a "$OUT_DIR/cold-pairs.txt"
 	done
 }
 # warm_pairs PAIRS: warm hits of the map limit and ours (memory cache),
 # back to back on fresh servers, PAIRS times (map first in odd pairs, ours
-# first in even ones): each server gets the 2000
-# tiles of the z7 list requested once, a 3 s wrk warm-up, then a 10 s wrk
-# run (-t2 -c32) whose requests per second and server CPU per request are
-# recorded. As with cold_pairs, the rows above run minutes apart; each
+# first in even ones): each server gets the 2000 tiles of the z7 list
+# requested once, a 3 s wrk warm-up, then a 10 s wrk run (-t2 -c32) whose
+# requests per second and server CPU per request are recorded. As with cold_pairs, the rows above run minutes apart; each
 # pair's ratio does not.
 warm_pairs() {
-	local pairs=$1 i map ours
+	local pairs=$1 i order s
+	local -A got
 	for i in $(seq "$pairs"); do
-		if ((i % 2)); then # the order alternates, as in cold_pairs
-			map=$(on_limit map "$U/tiles-z7.txt" warm_run) || return
-			ours=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return
-		else
-			ours=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return
-			map=$(on_limit map "$U/tiles-z7.txt" warm_run) || return
-		fi
-		echo "warm pair $i map=$map ours=$ours" | tee -a "$OUT_DIR/warm-pairs.txt"
+		order="map ours" # alternating, as in cold_pairs
+		((i % 2)) || order="ours map"
+		for s in $order; do
+			case $s in
+			map) got[$s]=$(on_limit map "$U/tiles-z7.txt" warm_run) || return ;;
+			ours) got[$s]=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return ;;
+			esac
+		done
+		echo "warm pair $i map=${got[map]} ours=${got[ours]}" | tee -a "$OUT_DIR/warm-pairs.txt"
 	done
 }
 # on_limit MODE TILES MEASURE and on_ours TILES MEASURE ARGS...: start a
