@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilecache"
 	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
@@ -94,6 +95,11 @@ func (s *Server) plainTile(w http.ResponseWriter, r *http.Request) (answered boo
 		err = routeError(err, http.StatusNotFound)
 		status = s.writeError(w, r, err)
 	} else {
+		if res.CacheStatus == tilecache.StatusHitMemory {
+			// Answered microseconds after start: its second is the
+			// response's (net/http would read the clock again).
+			hdr["Date"] = s.date.header(start)
+		}
 		_ = writeResult(w, res) // a client gone mid-write is not an error here, nor on the route
 		s.servedTile(r, loc, req)
 	}

@@ -73,12 +73,24 @@ func TestPlainTileAnswersAsTheRoute(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			before := time.Now().Truncate(time.Second)
 			a, b := fast.get(tc.path, tc.hdr...), route.get(tc.path, tc.hdr...)
+			after := time.Now()
 			if a.status != b.status || !slices.Equal(a.body, b.body) {
 				t.Fatalf("plain path %d %q, route %d %q", a.status, trim(a.body), b.status, trim(b.body))
 			}
-			a.header.Del("Date")
-			b.header.Del("Date")
+			// Date is the time of the response, to the second (the plain
+			// path's memory hits take it from a per-second cache).
+			for _, h := range []http.Header{a.header, b.header} {
+				d := h.Values("Date")
+				if len(d) != 1 {
+					t.Fatalf("Date headers %q, want one", d)
+				}
+				if when, err := http.ParseTime(d[0]); err != nil || when.Before(before) || when.After(after) {
+					t.Errorf("Date %q (%v) not between %v and %v", d[0], err, before, after)
+				}
+				h.Del("Date")
+			}
 			for k, v := range b.header {
 				if !slices.Equal(a.header[k], v) {
 					t.Errorf("header %s: plain path %q, route %q", k, a.header[k], v)
@@ -125,4 +137,26 @@ func trim(b []byte) []byte {
 		return b[:80]
 	}
 	return b
+}
+
+// TestDateCache: the cached Date value is the one net/http would write for
+// the time given, across seconds and when a caller's time is older than
+// the cached one (two requests at a second's turn).
+func TestDateCache(t *testing.T) {
+	var d dateCache
+	t0 := time.Date(2026, 12, 1, 23, 59, 58, 900e6, time.FixedZone("CET", 3600))
+	for _, dt := range []time.Duration{0, 50 * time.Millisecond, 99 * time.Millisecond, 100 * time.Millisecond,
+		1500 * time.Millisecond, -time.Second, 2 * time.Second, 0} {
+		at := t0.Add(dt)
+		got := d.header(at)
+		if want := at.UTC().Format(http.TimeFormat); len(got) != 1 || got[0] != want {
+			t.Errorf("%v: Date %q, want %q", at, got, want)
+		}
+	}
+	// Within one second the value is formatted once and shared.
+	var e dateCache
+	a, b := e.header(t0), e.header(t0.Add(10*time.Millisecond))
+	if &a[0] != &b[0] {
+		t.Error("the value of a second is formatted again")
+	}
 }

@@ -76,6 +76,7 @@ type Server struct {
 	bg    *background // warm-up, precache and prefetch (warm.go)
 	work  *work.Budget
 	http  *httpMetrics // request, error and latency series (metrics.go)
+	date  dateCache    // the Date header of tiles answered from memory
 	// archives lists the configured DICOMweb archives (dicomweb.go).
 	archives *archiveSync
 	// corsAny is set when CORSOrigins holds "*".

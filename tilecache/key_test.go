@@ -52,6 +52,32 @@ func TestKeyPartsAreLengthPrefixed(t *testing.T) {
 	}
 }
 
+// TestKeyFormat pins the bytes a key hashes (each part's length as a
+// uvarint, then the part; SHA-256, the first 16 bytes in hex): replicas of
+// different releases share memcached, so a key must not change by accident.
+// The expected values come from Python's hashlib over the same bytes.
+func TestKeyFormat(t *testing.T) {
+	parts := []string{"item1\x00v2", "tile", "7", "117", "-3", "0", "JPEG", "", ""}
+	const want = "8eea8d43e7900eaf481d2436d9913c6b"
+	if got := Key(parts...); got != want {
+		t.Errorf("Key = %s, want %s", got, want)
+	}
+	// The appenders give the same key without a string per part.
+	b := AppendKeyPart(nil, "item1", "\x00", "v2")
+	b = AppendKeyPart(b, "tile")
+	for _, v := range []int{7, 117, -3, 0} {
+		b = AppendKeyInt(b, v)
+	}
+	b = AppendKeyPart(AppendKeyPart(AppendKeyPart(b, "JPEG"), ""))
+	if got := KeyOf(b); got != want {
+		t.Errorf("KeyOf(appended parts) = %s, want %s", got, want)
+	}
+	// A part longer than 127 bytes has a two-byte length.
+	if got, want := Key(strings.Repeat("x", 200)), "948cdefb43779b0b015ecba112d64d8b"; got != want {
+		t.Errorf("Key(200×x) = %s, want %s", got, want)
+	}
+}
+
 func TestMemcachedKeyForUnsafeKeys(t *testing.T) {
 	for _, k := range []string{"has space", strings.Repeat("k", 300), "ctl\x01", ""} {
 		mk := mcKey(k)

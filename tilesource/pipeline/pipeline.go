@@ -89,7 +89,19 @@ func identity(loc Locator) string {
 	if loc.isTest() {
 		return "test?" + testParamsKey(loc.TestParams)
 	}
-	return loc.ID + "\x00" + loc.Version
+	return loc.ID + identitySep + loc.Version
+}
+
+// identitySep separates the id and version in a file's identity.
+const identitySep = "\x00"
+
+// appendIdentity appends identity(loc) to b as one key part
+// (tilecache.AppendKeyPart), without making the string for a file.
+func appendIdentity(b []byte, loc Locator) []byte {
+	if loc.isTest() {
+		return tilecache.AppendKeyPart(b, identity(loc))
+	}
+	return tilecache.AppendKeyPart(b, loc.ID, identitySep, loc.Version)
 }
 
 // testParamsKey is the sorted, source-defining subset of the test source's

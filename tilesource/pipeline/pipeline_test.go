@@ -795,3 +795,22 @@ func TestSynthesisChildrenShareTheTileCache(t *testing.T) {
 		t.Errorf("a tile no synthesis read should be a miss: %+v", res)
 	}
 }
+
+// TestTileKeyIsTheKeyOfItsParts checks that the tile key built in place is
+// tilecache.Key of the identity and the tile's parts, for a file and for
+// the test source (whose identity is its canonical parameters).
+func TestTileKeyIsTheKeyOfItsParts(t *testing.T) {
+	for _, loc := range []Locator{
+		{ID: "64f0a1b2c3d4e5f607182930", Version: "14336:1700000000", Path: "/slides/a.svs"},
+		{ID: "test", TestParams: map[string]string{"tileWidth": "512", "frames": "3"}},
+	} {
+		got := tileKey(loc, 7, 117, 1023, 2, "JPEG\x0095", "edge", `{"min":0}`)
+		want := tilecache.Key(identity(loc), "tile", "7", "117", "1023", "2", "JPEG\x0095", "edge", `{"min":0}`)
+		if got != want {
+			t.Errorf("%s: tileKey = %s, want %s", identity(loc), got, want)
+		}
+		if other := tileKey(loc, 7, 117, 1023, 3, "JPEG\x0095", "edge", `{"min":0}`); other == got {
+			t.Errorf("%s: frames 2 and 3 share a key", identity(loc))
+		}
+	}
+}

@@ -159,10 +159,19 @@ func (p *Pipeline) levelIsJPEG(ctx context.Context, loc Locator, src tilesource.
 	return ok, nil
 }
 
-// tileKey is the tile cache key of a zxy/fzxy tile.
+// tileKey is the tile cache key of a zxy/fzxy tile: tilecache.Key of
+// identity(loc), "tile", z, x, y, frame and the encoding, edge and style
+// keys, built in place (it is computed for every tile request).
 func tileKey(loc Locator, z, x, y, frame int, encKey, edgeKey, styleKey string) string {
-	return tilecache.Key(identity(loc), "tile", strconv.Itoa(z), strconv.Itoa(x), strconv.Itoa(y),
-		strconv.Itoa(frame), encKey, edgeKey, styleKey)
+	var buf [256]byte
+	b := tilecache.AppendKeyPart(appendIdentity(buf[:0], loc), "tile")
+	for _, v := range [...]int{z, x, y, frame} {
+		b = tilecache.AppendKeyInt(b, v)
+	}
+	for _, s := range [...]string{encKey, edgeKey, styleKey} {
+		b = tilecache.AppendKeyPart(b, s)
+	}
+	return tilecache.KeyOf(b)
 }
 
 // clearOutside zeroes the pixels of img right of column w and below row h.
