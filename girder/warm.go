@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -309,8 +310,12 @@ type warmer struct {
 	list     []string
 	index    map[string]int
 	openedTo int
-	next     int
-	batch    map[string]bool
+	// lastOpened is the item opened last since the worklist was set:
+	// opening it again changes nothing, and every tile request of an
+	// open slide asks, so those skip the lock.
+	lastOpened atomic.Pointer[string]
+	next       int
+	batch      map[string]bool
 	// released and began, when set, are called (locked) as each worklist
 	// item is released (with its index and the opened position) and as a
 	// worker begins an item: for tests.
@@ -538,17 +543,22 @@ func (w *warmer) setWorklist(ids []string) {
 		w.list = append(w.list, id)
 	}
 	w.openedTo, w.next, w.batch = 0, 0, map[string]bool{}
+	w.lastOpened.Store(nil)
 	w.scheduleLocked()
 }
 
 // opened records that a worklist item was opened, moving the window.
 func (w *warmer) opened(id string) {
+	if last := w.lastOpened.Load(); last != nil && *last == id {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if k, ok := w.index[id]; ok && k+1 > w.openedTo {
 		w.openedTo = k + 1
 		w.scheduleLocked()
 	}
+	w.lastOpened.Store(&id)
 }
 
 // scheduleLocked releases the next batch of the worklist once the current

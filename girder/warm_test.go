@@ -356,6 +356,21 @@ func TestPrecacheWorklist(t *testing.T) {
 	if st := e.waitWarm(); len(st.Precache.Items) != 1 || st.Precache.Next != 1 {
 		t.Errorf("new worklist: %+v", st.Precache)
 	}
+	// In a new worklist the slide opened last before it counts again when
+	// it is opened again.
+	body = `{"items": ["` + ids[0] + `", "` + ids[20] + `"]}`
+	if r := e.admin(http.MethodPost, "/api/v1/large_image/cache/precache", body); r.status != http.StatusOK {
+		t.Fatalf("precache: %d %s", r.status, r.body)
+	}
+	if st := e.waitWarm(); st.Precache.Opened != 0 {
+		t.Fatalf("new worklist: %+v", st.Precache)
+	}
+	if r := e.get("/api/v1/item/" + ids[20] + "/tiles/zxy/0/0/0"); r.status != http.StatusOK {
+		t.Fatalf("tile: %d %s", r.status, r.body)
+	}
+	if st := e.waitWarm(); st.Precache.Opened != 2 {
+		t.Errorf("slide 20 opened again in the new worklist: %+v", st.Precache)
+	}
 }
 
 // TestPrefetchOverHTTP: idle, the ring around a viewer's tile is
