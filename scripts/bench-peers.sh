@@ -204,8 +204,8 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 # back to back on fresh servers, PAIRS times (map first in odd pairs, ours
 # first in even ones): each server gets the 2000 tiles of the z7 list
 # requested once, a 3 s wrk warm-up, then a 10 s wrk run (-t2 -c32) whose
-# requests per second and server CPU per request are recorded. As with cold_pairs, the rows above run minutes apart; each
-# pair's ratio does not.
+# requests per second and server CPU per request are recorded. As with
+# cold_pairs, the rows above run minutes apart; each pair's ratio does not.
 warm_pairs() {
 	local pairs=$1 i order s
 	local -A got
