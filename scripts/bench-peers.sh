@@ -14,13 +14,14 @@
 # read as ours / peer and ours / limit. For our server and the
 # limits it also measures server CPU per request (from
 # /proc/PID/task/*/schedstat): cold = every tile's first request on a fresh
-# server, warm = a wrk run over tiles already served. Last in each run,
-# cold CPU per stored tile is measured again in PAIRS (default 4) rounds of
-# the pread limit, ours, the map limit and ours without a tile cache run
-# back to back over the whole full-resolution level (every other round in
-# reverse order), and the summary gives the median of the rounds' ratios
-# to the pread server. Warm hits are
-# measured again the same way, in PAIRS pairs of the map limit and ours.
+# server, warm = a wrk run over tiles already served. Those rows run
+# minutes apart, while this machine's speed drifts by a third over minutes,
+# so each run ends with the comparisons that matter measured on servers
+# running side by side and taking turns (ROUNDS rounds, default 4, each on
+# fresh servers): cold CPU per stored tile over the whole full-resolution
+# level for the pread limit, ours, the map limit and ours without a tile
+# cache, and warm hits for the map limit and ours. The summary gives the
+# median of the rounds' ratios.
 #
 # It builds ours (make build), installs wrk and the peers
 # (../shared/peers/*/install.sh) when they are missing, and makes the
@@ -160,99 +161,131 @@ limit() {
 		stop_server
 	done
 }
-# cold_pairs PAIRS: cold CPU per stored tile over every tile of the
-# slide's full-resolution level, on fresh servers run back to back: the
-# pread limit, ours (memory cache), then the two that split the
-# difference: the map limit (the pread server plus keeping each tile in
-# memory) and ours with no tile cache (ours minus keeping). PAIRS times,
-# every other round in reverse order.
-# The servers of a round run seconds apart, so each round's ratios are
-# free of the drift between rows minutes apart (this shared machine's CPU
-# time per request wanders by a third over minutes); the summary gives
-# the median of all rounds' ratios.
-cold_pairs() {
-	local pairs=$1 all=$OUT_DIR/cold-pairs.tiles i id order s
-	local -A us
-	start_ours cold-pairs --cache memory || return
-	id=$(wait_item slide.tif)
-	curl -s "http://$ADDR/api/v1/item/$id/tiles" | python3 -c '
+# Side by side: the servers of the cold and warm rounds below run at the
+# same time, on ports of their own, and take turns. Their PIDs are in
+# SIDE_PID (stopped by side_stop, and on exit), their addresses in
+# SIDE_ADDR, the item id of slide.tif in SIDE_ITEM ("limit" for the limit
+# servers).
+declare -A SIDE_PID SIDE_ADDR SIDE_ITEM
+side_stop() {
+	local name
+	for name in "${!SIDE_PID[@]}"; do
+		kill "${SIDE_PID[$name]}" 2> /dev/null
+		wait "${SIDE_PID[$name]}" 2> /dev/null
+		unset "SIDE_PID[$name]"
+	done
+}
+trap 'stop_server; side_stop' EXIT
+# side_start NAME KIND PORT ARGS...: a fresh server beside the others: KIND
+# pread or map is the limit server over slide.tif, ours is ours with ARGS.
+side_start() {
+	local name=$1 kind=$2 ADDR=127.0.0.1:$3 # wait_healthy and wait_item read ADDR
+	shift 3
+	SIDE_ADDR[$name]=$ADDR
+	case $kind in
+	pread | map)
+		"$LIMIT" -slide "$DATA/slide.tif" -addr "$ADDR" -mode "$kind" > "$OUT_DIR/side.$name.log" 2>&1 &
+		SIDE_PID[$name]=$!
+		SIDE_ITEM[$name]=limit
+		wait_healthy
+		;;
+	ours)
+		rm -rf "/tmp/peers/tileserver-data-$name"
+		"$BIN" --addr "$ADDR" --data "/tmp/peers/tileserver-data-$name" --slides $SLIDES --log-level warn \
+			--prefetch=false --warm-on-import=false "$@" > "$OUT_DIR/side.$name.log" 2>&1 &
+		SIDE_PID[$name]=$!
+		wait_healthy && SIDE_ITEM[$name]=$(wait_item slide.tif) && [ -n "${SIDE_ITEM[$name]}" ]
+		;;
+	esac
+}
+# turns K N: the order in which N servers take turn K, rotated by one
+# from turn to turn, so that over N turns each server runs once in every
+# position (first after the pause, last before it).
+turns() {
+	local k=$1 n=$2 i
+	for ((i = 0; i < n; i++)); do echo $(((i + k) % n)); done
+}
+# cold_rounds ROUNDS: cold CPU per stored tile over every tile of the
+# slide's full-resolution level for four fresh servers side by side: the
+# pread limit, ours (memory cache), and the two that split the difference:
+# the map limit (the pread server plus keeping each tile in memory) and
+# ours with no tile cache (ours minus keeping). The level is requested in
+# chunks of 500 tiles, one at a time, each chunk from every server in turn
+# (see turns), so that this machine's drift (its CPU time per request
+# wanders by a third over minutes) falls on all four alike: measured one
+# after the other, seconds apart, the same servers' ratios still spread
+# over ±30 % from round to round.
+cold_rounds() {
+	local rounds=$1 chunk=500 all=$OUT_DIR/cold-rounds.tiles i k s t total a b
+	local names=(pread ours map none)
+	local -A ns
+	for i in $(seq "$rounds"); do
+		page_in
+		{ side_start pread pread 18091 && side_start map map 18092 &&
+			side_start ours ours 18093 --cache memory && side_start none ours 18094 --cache none; } ||
+			{ side_stop; return 1; }
+		[ -s "$all" ] || curl -s "http://${SIDE_ADDR[ours]}/api/v1/item/${SIDE_ITEM[ours]}/tiles" | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
 z = m["levels"] - 1
 for y in range(-(-m["sizeY"] // m["tileHeight"])):
     for x in range(-(-m["sizeX"] // m["tileWidth"])):
         print(z, x, y)' > "$all"
-	stop_server
-	for i in $(seq "$pairs"); do
-		# Odd rounds run in this order, even ones in reverse, so a
-		# machine speeding up or slowing down through a round favours
-		# no server.
-		order="pread ours map none"
-		((i % 2)) || order="none map ours pread"
-		for s in $order; do
-			case $s in
-			pread | map) us[$s]=$(on_limit "$s" "$all" cold_cpu) || return ;;
-			ours) us[$s]=$(on_ours "$all" cold_cpu --cache memory) || return ;;
-			none) us[$s]=$(on_ours "$all" cold_cpu --cache none) || return ;;
-			esac
+		for s in "${names[@]}"; do
+			tile_urls "${SIDE_ITEM[$s]}" "$all" "$OUT_DIR/side.$s.urls"
+			ns[$s]=0
 		done
-		echo "pair $i tiles=$(grep -c . "$all") pread=${us[pread]}us ours=${us[ours]}us map=${us[map]}us ours-nocache=${us[none]}us" |
-			tee -a "$OUT_DIR/cold-pairs.txt"
+		total=$(grep -c . "$all")
+		k=0
+		for ((s = 1; s <= total; s += chunk)); do
+			for t in $(turns $k ${#names[@]}); do
+				t=${names[$t]}
+				sed -n "${s},$((s + chunk - 1))p" "$OUT_DIR/side.$t.urls" > "$OUT_DIR/side.chunk"
+				a=$(cpu_ns "${SIDE_PID[$t]}")
+				"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.chunk" > /dev/null
+				b=$(cpu_ns "${SIDE_PID[$t]}")
+				ns[$t]=$((ns[$t] + b - a))
+			done
+			k=$((k + 1))
+		done
+		side_stop
+		for s in "${names[@]}"; do ns[$s]=$(echo "scale=1; ${ns[$s]} / 1000 / $total" | bc); done
+		echo "cold round $i tiles=$total pread=${ns[pread]}us ours=${ns[ours]}us map=${ns[map]}us ours-nocache=${ns[none]}us" |
+			tee -a "$OUT_DIR/cold-rounds.txt"
 	done
 }
-# warm_pairs PAIRS: warm hits of the map limit and ours (memory cache),
-# back to back on fresh servers, PAIRS times (map first in odd pairs, ours
-# first in even ones): each server gets the 2000 tiles of the z7 list
-# requested once, a 3 s wrk warm-up, then a 10 s wrk run (-t2 -c32) whose
-# requests per second and server CPU per request are recorded. As with
-# cold_pairs, the rows above run minutes apart; each pair's ratio does not.
-warm_pairs() {
-	local pairs=$1 i order s
-	local -A got
-	for i in $(seq "$pairs"); do
-		order="map ours" # alternating, as in cold_pairs
-		((i % 2)) || order="ours map"
-		for s in $order; do
-			case $s in
-			map) got[$s]=$(on_limit map "$U/tiles-z7.txt" warm_run) || return ;;
-			ours) got[$s]=$(on_ours "$U/tiles-z7.txt" warm_run --cache memory) || return ;;
-			esac
+# warm_rounds ROUNDS: warm hits of the map limit and ours (memory cache),
+# fresh and side by side: each gets the 2000 tiles of the z7 list
+# requested once and a 3 s wrk warm-up, then ten 2 s wrk runs (-t2 -c32),
+# taking turns (see turns); requests and server CPU are summed per server.
+warm_rounds() {
+	local rounds=$1 i k t out a b
+	local names=(map ours)
+	local -A reqs ns
+	for i in $(seq "$rounds"); do
+		page_in
+		{ side_start map map 18092 && side_start ours ours 18093 --cache memory; } || { side_stop; return 1; }
+		for t in "${names[@]}"; do
+			tile_urls "${SIDE_ITEM[$t]}" "$U/tiles-z7.txt" "$OUT_DIR/side.$t.urls"
+			"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.$t.urls" > /dev/null
+			wrk -t2 -c32 -d3s -s "$W/urls.lua" "http://${SIDE_ADDR[$t]}" -- "$OUT_DIR/side.$t.urls" 2 > /dev/null
+			reqs[$t]=0 ns[$t]=0
 		done
-		echo "warm pair $i map=${got[map]} ours=${got[ours]}" | tee -a "$OUT_DIR/warm-pairs.txt"
+		for k in $(seq 0 9); do
+			for t in $(turns $k 2); do
+				t=${names[$t]}
+				a=$(cpu_ns "${SIDE_PID[$t]}")
+				out=$(wrk -t2 -c32 -d2s -s "$W/urls.lua" "http://${SIDE_ADDR[$t]}" -- "$OUT_DIR/side.$t.urls" 2)
+				b=$(cpu_ns "${SIDE_PID[$t]}")
+				reqs[$t]=$((reqs[$t] + $(echo "$out" | awk '/requests in/ { print $1 }')))
+				ns[$t]=$((ns[$t] + b - a))
+			done
+		done
+		side_stop
+		echo "warm round $i map=$((reqs[map] / 20))/$(echo "scale=1; ${ns[map]} / 1000 / ${reqs[map]}" | bc)" \
+			"ours=$((reqs[ours] / 20))/$(echo "scale=1; ${ns[ours]} / 1000 / ${reqs[ours]}" | bc)" |
+			tee -a "$OUT_DIR/warm-rounds.txt"
 	done
-}
-# on_limit MODE TILES MEASURE and on_ours TILES MEASURE ARGS...: start a
-# fresh limit server (over slide.tif) or server of ours, run MEASURE over
-# the URLs of the "z x y" lines of TILES, print what it printed and stop
-# the server. They run in command substitutions, where the EXIT trap does
-# not reach, so they stop a server that failed to start too.
-on_limit() {
-	local list=$OUT_DIR/pairs.limit.urls
-	start_limit pairs.limit "$1" slide.tif || { stop_server; return 1; }
-	tile_urls limit "$2" "$list"
-	"$3" "$list"
-	stop_server
-}
-on_ours() {
-	local tiles=$1 measure=$2 id list=$OUT_DIR/pairs.ours.urls
-	shift 2
-	start_ours pairs "$@" || { stop_server; return 1; }
-	id=$(wait_item slide.tif)
-	tile_urls "$id" "$tiles" "$list"
-	"$measure" "$list"
-	stop_server
-}
-# warm_run LIST: primes the server with every URL of LIST, then prints
-# "REQ_PER_S/CPU_US_PER_REQ" of a 10 s wrk run over them.
-warm_run() {
-	local a b out reqs
-	"$W/seq-latency.sh" "http://$ADDR" "$1" > /dev/null
-	wrk -t2 -c32 -d3s -s "$W/urls.lua" "http://$ADDR" -- "$1" 2 > /dev/null
-	a=$(cpu_ns "$SERVER_PID")
-	out=$(wrk -t2 -c32 -d10s -s "$W/urls.lua" "http://$ADDR" -- "$1" 2)
-	b=$(cpu_ns "$SERVER_PID")
-	reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
-	echo "$(echo "$out" | awk '/Requests\/sec:/ { print $2 }')/$(echo "scale=1; ($b - $a) / 1000 / $reqs" | bc)"
 }
 peer() { # label start stop base list warm
 	"$W/wait-idle.sh" 120 > /dev/null 2>&1 || true
@@ -283,9 +316,9 @@ for run in $(seq "$RUNS"); do
 	peer osdz-gunicorn-4x-z6 "SLIDE=$DATA/slide-4x.tif $P/openslide-deepzoom/start.sh gunicorn" \
 		"$P/openslide-deepzoom/stop.sh" $OSD $U/osdz-z6.txt /slide.dzi
 	ours ours-4x-z6 slide-4x.tif 6 --cache memory
-	rm -f "$OUT_DIR/cold-pairs.txt" "$OUT_DIR/warm-pairs.txt"
-	cold_pairs "${PAIRS:-4}"
-	warm_pairs "${PAIRS:-4}"
+	rm -f "$OUT_DIR/cold-rounds.txt" "$OUT_DIR/warm-rounds.txt"
+	cold_rounds "${ROUNDS:-4}"
+	warm_rounds "${ROUNDS:-4}"
 done
 
 # Medians over the runs: cold mean latency, warm throughput and p99 (wrk
@@ -328,7 +361,7 @@ print(f"missing level, cold CPU/req ours-4x / limit-pread-4x = {ratio('ours-4x-z
 print(f"missing level, cold mean    ours-4x / limit-pread-4x = {ratio('ours-4x-z6', 'limit-pread-4x-z6', 'cold'):.2f}")
 pairs = []
 for run in range(1, int(sys.argv[1]) + 1):
-    for f in glob.glob(f"/tmp/peers/results-{run}/cold-pairs.txt"):
+    for f in glob.glob(f"/tmp/peers/results-{run}/cold-rounds.txt"):
         for line in open(f):
             v = dict((k, float(x)) for k, x in re.findall(r"([\w-]+)=([\d.]+)us", line))
             if "pread" in v and "ours" in v:
@@ -340,19 +373,19 @@ if pairs:
             print(f"  {label:44} median {med(rs):.2f} (range {rs[0]:.2f}-{rs[-1]:.2f}; "
                   f"{med([p[name] for p in pairs if name in p]):.1f} us per tile)")
     print(f"cold CPU per stored tile / limit-pread ({med([p['pread'] for p in pairs]):.1f} us), "
-          f"{len(pairs)} rounds over the whole level:")
+          f"{len(pairs)} rounds side by side over the whole level:")
     pair_ratio("ours", "ours-memory")
     pair_ratio("map", "limit-map (pread + keeping every tile)")
     pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
 warm = []
 for run in range(1, int(sys.argv[1]) + 1):
-    for f in glob.glob(f"/tmp/peers/results-{run}/warm-pairs.txt"):
+    for f in glob.glob(f"/tmp/peers/results-{run}/warm-rounds.txt"):
         for m in re.finditer(r"map=([\d.]+)/([\d.]+) ours=([\d.]+)/([\d.]+)", open(f).read()):
             warm.append([float(x) for x in m.groups()])
 if warm:
     rps = sorted(w[2] / w[0] for w in warm)
     cpu = sorted(w[3] / w[1] for w in warm)
-    print(f"warm hits, ours-memory / limit-map, {len(warm)} back-to-back pairs: req/s median {med(rps):.2f} "
+    print(f"warm hits, ours-memory / limit-map, {len(warm)} rounds side by side: req/s median {med(rps):.2f} "
           f"(range {rps[0]:.2f}-{rps[-1]:.2f}; map {med([w[0] for w in warm]):.0f}, ours {med([w[2] for w in warm]):.0f}), "
           f"CPU per request median {med(cpu):.2f} (map {med([w[1] for w in warm]):.1f} us, ours {med([w[3] for w in warm]):.1f} us)")
 EOF
