@@ -3,6 +3,7 @@ package girder
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tileserver/tileserver/tilesource"
 	"github.com/tileserver/tileserver/tilesource/work"
@@ -99,12 +101,14 @@ type httpMetrics struct {
 }
 
 // familyMetrics are one route family's resolved series and panel totals.
+// Every request touches them, from every core: the panel's request count
+// and mean latency are read from the histogram rather than kept in
+// counters of their own, and the series of status 200 is resolved once.
 type familyMetrics struct {
-	latency prometheus.Observer
-	codes   sync.Map // status code → prometheus.Counter, made on first use
+	latency prometheus.Histogram
+	ok      prometheus.Counter // the series of status 200, most requests'
+	codes   sync.Map           // other status codes → prometheus.Counter, made on first use
 
-	requests   atomic.Uint64
-	latencySum atomic.Int64 // nanoseconds
 	latencyMax atomic.Int64 // nanoseconds
 
 	mu     sync.Mutex // guards errors, touched only by failed requests
@@ -137,21 +141,29 @@ func newHTTPMetrics() *httpMetrics {
 		families: map[string]*familyMetrics{},
 	}
 	for _, f := range routeFamilies {
-		m.families[f] = &familyMetrics{latency: m.latency.WithLabelValues(f), errors: map[string]uint64{}}
+		m.families[f] = &familyMetrics{
+			// A HistogramVec's series are Histograms; its API returns
+			// them as Observers.
+			latency: m.latency.WithLabelValues(f).(prometheus.Histogram),
+			ok:      m.requests.WithLabelValues(f, "200"),
+			errors:  map[string]uint64{},
+		}
 	}
 	return m
 }
 
 func (m *httpMetrics) observe(family string, status int, err error, d time.Duration) {
 	f := m.families[family]
-	c, ok := f.codes.Load(status)
-	if !ok {
-		c, _ = f.codes.LoadOrStore(status, m.requests.WithLabelValues(family, strconv.Itoa(status)))
+	if status == http.StatusOK {
+		f.ok.Inc()
+	} else {
+		c, ok := f.codes.Load(status)
+		if !ok {
+			c, _ = f.codes.LoadOrStore(status, m.requests.WithLabelValues(family, strconv.Itoa(status)))
+		}
+		c.(prometheus.Counter).Inc()
 	}
-	c.(prometheus.Counter).Inc()
 	f.latency.Observe(d.Seconds())
-	f.requests.Add(1)
-	f.latencySum.Add(int64(d))
 	for {
 		old := f.latencyMax.Load()
 		if int64(d) <= old || f.latencyMax.CompareAndSwap(old, int64(d)) {
@@ -171,10 +183,16 @@ func (m *httpMetrics) observe(family string, status int, err error, d time.Durat
 func (m *httpMetrics) snapshot() map[string]familyTotals {
 	out := make(map[string]familyTotals, len(m.families))
 	for name, f := range m.families {
-		t := familyTotals{Requests: f.requests.Load(),
-			LatencyMaxMS: float64(time.Duration(f.latencyMax.Load()).Microseconds()) / 1000}
-		if t.Requests > 0 {
-			t.LatencyMeanMS = float64(time.Duration(f.latencySum.Load()).Microseconds()) / 1000 / float64(t.Requests)
+		t := familyTotals{LatencyMaxMS: float64(time.Duration(f.latencyMax.Load()).Microseconds()) / 1000}
+		var dm dto.Metric
+		if err := f.latency.Write(&dm); err == nil {
+			h := dm.GetHistogram()
+			t.Requests = h.GetSampleCount()
+			if t.Requests > 0 {
+				// Milliseconds, truncated to the microsecond as the
+				// maximum is, so the mean never shows above it.
+				t.LatencyMeanMS = math.Trunc(h.GetSampleSum()*1e6/float64(t.Requests)) / 1000
+			}
 		}
 		f.mu.Lock()
 		t.Errors = make(map[string]uint64, len(f.errors))

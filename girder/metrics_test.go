@@ -75,14 +75,17 @@ func TestBusyBudgetAnswers503(t *testing.T) {
 	// The failure is counted once, by cause, in the panel and in /metrics.
 	var info struct {
 		Requests map[string]struct {
-			Requests uint64            `json:"requests"`
-			Errors   map[string]uint64 `json:"errors"`
+			Requests      uint64            `json:"requests"`
+			Errors        map[string]uint64 `json:"errors"`
+			LatencyMeanMS float64           `json:"latency_mean_ms"`
+			LatencyMaxMS  float64           `json:"latency_max_ms"`
 		} `json:"requests"`
 		Work work.Stats `json:"work"`
 	}
 	e.get("/api/v1/large_image/cache", "Girder-Token", testAdminToken).json(t, &info)
 	tile := info.Requests["tile"]
-	if tile.Requests != 2 || len(tile.Errors) != 1 || tile.Errors["overloaded"] != 1 || info.Work.Refused == 0 {
+	if tile.Requests != 2 || len(tile.Errors) != 1 || tile.Errors["overloaded"] != 1 || info.Work.Refused == 0 ||
+		tile.LatencyMeanMS <= 0 || tile.LatencyMeanMS > tile.LatencyMaxMS {
 		t.Fatalf("panel: tile %+v, work %+v", tile, info.Work)
 	}
 	reg := prometheus.NewRegistry()
