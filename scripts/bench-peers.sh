@@ -66,7 +66,6 @@ stop_server() {
 	wait "$SERVER_PID" 2> /dev/null
 	SERVER_PID=""
 }
-trap stop_server EXIT
 wait_healthy() {
 	for _ in $(seq 100); do curl -sf "http://$ADDR/healthz" > /dev/null && return 0; sleep 0.1; done
 	echo "server on $ADDR did not start" >&2
@@ -259,7 +258,7 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 # requested once and a 3 s wrk warm-up, then ten 2 s wrk runs (-t2 -c32),
 # taking turns (see turns); requests and server CPU are summed per server.
 warm_rounds() {
-	local rounds=$1 i k t out a b
+	local rounds=$1 runs=10 secs=2 i k t out a b
 	local names=(map ours)
 	local -A reqs ns
 	for i in $(seq "$rounds"); do
@@ -271,19 +270,19 @@ warm_rounds() {
 			wrk -t2 -c32 -d3s -s "$W/urls.lua" "http://${SIDE_ADDR[$t]}" -- "$OUT_DIR/side.$t.urls" 2 > /dev/null
 			reqs[$t]=0 ns[$t]=0
 		done
-		for k in $(seq 0 9); do
+		for ((k = 0; k < runs; k++)); do
 			for t in $(turns $k 2); do
 				t=${names[$t]}
 				a=$(cpu_ns "${SIDE_PID[$t]}")
-				out=$(wrk -t2 -c32 -d2s -s "$W/urls.lua" "http://${SIDE_ADDR[$t]}" -- "$OUT_DIR/side.$t.urls" 2)
+				out=$(wrk -t2 -c32 -d${secs}s -s "$W/urls.lua" "http://${SIDE_ADDR[$t]}" -- "$OUT_DIR/side.$t.urls" 2)
 				b=$(cpu_ns "${SIDE_PID[$t]}")
 				reqs[$t]=$((reqs[$t] + $(echo "$out" | awk '/requests in/ { print $1 }')))
 				ns[$t]=$((ns[$t] + b - a))
 			done
 		done
 		side_stop
-		echo "warm round $i map=$((reqs[map] / 20))/$(echo "scale=1; ${ns[map]} / 1000 / ${reqs[map]}" | bc)" \
-			"ours=$((reqs[ours] / 20))/$(echo "scale=1; ${ns[ours]} / 1000 / ${reqs[ours]}" | bc)" |
+		echo "warm round $i map=$((reqs[map] / (runs * secs)))/$(echo "scale=1; ${ns[map]} / 1000 / ${reqs[map]}" | bc)" \
+			"ours=$((reqs[ours] / (runs * secs)))/$(echo "scale=1; ${ns[ours]} / 1000 / ${reqs[ours]}" | bc)" |
 			tee -a "$OUT_DIR/warm-rounds.txt"
 	done
 }
