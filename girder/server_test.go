@@ -413,7 +413,7 @@ func TestMetadataAndTileErrors(t *testing.T) {
 		t.Errorf("Cache-Control %q", r.header.Get("Cache-Control"))
 	}
 	tag := r.header.Get("ETag")
-	if len(tag) != 34 || tag[0] != '"' {
+	if len(tag) != 18 || tag[0] != '"' {
 		t.Fatalf("ETag %q", tag)
 	}
 	r2 := e.get(base + "4/0/0")

@@ -55,7 +55,9 @@ func waitDisk(t testing.TB, tc *Tiered) {
 	}
 }
 
-func entryPath(tc *Tiered, key string) string { return tc.disk.path(diskIDOf(key)) }
+// entryPath is the file of key's entry (the disk tier knows it by its
+// shared name).
+func entryPath(tc *Tiered, key string) string { return tc.disk.path(diskIDOf(sharedKey(key))) }
 
 func mustGet(t *testing.T, tc *Tiered, key string, produce func(context.Context) ([]byte, error), wantStatus string, want []byte) {
 	t.Helper()
@@ -695,12 +697,12 @@ func TestDiskWritesNeverBlock(t *testing.T) {
 	d := tc.disk
 	// Stall the only writer inside its write.
 	d.mu.Lock()
-	d.setAsync("k1", []byte("1"))
+	d.setAsync(sharedKey("k1"), []byte("1"))
 	for len(d.queue) != 0 {
 		time.Sleep(time.Millisecond)
 	}
-	d.setAsync("k2", []byte("2")) // fills the queue
-	d.setAsync("k3", []byte("3")) // dropped, without waiting
+	d.setAsync(sharedKey("k2"), []byte("2")) // fills the queue
+	d.setAsync(sharedKey("k3"), []byte("3")) // dropped, without waiting
 	dropped := d.dropped.Load()
 	d.mu.Unlock()
 	if dropped != 1 {
@@ -769,7 +771,7 @@ func TestDiskCrashRecovery(t *testing.T) {
 	}
 	waitDisk(t, a)
 	// Rewrite one indexed entry with a different size.
-	a.disk.write(Key("0"), tiles[1][:1000])
+	a.disk.write(sharedKey(Key("0")), tiles[1][:1000])
 	crash(a)
 	// And an interrupted write.
 	os.WriteFile(filepath.Join(dir, diskTmpDir, "tile-999.tmp"), tiles[0][:100], 0o600)

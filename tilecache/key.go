@@ -7,18 +7,23 @@ import (
 	"strconv"
 )
 
-// keyHexBytes is how many bytes of the SHA-256 digest a key keeps: 128 bits
-// make a collision between two different tiles practically impossible while
-// keeping keys short (32 hex characters) in memory and on the wire.
+// keyHexBytes is how many bytes of the SHA-256 digest a shared key keeps:
+// 128 bits make a collision between two different tiles practically
+// impossible while keeping keys short (32 hex characters) in memory and on
+// the wire.
 const keyHexBytes = 16
 
-// Key hashes its parts into a cache key: lowercase hex, 32 characters, safe
-// for memcached (no spaces or control characters, well under 250 bytes).
+// Key joins its parts into a cache key. Each part is length-prefixed (its
+// length as a uvarint, then its bytes), so ("ab", "c") and ("a", "bc") give
+// different keys, and the key is those bytes as they are: two keys are equal
+// only when their parts are, so the in-process tier and the coalescing of
+// productions compare them exactly, with no hash to compute on a hit (a
+// SHA-256 was about a sixth of a warm hit's handler time). The tiers shared
+// between replicas (memcached, disk) store each entry under sharedKey.
 //
-// Each part is length-prefixed before hashing, so ("ab", "c") and ("a", "bc")
-// give different keys. Callers pass the source identity and version, z, x,
-// y, frame, encoding and its options, and the canonical style; a changed
-// version therefore yields new keys and old entries simply age out.
+// Callers pass the source identity and version, z, x, y, frame, encoding
+// and its options, and the canonical style; a changed version therefore
+// yields new keys and old entries simply age out.
 func Key(parts ...string) string {
 	// Typical keys fit a stack buffer and cost one allocation (the result).
 	var buf [512]byte
@@ -30,9 +35,9 @@ func Key(parts ...string) string {
 }
 
 // AppendKeyPart appends one key part made of the concatenated pieces to b,
-// in the form Key hashes: KeyOf(AppendKeyPart(AppendKeyPart(nil, "a"), "b",
-// "c")) equals Key("a", "bc"). It lets the key of every tile request be
-// built without a string per part.
+// in the form Key joins them: KeyOf(AppendKeyPart(AppendKeyPart(nil, "a"),
+// "b", "c")) equals Key("a", "bc"). It lets the key of every tile request
+// be built without a string per part.
 func AppendKeyPart(b []byte, pieces ...string) []byte {
 	n := 0
 	for _, p := range pieces {
@@ -53,9 +58,16 @@ func AppendKeyInt(b []byte, v int) []byte {
 	return append(b, d...)
 }
 
-// KeyOf hashes parts appended by AppendKeyPart and AppendKeyInt into a key.
-func KeyOf(parts []byte) string {
-	sum := sha256.Sum256(parts)
+// KeyOf returns the key made of parts appended by AppendKeyPart and
+// AppendKeyInt.
+func KeyOf(parts []byte) string { return string(parts) }
+
+// sharedKey is the name of key in the tiers replicas share: the first 128
+// bits of the SHA-256 of its bytes, in lowercase hex (32 characters, safe
+// for memcached). Every replica of every release derives the same name
+// from the same parts, so they share entries without coordination.
+func sharedKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
 	var out [2 * keyHexBytes]byte
 	hex.Encode(out[:], sum[:keyHexBytes])
 	return string(out[:])

@@ -8,11 +8,8 @@ import (
 func TestKeyDependsOnEveryPart(t *testing.T) {
 	base := []string{"file:slide.svs", "v=123456:1700000000", "z=3", "x=4", "y=5", "frame=0", "JPEG", "q=95", "ss=0", `{"min":0}`}
 	k := Key(base...)
-	if len(k) != 32 {
-		t.Fatalf("key %q has length %d, want 32", k, len(k))
-	}
-	if !memcachedSafe(k) {
-		t.Fatalf("key %q is not memcached-safe", k)
+	if sk := sharedKey(k); len(sk) != 32 || !memcachedSafe(sk) {
+		t.Fatalf("shared key %q: want 32 memcached-safe characters", sk)
 	}
 	if k != Key(base...) {
 		t.Fatal("Key is not deterministic")
@@ -22,6 +19,9 @@ func TestKeyDependsOnEveryPart(t *testing.T) {
 		parts := append([]string(nil), base...)
 		parts[i] += "'"
 		k2 := Key(parts...)
+		if sharedKey(k2) == sharedKey(k) {
+			t.Fatalf("changing part %d gives the same shared key", i)
+		}
 		if j, dup := seen[k2]; dup {
 			t.Fatalf("changing part %d gives the same key as %d", i, j)
 		}
@@ -52,15 +52,20 @@ func TestKeyPartsAreLengthPrefixed(t *testing.T) {
 	}
 }
 
-// TestKeyFormat pins the bytes a key hashes (each part's length as a
-// uvarint, then the part; SHA-256, the first 16 bytes in hex): replicas of
-// different releases share memcached, so a key must not change by accident.
-// The expected values come from Python's hashlib over the same bytes.
+// TestKeyFormat pins a key's bytes (each part's length as a uvarint, then
+// the part) and its shared name (SHA-256 of those bytes, the first 16 in
+// hex): replicas of different releases share memcached and the disk tier,
+// so a name must not change by accident. The expected names come from
+// Python's hashlib over the same bytes, and are those of the releases that
+// used the shared name as the key everywhere.
 func TestKeyFormat(t *testing.T) {
 	parts := []string{"item1\x00v2", "tile", "7", "117", "-3", "0", "JPEG", "", ""}
 	const want = "8eea8d43e7900eaf481d2436d9913c6b"
-	if got := Key(parts...); got != want {
-		t.Errorf("Key = %s, want %s", got, want)
+	if got, raw := Key(parts...), "\x08item1\x00v2\x04tile\x017\x03117\x02-3\x010\x04JPEG\x00\x00"; got != raw {
+		t.Errorf("Key = %q, want %q", got, raw)
+	}
+	if got := sharedKey(Key(parts...)); got != want {
+		t.Errorf("sharedKey(Key) = %s, want %s", got, want)
 	}
 	// The appenders give the same key without a string per part.
 	b := AppendKeyPart(nil, "item1", "\x00", "v2")
@@ -69,11 +74,11 @@ func TestKeyFormat(t *testing.T) {
 		b = AppendKeyInt(b, v)
 	}
 	b = AppendKeyPart(AppendKeyPart(AppendKeyPart(b, "JPEG"), ""))
-	if got := KeyOf(b); got != want {
+	if got := sharedKey(KeyOf(b)); got != want {
 		t.Errorf("KeyOf(appended parts) = %s, want %s", got, want)
 	}
 	// A part longer than 127 bytes has a two-byte length.
-	if got, want := Key(strings.Repeat("x", 200)), "948cdefb43779b0b015ecba112d64d8b"; got != want {
+	if got, want := sharedKey(Key(strings.Repeat("x", 200))), "948cdefb43779b0b015ecba112d64d8b"; got != want {
 		t.Errorf("Key(200×x) = %s, want %s", got, want)
 	}
 }

@@ -78,11 +78,13 @@ func newMCTier(cfg Config) (*mcTier, error) {
 	return t, nil
 }
 
+// mcKey is the memcached name of key: Tiered passes shared names, which
+// are used as they are.
 func mcKey(key string) string {
 	if memcachedSafe(key) {
 		return key
 	}
-	return Key(key)
+	return sharedKey(key)
 }
 
 // get returns the value for key; every failure is a miss.

@@ -244,8 +244,13 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 			return v, StatusHitMemory, nil
 		}
 	}
+	// The shared tiers know the entry by its shared name.
+	var shared string
+	if t.mc != nil || t.disk != nil {
+		shared = sharedKey(key)
+	}
 	if t.mc != nil {
-		if v, ok := t.mc.get(key); ok {
+		if v, ok := t.mc.get(shared); ok {
 			if t.mem != nil {
 				t.mem.set(key, v)
 			}
@@ -253,12 +258,12 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 		}
 	}
 	if t.disk != nil {
-		if v, ok := t.disk.get(key); ok {
+		if v, ok := t.disk.get(shared); ok {
 			if t.mem != nil {
 				t.mem.set(key, v)
 			}
 			if t.mc != nil {
-				t.mc.setAsync(key, v)
+				t.mc.setAsync(shared, v)
 			}
 			return v, StatusHitDisk, nil
 		}
@@ -268,7 +273,7 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 		// would take the server down. Turn it into an error.
 		if p := recover(); p != nil {
 			t.produceErrors.Add(1)
-			err = fmt.Errorf("tilecache: producing %s panicked: %v", key, p)
+			err = fmt.Errorf("tilecache: producing %s panicked: %v", sharedKey(key), p)
 		}
 	}()
 	v, err := produce(ctx)
@@ -285,10 +290,10 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 		t.mem.set(key, v)
 	}
 	if t.mc != nil {
-		t.mc.setAsync(key, v)
+		t.mc.setAsync(shared, v)
 	}
 	if t.disk != nil {
-		t.disk.setAsync(key, v)
+		t.disk.setAsync(shared, v)
 	}
 	return v, StatusMiss, nil
 }

@@ -17,7 +17,7 @@
 package main
 
 import (
-	"crypto/md5"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/tileserver/tileserver/encode"
 	"github.com/tileserver/tileserver/tilesource/tiff"
@@ -173,8 +175,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	// tileserver's ETag is an MD5 over the route's identity; so is this.
-	sum := md5.Sum([]byte(r.URL.Path))
+	// tileserver's ETag is a 64-bit xxHash over the route's identity; so
+	// is this.
+	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], xxhash.Sum64String(r.URL.Path))
 	h := w.Header()
 	h["Cache-Control"] = cacheControl
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
