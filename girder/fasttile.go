@@ -78,9 +78,12 @@ func (s *Server) plainTile(w http.ResponseWriter, r *http.Request) (answered boo
 			answered = true
 		}
 	}()
+	// end is when the response was written, read once for the metrics
+	// and the count of requests in flight (zero if the handler panicked).
+	var end time.Time
 	if s.tracking() {
-		s.beginImageRequest(id)
-		defer s.bg.act.End()
+		s.beginImageRequest(id, start)
+		defer func() { s.bg.act.EndAt(end) }()
 	}
 	hdr := w.Header()
 	hdr["X-Content-Type-Options"] = nosniff
@@ -103,6 +106,7 @@ func (s *Server) plainTile(w http.ResponseWriter, r *http.Request) (answered boo
 		_ = writeResult(w, res) // a client gone mid-write is not an error here, nor on the route
 		s.servedTile(r, loc, req)
 	}
-	s.http.observe(familyTile, status, err, time.Since(start))
+	end = time.Now()
+	s.http.observe(familyTile, status, err, end.Sub(start))
 	return true
 }

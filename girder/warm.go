@@ -170,7 +170,7 @@ func (s *Server) trackImageRequests(c echo.Context, next echo.HandlerFunc) error
 		return next(c)
 	}
 	id := c.Param("id")
-	s.beginImageRequest(id)
+	s.beginImageRequest(id, time.Now())
 	ended := false
 	defer func() {
 		if !ended { // a panicking handler must not leave the count up
@@ -192,11 +192,11 @@ func (s *Server) trackImageRequests(c echo.Context, next echo.HandlerFunc) error
 // work (warm-up and prefetch yield to them).
 func (s *Server) tracking() bool { return s.bg != nil && s.bg.on }
 
-// beginImageRequest counts an image request of item id in flight (the
-// caller ends it with s.bg.act.End) and marks the item opened for the
-// worklist.
-func (s *Server) beginImageRequest(id string) {
-	s.bg.act.Begin()
+// beginImageRequest counts an image request of item id, begun at now, in
+// flight (the caller ends it with s.bg.act.End) and marks the item opened
+// for the worklist.
+func (s *Server) beginImageRequest(id string, now time.Time) {
+	s.bg.act.BeginAt(now)
 	if id != "" && s.bg.warm != nil {
 		s.bg.warm.opened(id)
 	}

@@ -32,15 +32,26 @@ func NewActivity() *Activity {
 }
 
 // Begin counts one real request; call End once when it is done.
-func (a *Activity) Begin() {
+func (a *Activity) Begin() { a.BeginAt(time.Now()) }
+
+// BeginAt is Begin for a request that began at now, for callers that have
+// just read the clock (each read costs ~80 ns in a VM, on every hit).
+func (a *Activity) BeginAt(now time.Time) {
 	a.n.Add(1)
-	a.touch()
+	a.touch(now)
 }
 
 // End ends a request counted by Begin.
-func (a *Activity) End() {
+func (a *Activity) End() { a.EndAt(time.Now()) }
+
+// EndAt is End for a request that ended at now; a zero now means the
+// present.
+func (a *Activity) EndAt(now time.Time) {
+	if now.IsZero() {
+		now = time.Now()
+	}
 	a.n.Add(-1)
-	a.touch()
+	a.touch(now)
 	// A waiter registers before it reads the count and this reads the
 	// waiters after lowering it, so either the waiter sees the new count
 	// or the wake-up below reaches it.
@@ -52,7 +63,7 @@ func (a *Activity) End() {
 	}
 }
 
-func (a *Activity) touch() { a.last.Store(int64(time.Since(a.base))) }
+func (a *Activity) touch(now time.Time) { a.last.Store(int64(now.Sub(a.base))) }
 
 // InFlight returns the number of real requests in flight.
 func (a *Activity) InFlight() int64 { return a.n.Load() }
