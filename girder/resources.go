@@ -282,8 +282,9 @@ func (s *Server) sources(c echo.Context) error {
 	return c.JSON(http.StatusOK, defaultSources)
 }
 
-// defaultSources describes the readers and their extension priorities (spec
-// section 7; lower is preferred) when the Service does not list its own.
+// defaultSources describes the readers and their extension priorities (as
+// large_image's /large_image/sources lists them; lower is preferred) when
+// the Service does not list its own.
 var defaultSources = map[string]any{
 	"tiff": map[string]any{
 		"extensions": map[string]int{"default": 3, "tif": 1, "tiff": 1, "ptif": 1, "ptiff": 1, "qptiff": 1, "svs": 4},

@@ -568,8 +568,8 @@ func (s *Server) associatedMetadata(c echo.Context) error {
 	return c.JSON(http.StatusOK, md)
 }
 
-// contentDisposition sets Content-Disposition as large_image does (spec
-// 1.0) when the client asked for inline or attachment.
+// contentDisposition sets Content-Disposition as large_image's Girder
+// plugin does when the client asked for inline or attachment.
 func (s *Server) contentDisposition(c echo.Context, itemName, sub, mime string) {
 	disp := c.QueryParam("contentDisposition")
 	if disp != "inline" && disp != "attachment" {

@@ -179,8 +179,8 @@ type Service interface {
 	CanOpen(ctx context.Context, path string) (sourceName string, err error)
 	// Histogram returns one entry per band (TileSource.histogram).
 	Histogram(ctx context.Context, loc Locator, req HistogramRequest) ([]style.BandHist, error)
-	// Bands returns band statistics keyed by 1-based band number (spec
-	// 1.8).
+	// Bands returns band statistics keyed by 1-based band number, as
+	// large_image's /item/{id}/tiles/bands does.
 	Bands(ctx context.Context, loc Locator, frame int) (map[string]style.BandInfo, error)
 	// Pixel returns the pixel object, or a list of them with FrameList
 	// (TileSource.getPixel).

@@ -27,9 +27,10 @@ import (
 	"github.com/tileserver/tileserver/tilesource/limits"
 )
 
-// maxSkippedLevels is how many levels one synthesis stage may span (spec
-// 2.5): at most 8×8 child tiles are combined at once; larger gaps go
-// through intermediate synthesised levels, which are cached and reused.
+// maxSkippedLevels is how many levels one synthesis stage may span (as in
+// large_image's _getTileFromEmptyLevel): at most 8×8 child tiles are
+// combined at once; larger gaps go through intermediate synthesised levels,
+// which are cached and reused.
 const maxSkippedLevels = tilesource.SynthMaxSkip
 
 // maxStepPixels is the weight of a step whose size is unknown beforehand
