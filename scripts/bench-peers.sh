@@ -19,8 +19,9 @@
 # so each run ends with the comparisons that matter measured on servers
 # running side by side and taking turns (ROUNDS rounds, default 4, each on
 # fresh servers): cold CPU per stored tile over the whole full-resolution
-# level for the pread limit, ours, the map limit and ours without a tile
-# cache, and warm hits for the map limit and ours. The summary gives the
+# level for the pread limit, ours, the map limit, ours without a tile
+# cache and ours with its tier full, and warm hits for the map limit and
+# ours. The summary gives the
 # median of the rounds' ratios.
 #
 # It builds ours (make build), installs wrk and the peers
@@ -205,35 +206,47 @@ turns() {
 	for ((i = 0; i < n; i++)); do echo $(((i + k) % n)); done
 }
 # cold_rounds ROUNDS: cold CPU per stored tile over every tile of the
-# slide's full-resolution level for four fresh servers side by side: the
-# pread limit, ours (memory cache), and the two that split the difference:
-# the map limit (the pread server plus keeping each tile in memory) and
-# ours with no tile cache (ours minus keeping). The level is requested in
+# slide's full-resolution level for five servers side by side: the pread
+# limit, ours (memory cache), and the two that split the difference: the
+# map limit (the pread server plus keeping each tile in memory) and ours
+# with no tile cache (ours minus keeping); all four fresh, so the tiles
+# kept fill memory the process never touched before. The fifth is ours as
+# it runs once its tier is full: a 32 MiB tier filled beforehand with the
+# next level's tiles, so that every tile kept evicts another and reuses
+# its memory (a fresh server pays page faults for every tile it keeps until
+# its budget is reached, then no more). The level is requested in
 # chunks of 500 tiles, one at a time, each chunk from every server in turn
 # (see turns), so that this machine's drift (its CPU time per request
-# wanders by a third over minutes) falls on all four alike: measured one
+# wanders by a third over minutes) falls on all five alike: measured one
 # after the other, seconds apart, the same servers' ratios still spread
 # over ±30 % from round to round.
 cold_rounds() {
-	local rounds=$1 chunk=500 all=$OUT_DIR/cold-rounds.tiles i k s t total a b
-	local names=(pread ours map none)
+	local rounds=$1 chunk=500 all=$OUT_DIR/cold-rounds.tiles fill=$OUT_DIR/cold-rounds.fill i k s t total a b
+	local names=(pread ours map none full)
 	local -A ns
 	for i in $(seq "$rounds"); do
 		page_in
 		{ side_start pread pread 18091 && side_start map map 18092 &&
-			side_start ours ours 18093 --cache memory && side_start none ours 18094 --cache none; } ||
+			side_start ours ours 18093 --cache memory && side_start none ours 18094 --cache none &&
+			side_start full ours 18095 --cache memory --cache-memory-bytes 32M; } ||
 			{ side_stop; return 1; }
-		[ -s "$all" ] || curl -s "http://${SIDE_ADDR[ours]}/api/v1/item/${SIDE_ITEM[ours]}/tiles" | python3 -c '
+		# The tiles of the full-resolution level, and of the next one for
+		# filling the fifth server's tier.
+		[ -s "$all" ] && [ -s "$fill" ] || curl -s "http://${SIDE_ADDR[ours]}/api/v1/item/${SIDE_ITEM[ours]}/tiles" | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
-z = m["levels"] - 1
-for y in range(-(-m["sizeY"] // m["tileHeight"])):
-    for x in range(-(-m["sizeX"] // m["tileWidth"])):
-        print(z, x, y)' > "$all"
+for z, out in ((m["levels"] - 1, sys.argv[1]), (m["levels"] - 2, sys.argv[2])):
+    scale = 2 ** (m["levels"] - 1 - z)
+    with open(out, "w") as f:
+        for y in range(-(-m["sizeY"] // (m["tileHeight"] * scale))):
+            for x in range(-(-m["sizeX"] // (m["tileWidth"] * scale))):
+                print(z, x, y, file=f)' "$all" "$fill"
 		for s in "${names[@]}"; do
 			tile_urls "${SIDE_ITEM[$s]}" "$all" "$OUT_DIR/side.$s.urls"
 			ns[$s]=0
 		done
+		tile_urls "${SIDE_ITEM[full]}" "$fill" "$OUT_DIR/side.fill.urls"
+		"$W/seq-latency.sh" "http://${SIDE_ADDR[full]}" "$OUT_DIR/side.fill.urls" > /dev/null
 		total=$(grep -c . "$all")
 		k=0
 		for ((s = 1; s <= total; s += chunk)); do
@@ -249,7 +262,7 @@ for y in range(-(-m["sizeY"] // m["tileHeight"])):
 		done
 		side_stop
 		for s in "${names[@]}"; do ns[$s]=$(echo "scale=1; ${ns[$s]} / 1000 / $total" | bc); done
-		echo "cold round $i tiles=$total pread=${ns[pread]}us ours=${ns[ours]}us map=${ns[map]}us ours-nocache=${ns[none]}us" |
+		echo "cold round $i tiles=$total pread=${ns[pread]}us ours=${ns[ours]}us map=${ns[map]}us ours-nocache=${ns[none]}us ours-full=${ns[full]}us" |
 			tee -a "$OUT_DIR/cold-rounds.txt"
 	done
 }
@@ -376,6 +389,7 @@ if pairs:
     pair_ratio("ours", "ours-memory")
     pair_ratio("map", "limit-map (pread + keeping every tile)")
     pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
+    pair_ratio("ours-full", "ours, tier full (32 MiB, every tile evicts)")
 warm = []
 for run in range(1, int(sys.argv[1]) + 1):
     for f in glob.glob(f"/tmp/peers/results-{run}/warm-rounds.txt"):
