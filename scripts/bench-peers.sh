@@ -21,8 +21,7 @@
 # fresh servers): cold CPU per stored tile over the whole full-resolution
 # level for the pread limit, ours, the map limit, ours without a tile
 # cache and ours with its tier full, and warm hits for the map limit and
-# ours. The summary gives the
-# median of the rounds' ratios.
+# ours. The summary gives the median of the rounds' ratios.
 #
 # It builds ours (make build), installs wrk and the peers
 # (../shared/peers/*/install.sh) when they are missing, and makes the
