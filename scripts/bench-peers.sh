@@ -20,8 +20,9 @@
 # running side by side and taking turns (ROUNDS rounds, default 4, each on
 # fresh servers): cold CPU per stored tile over the whole full-resolution
 # level for the pread limit, ours, the map limit, ours without a tile
-# cache and ours with its tier full, and warm hits for the map limit and
-# ours. The summary gives the median of the rounds' ratios.
+# cache and ours with its tier full; CPU and latency of tiles of a level
+# the file lacks for the pread limit and ours; and warm hits for the map
+# limit and ours. The summary gives the median of the rounds' ratios.
 #
 # It builds ours (make build), installs wrk and the peers
 # (../shared/peers/*/install.sh) when they are missing, and makes the
@@ -175,15 +176,16 @@ side_stop() {
 	done
 }
 trap 'stop_server; side_stop' EXIT
-# side_start NAME KIND PORT ARGS...: a fresh server beside the others: KIND
-# pread or map is the limit server over slide.tif, ours is ours with ARGS.
+# side_start NAME KIND PORT SLIDE ARGS...: a fresh server beside the
+# others, serving slide SLIDE (slide.tif or slide-4x.tif): KIND pread or map
+# is the limit server over it, ours is ours with ARGS.
 side_start() {
-	local name=$1 kind=$2 ADDR=127.0.0.1:$3 # wait_healthy and wait_item read ADDR
-	shift 3
+	local name=$1 kind=$2 ADDR=127.0.0.1:$3 slide=$4 # wait_healthy and wait_item read ADDR
+	shift 4
 	SIDE_ADDR[$name]=$ADDR
 	case $kind in
 	pread | map)
-		"$LIMIT" -slide "$DATA/slide.tif" -addr "$ADDR" -mode "$kind" > "$OUT_DIR/side.$name.log" 2>&1 &
+		"$LIMIT" -slide "$DATA/$slide" -addr "$ADDR" -mode "$kind" > "$OUT_DIR/side.$name.log" 2>&1 &
 		SIDE_PID[$name]=$!
 		SIDE_ITEM[$name]=limit
 		wait_healthy
@@ -193,7 +195,7 @@ side_start() {
 		"$BIN" --addr "$ADDR" --data "/tmp/peers/tileserver-data-$name" --slides $SLIDES --log-level warn \
 			--prefetch=false --warm-on-import=false "$@" > "$OUT_DIR/side.$name.log" 2>&1 &
 		SIDE_PID[$name]=$!
-		wait_healthy && SIDE_ITEM[$name]=$(wait_item slide.tif) && [ -n "${SIDE_ITEM[$name]}" ]
+		wait_healthy && SIDE_ITEM[$name]=$(wait_item "$slide") && [ -n "${SIDE_ITEM[$name]}" ]
 		;;
 	esac
 }
@@ -225,9 +227,10 @@ cold_rounds() {
 	local -A ns
 	for i in $(seq "$rounds"); do
 		page_in
-		{ side_start pread pread 18091 && side_start map map 18092 &&
-			side_start ours ours 18093 --cache memory && side_start none ours 18094 --cache none &&
-			side_start full ours 18095 --cache memory --cache-memory-bytes 32M; } ||
+		{ side_start pread pread 18091 slide.tif && side_start map map 18092 slide.tif &&
+			side_start ours ours 18093 slide.tif --cache memory &&
+			side_start none ours 18094 slide.tif --cache none &&
+			side_start full ours 18095 slide.tif --cache memory --cache-memory-bytes 32M; } ||
 			{ side_stop; return 1; }
 		# The tiles of the full-resolution level, and of the next one for
 		# filling the fifth server's tier.
@@ -265,6 +268,46 @@ for z, out in ((m["levels"] - 1, sys.argv[1]), (m["levels"] - 2, sys.argv[2])):
 			tee -a "$OUT_DIR/cold-rounds.txt"
 	done
 }
+# missing_rounds ROUNDS: tiles of a level the file lacks (z6 of the twin
+# that stores every other level, the 2000 tiles of its list), each made
+# from its four stored children, on the pread limit (libjpeg-turbo: the
+# children decoded at half size, then encoded) and on ours (memory cache),
+# fresh and side by side: chunks of 250 tiles one at a time, taking turns
+# (see turns). Server CPU and the client's wall time are summed per server.
+missing_rounds() {
+	local rounds=$1 chunk=250 i k s t total a b c d
+	local names=(pread ours)
+	local -A ns ms
+	for i in $(seq "$rounds"); do
+		page_in
+		{ side_start pread pread 18096 slide-4x.tif && side_start ours ours 18097 slide-4x.tif --cache memory; } ||
+			{ side_stop; return 1; }
+		for t in "${names[@]}"; do
+			tile_urls "${SIDE_ITEM[$t]}" "$U/tiles-z6.txt" "$OUT_DIR/side.$t.urls"
+			ns[$t]=0 ms[$t]=0
+		done
+		total=$(grep -c . "$U/tiles-z6.txt")
+		k=0
+		for ((s = 1; s <= total; s += chunk)); do
+			for t in $(turns $k ${#names[@]}); do
+				t=${names[$t]}
+				sed -n "${s},$((s + chunk - 1))p" "$OUT_DIR/side.$t.urls" > "$OUT_DIR/side.chunk"
+				a=$(cpu_ns "${SIDE_PID[$t]}")
+				c=$(date +%s%N)
+				"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.chunk" > /dev/null
+				d=$(date +%s%N)
+				b=$(cpu_ns "${SIDE_PID[$t]}")
+				ns[$t]=$((ns[$t] + b - a)) ms[$t]=$((ms[$t] + d - c))
+			done
+			k=$((k + 1))
+		done
+		side_stop
+		echo "missing round $i tiles=$total" \
+			"pread=$(echo "scale=1; ${ns[pread]} / 1000 / $total" | bc)us/$(echo "scale=3; ${ms[pread]} / 1000000 / $total" | bc)ms" \
+			"ours=$(echo "scale=1; ${ns[ours]} / 1000 / $total" | bc)us/$(echo "scale=3; ${ms[ours]} / 1000000 / $total" | bc)ms" |
+			tee -a "$OUT_DIR/missing-rounds.txt"
+	done
+}
 # warm_rounds ROUNDS: warm hits of the map limit and ours (memory cache),
 # fresh and side by side: each gets the 2000 tiles of the z7 list
 # requested once and a 3 s wrk warm-up, then ten 2 s wrk runs (-t2 -c32),
@@ -275,7 +318,8 @@ warm_rounds() {
 	local -A reqs ns
 	for i in $(seq "$rounds"); do
 		page_in
-		{ side_start map map 18092 && side_start ours ours 18093 --cache memory; } || { side_stop; return 1; }
+		{ side_start map map 18092 slide.tif && side_start ours ours 18093 slide.tif --cache memory; } ||
+			{ side_stop; return 1; }
 		for t in "${names[@]}"; do
 			tile_urls "${SIDE_ITEM[$t]}" "$U/tiles-z7.txt" "$OUT_DIR/side.$t.urls"
 			"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.$t.urls" > /dev/null
@@ -327,8 +371,9 @@ for run in $(seq "$RUNS"); do
 	peer osdz-gunicorn-4x-z6 "SLIDE=$DATA/slide-4x.tif $P/openslide-deepzoom/start.sh gunicorn" \
 		"$P/openslide-deepzoom/stop.sh" $OSD $U/osdz-z6.txt /slide.dzi
 	ours ours-4x-z6 slide-4x.tif 6 --cache memory
-	rm -f "$OUT_DIR/cold-rounds.txt" "$OUT_DIR/warm-rounds.txt"
+	rm -f "$OUT_DIR/cold-rounds.txt" "$OUT_DIR/missing-rounds.txt" "$OUT_DIR/warm-rounds.txt"
 	cold_rounds "${ROUNDS:-4}"
+	missing_rounds "${ROUNDS:-4}"
 	warm_rounds "${ROUNDS:-4}"
 done
 
@@ -389,6 +434,18 @@ if pairs:
     pair_ratio("map", "limit-map (pread + keeping every tile)")
     pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
     pair_ratio("ours-full", "ours, tier full (32 MiB, every tile evicts)")
+missing = []
+for run in range(1, int(sys.argv[1]) + 1):
+    for f in glob.glob(f"/tmp/peers/results-{run}/missing-rounds.txt"):
+        for m in re.finditer(r"pread=([\d.]+)us/([\d.]+)ms ours=([\d.]+)us/([\d.]+)ms", open(f).read()):
+            missing.append([float(x) for x in m.groups()])
+if missing:
+    cpu = sorted(m[2] / m[0] for m in missing)
+    lat = sorted(m[3] / m[1] for m in missing)
+    print(f"missing level, ours-memory / limit-pread, {len(missing)} rounds side by side: CPU per tile median "
+          f"{med(cpu):.2f} (range {cpu[0]:.2f}-{cpu[-1]:.2f}; pread {med([m[0] for m in missing]):.0f} us, "
+          f"ours {med([m[2] for m in missing]):.0f} us), latency median {med(lat):.2f} (range {lat[0]:.2f}-{lat[-1]:.2f}; "
+          f"pread {med([m[1] for m in missing]):.2f} ms, ours {med([m[3] for m in missing]):.2f} ms)")
 warm = []
 for run in range(1, int(sys.argv[1]) + 1):
     for f in glob.glob(f"/tmp/peers/results-{run}/warm-rounds.txt"):
