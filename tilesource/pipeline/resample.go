@@ -145,21 +145,34 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 		tmp := encode.NewImage(w, src.Height, nb, encode.Uint8)
 		in := src
 		packed := nb > 1 && hc.packable
+		paired := hc.packable && (nb == 1 || nb == 3)
 		inRows(in.Height, in.Height*w*nb*len(hc.k[0]), func(y0, y1 int) {
 			var lanes packedLanes
 			if packed {
 				lanes = newPackedLanes(in.Width, nb)
 			}
-			for y := y0; y < y1; y++ {
-				row := in.Pix[y*in.Width*nb : (y+1)*in.Width*nb]
-				// A black row stays black (the rounding half never
-				// reaches a level): synthesis canvases are mostly such
-				// padding.
+			inRow := func(y int) []uint8 { return in.Pix[y*in.Width*nb : (y+1)*in.Width*nb] }
+			outRow := func(y int) []uint8 { return tmp.Pix[y*w*nb : (y+1)*w*nb] }
+			y := y0
+			if paired {
+				pairs := newRowPairs(in.Width, nb)
+				for ; y+1 < y1; y += 2 {
+					r0, r1 := inRow(y), inRow(y+1)
+					// A black row stays black (the rounding half never
+					// reaches a level): synthesis canvases are mostly
+					// such padding.
+					if end := max(nonZeroEnd(r0, nb), nonZeroEnd(r1, nb)); end > 0 {
+						pairs.resample(outRow(y), outRow(y+1), r0, r1, &hc, end)
+					}
+				}
+			}
+			for ; y < y1; y++ {
+				row := inRow(y)
 				end := nonZeroEnd(row, nb)
 				if end == 0 {
 					continue
 				}
-				out := tmp.Pix[y*w*nb : (y+1)*w*nb]
+				out := outRow(y)
 				switch {
 				case nb == 1:
 					resampleRow1(out, row, &hc, end)
@@ -295,7 +308,8 @@ func resampleRowN(out, row []uint8, hc *pilCoeffs, nb int, end int) {
 // sums, and as both fit in int32 (pilCoeffs.packable), L is the low 32
 // bits read as signed and H is (sum − L) / 2³². The horizontal pass of a
 // 4× shrink is most of a region's time; this makes it about a fifth
-// faster than a multiply per band.
+// faster than a multiply per band. It takes rows of 2 and 4 bands, and the
+// odd row left over when RGB rows go two at a time (see rowPairs).
 type packedLanes struct {
 	nb    int
 	lanes [2][]uint64
@@ -402,6 +416,78 @@ func unpackLanes(v uint64) (lo, hi uint8) {
 	l := int64(int32(uint32(v)))
 	h := (int64(v) - l) >> 32
 	return clip8(l + pilHalf), clip8(h + pilHalf)
+}
+
+// rowPairs is the horizontal pass of two rows at once, for 1 or 3 bands
+// (2 and 4 fill both halves of packedLanes' words already): lane b holds
+// band b of the first row in the low 32 bits of each word and of the
+// second row in the high 32 bits. Both rows share every output's weights
+// (they depend on x only), so one 64-bit multiply-add advances two sums,
+// unpacked as packedLanes' are: for RGB three multiplies per weight make
+// six samples, where packedLanes makes three with two.
+type rowPairs struct {
+	nb    int
+	lanes [3][]uint64
+}
+
+func newRowPairs(width, nb int) rowPairs {
+	p := rowPairs{nb: nb}
+	for b := range nb {
+		p.lanes[b] = make([]uint64, width)
+	}
+	return p
+}
+
+// resample makes out0 and out1 from row0 and row1 (nb bands each), whose
+// pixels from end on are black in both.
+func (p *rowPairs) resample(out0, out1, row0, row1 []uint8, hc *pilCoeffs, end int) {
+	n := 0
+	for n < len(hc.start) && hc.start[n] < end {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	lim := hc.start[n-1] + len(hc.k[n-1])
+	switch p.nb {
+	case 1:
+		l := p.lanes[0][:lim]
+		r0, r1 := row0[:lim], row1[:lim]
+		for i := range l {
+			l[i] = uint64(r0[i]) | uint64(r1[i])<<32
+		}
+		for xx := range n {
+			out0[xx], out1[xx] = unpackLanes(dotLane(l[hc.start[xx]:], hc.k[xx]))
+		}
+	case 3:
+		l0, l1, l2 := p.lanes[0][:lim], p.lanes[1][:lim], p.lanes[2][:lim]
+		for i := range l0 {
+			a := row0[i*3 : i*3+3 : i*3+3]
+			b := row1[i*3 : i*3+3 : i*3+3]
+			l0[i] = uint64(a[0]) | uint64(b[0])<<32
+			l1[i] = uint64(a[1]) | uint64(b[1])<<32
+			l2[i] = uint64(a[2]) | uint64(b[2])<<32
+		}
+		for xx := range n {
+			s, k := hc.start[xx], hc.k[xx]
+			r, g, b := dot3Lanes(l0[s:], l1[s:], l2[s:], k)
+			o0, o1 := out0[xx*3:xx*3+3:xx*3+3], out1[xx*3:xx*3+3:xx*3+3]
+			o0[0], o1[0] = unpackLanes(r)
+			o0[1], o1[1] = unpackLanes(g)
+			o0[2], o1[2] = unpackLanes(b)
+		}
+	}
+}
+
+func dot3Lanes(w0, w1, w2 []uint64, k []int32) (a, b, c uint64) {
+	w0, w1, w2 = w0[:len(k)], w1[:len(k)], w2[:len(k)]
+	for i, kv := range k {
+		k64 := uint64(int64(kv))
+		a += w0[i] * k64
+		b += w1[i] * k64
+		c += w2[i] * k64
+	}
+	return a, b, c
 }
 
 // packedRows is the vertical pass's view of its input: rows packed two

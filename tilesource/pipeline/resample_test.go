@@ -83,8 +83,10 @@ func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 		}{
 			{97, 61, 23, 15, pilLanczos}, {40, 33, 97, 80, pilBicubic}, {64, 64, 17, 64, pilBilinear},
 			{5, 3, 2, 7, pilLanczos}, {300, 200, 75, 50, pilLanczos}, {10, 12, 17, 5, lopsided},
-			// Passes large enough to be split across the cores.
-			{1200, 900, 300, 225, pilLanczos}, {400, 300, 1500, 1200, pilBicubic},
+			// Passes large enough to be split across the cores; the
+			// second's odd band leaves a row out of the row pairs.
+			{1200, 900, 300, 225, pilLanczos}, {1201, 901, 300, 225, pilLanczos},
+			{400, 300, 1500, 1200, pilBicubic},
 			// A kernel too tall for the packed rows' ring (3 bands and up).
 			{600, 4000, 600, 20, pilLanczos},
 		} {
