@@ -206,6 +206,31 @@ turns() {
 	local k=$1 n=$2 i
 	for ((i = 0; i < n; i++)); do echo $(((i + k) % n)); done
 }
+# take_turns CHUNK TOTAL NAME...: the side-by-side servers NAME request
+# their side.NAME.urls lists (TOTAL lines) in chunks of CHUNK, one URL at a
+# time, each chunk from every server in turn (see turns); TURN_NS[NAME] and
+# TURN_WALL[NAME] are each server's CPU and the client's wall time over
+# all its chunks, in nanoseconds.
+declare -A TURN_NS TURN_WALL
+take_turns() {
+	local chunk=$1 total=$2 k=0 s t a b c d
+	shift 2
+	local names=("$@")
+	for t in "${names[@]}"; do TURN_NS[$t]=0 TURN_WALL[$t]=0; done
+	for ((s = 1; s <= total; s += chunk)); do
+		for t in $(turns $k ${#names[@]}); do
+			t=${names[$t]}
+			sed -n "${s},$((s + chunk - 1))p" "$OUT_DIR/side.$t.urls" > "$OUT_DIR/side.chunk"
+			a=$(cpu_ns "${SIDE_PID[$t]}")
+			c=$(date +%s%N)
+			"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.chunk" > /dev/null
+			d=$(date +%s%N)
+			b=$(cpu_ns "${SIDE_PID[$t]}")
+			TURN_NS[$t]=$((TURN_NS[$t] + b - a)) TURN_WALL[$t]=$((TURN_WALL[$t] + d - c))
+		done
+		k=$((k + 1))
+	done
+}
 # cold_rounds ROUNDS: cold CPU per stored tile over every tile of the
 # slide's full-resolution level for five servers side by side: the pread
 # limit, ours (memory cache), and the two that split the difference: the
@@ -222,7 +247,7 @@ turns() {
 # after the other, seconds apart, the same servers' ratios still spread
 # over ±30 % from round to round.
 cold_rounds() {
-	local rounds=$1 chunk=500 all=$OUT_DIR/cold-rounds.tiles fill=$OUT_DIR/cold-rounds.fill i k s t total a b
+	local rounds=$1 chunk=500 all=$OUT_DIR/cold-rounds.tiles fill=$OUT_DIR/cold-rounds.fill i s total
 	local names=(pread ours map none full)
 	local -A ns
 	for i in $(seq "$rounds"); do
@@ -245,25 +270,13 @@ for z, out in ((m["levels"] - 1, sys.argv[1]), (m["levels"] - 2, sys.argv[2])):
                 print(z, x, y, file=f)' "$all" "$fill"
 		for s in "${names[@]}"; do
 			tile_urls "${SIDE_ITEM[$s]}" "$all" "$OUT_DIR/side.$s.urls"
-			ns[$s]=0
 		done
 		tile_urls "${SIDE_ITEM[full]}" "$fill" "$OUT_DIR/side.fill.urls"
 		"$W/seq-latency.sh" "http://${SIDE_ADDR[full]}" "$OUT_DIR/side.fill.urls" > /dev/null
 		total=$(grep -c . "$all")
-		k=0
-		for ((s = 1; s <= total; s += chunk)); do
-			for t in $(turns $k ${#names[@]}); do
-				t=${names[$t]}
-				sed -n "${s},$((s + chunk - 1))p" "$OUT_DIR/side.$t.urls" > "$OUT_DIR/side.chunk"
-				a=$(cpu_ns "${SIDE_PID[$t]}")
-				"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.chunk" > /dev/null
-				b=$(cpu_ns "${SIDE_PID[$t]}")
-				ns[$t]=$((ns[$t] + b - a))
-			done
-			k=$((k + 1))
-		done
+		take_turns $chunk "$total" "${names[@]}"
 		side_stop
-		for s in "${names[@]}"; do ns[$s]=$(echo "scale=1; ${ns[$s]} / 1000 / $total" | bc); done
+		for s in "${names[@]}"; do ns[$s]=$(echo "scale=1; ${TURN_NS[$s]} / 1000 / $total" | bc); done
 		echo "cold round $i tiles=$total pread=${ns[pread]}us ours=${ns[ours]}us map=${ns[map]}us ours-nocache=${ns[none]}us ours-full=${ns[full]}us" |
 			tee -a "$OUT_DIR/cold-rounds.txt"
 	done
@@ -275,36 +288,21 @@ for z, out in ((m["levels"] - 1, sys.argv[1]), (m["levels"] - 2, sys.argv[2])):
 # fresh and side by side: chunks of 250 tiles one at a time, taking turns
 # (see turns). Server CPU and the client's wall time are summed per server.
 missing_rounds() {
-	local rounds=$1 chunk=250 i k s t total a b c d
+	local rounds=$1 chunk=250 i t total
 	local names=(pread ours)
-	local -A ns ms
 	for i in $(seq "$rounds"); do
 		page_in
 		{ side_start pread pread 18096 slide-4x.tif && side_start ours ours 18097 slide-4x.tif --cache memory; } ||
 			{ side_stop; return 1; }
 		for t in "${names[@]}"; do
 			tile_urls "${SIDE_ITEM[$t]}" "$U/tiles-z6.txt" "$OUT_DIR/side.$t.urls"
-			ns[$t]=0 ms[$t]=0
 		done
 		total=$(grep -c . "$U/tiles-z6.txt")
-		k=0
-		for ((s = 1; s <= total; s += chunk)); do
-			for t in $(turns $k ${#names[@]}); do
-				t=${names[$t]}
-				sed -n "${s},$((s + chunk - 1))p" "$OUT_DIR/side.$t.urls" > "$OUT_DIR/side.chunk"
-				a=$(cpu_ns "${SIDE_PID[$t]}")
-				c=$(date +%s%N)
-				"$W/seq-latency.sh" "http://${SIDE_ADDR[$t]}" "$OUT_DIR/side.chunk" > /dev/null
-				d=$(date +%s%N)
-				b=$(cpu_ns "${SIDE_PID[$t]}")
-				ns[$t]=$((ns[$t] + b - a)) ms[$t]=$((ms[$t] + d - c))
-			done
-			k=$((k + 1))
-		done
+		take_turns $chunk "$total" "${names[@]}"
 		side_stop
 		echo "missing round $i tiles=$total" \
-			"pread=$(echo "scale=1; ${ns[pread]} / 1000 / $total" | bc)us/$(echo "scale=3; ${ms[pread]} / 1000000 / $total" | bc)ms" \
-			"ours=$(echo "scale=1; ${ns[ours]} / 1000 / $total" | bc)us/$(echo "scale=3; ${ms[ours]} / 1000000 / $total" | bc)ms" |
+			"pread=$(echo "scale=1; ${TURN_NS[pread]} / 1000 / $total" | bc)us/$(echo "scale=3; ${TURN_WALL[pread]} / 1000000 / $total" | bc)ms" \
+			"ours=$(echo "scale=1; ${TURN_NS[ours]} / 1000 / $total" | bc)us/$(echo "scale=3; ${TURN_WALL[ours]} / 1000000 / $total" | bc)ms" |
 			tee -a "$OUT_DIR/missing-rounds.txt"
 	done
 }
@@ -434,11 +432,15 @@ if pairs:
     pair_ratio("map", "limit-map (pread + keeping every tile)")
     pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
     pair_ratio("ours-full", "ours, tier full (32 MiB, every tile evicts)")
-missing = []
-for run in range(1, int(sys.argv[1]) + 1):
-    for f in glob.glob(f"/tmp/peers/results-{run}/missing-rounds.txt"):
-        for m in re.finditer(r"pread=([\d.]+)us/([\d.]+)ms ours=([\d.]+)us/([\d.]+)ms", open(f).read()):
-            missing.append([float(x) for x in m.groups()])
+def rounds(name, pattern):
+    """The numbers pattern captures in every run's side-by-side file name."""
+    out = []
+    for run in range(1, int(sys.argv[1]) + 1):
+        for f in glob.glob(f"/tmp/peers/results-{run}/{name}"):
+            for m in re.finditer(pattern, open(f).read()):
+                out.append([float(x) for x in m.groups()])
+    return out
+missing = rounds("missing-rounds.txt", r"pread=([\d.]+)us/([\d.]+)ms ours=([\d.]+)us/([\d.]+)ms")
 if missing:
     cpu = sorted(m[2] / m[0] for m in missing)
     lat = sorted(m[3] / m[1] for m in missing)
@@ -446,11 +448,7 @@ if missing:
           f"{med(cpu):.2f} (range {cpu[0]:.2f}-{cpu[-1]:.2f}; pread {med([m[0] for m in missing]):.0f} us, "
           f"ours {med([m[2] for m in missing]):.0f} us), latency median {med(lat):.2f} (range {lat[0]:.2f}-{lat[-1]:.2f}; "
           f"pread {med([m[1] for m in missing]):.2f} ms, ours {med([m[3] for m in missing]):.2f} ms)")
-warm = []
-for run in range(1, int(sys.argv[1]) + 1):
-    for f in glob.glob(f"/tmp/peers/results-{run}/warm-rounds.txt"):
-        for m in re.finditer(r"map=([\d.]+)/([\d.]+) ours=([\d.]+)/([\d.]+)", open(f).read()):
-            warm.append([float(x) for x in m.groups()])
+warm = rounds("warm-rounds.txt", r"map=([\d.]+)/([\d.]+) ours=([\d.]+)/([\d.]+)")
 if warm:
     rps = sorted(w[2] / w[0] for w in warm)
     cpu = sorted(w[3] / w[1] for w in warm)

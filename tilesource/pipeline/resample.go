@@ -111,6 +111,19 @@ func precomputeCoeffs(inSize, outSize int, f pilFilter) pilCoeffs {
 	return c
 }
 
+// reach returns the number n of outputs that read any of the first end
+// inputs, and the inputs those n read, [0, lim) (windows only move right):
+// the outputs from n on read only inputs from end on.
+func (c *pilCoeffs) reach(end int) (n, lim int) {
+	for n < len(c.start) && c.start[n] < end {
+		n++
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return n, c.start[n-1] + len(c.k[n-1])
+}
+
 func clip8(v int64) uint8 {
 	switch {
 	case v >= 1<<precisionBits<<8:
@@ -326,15 +339,10 @@ func newPackedLanes(width, nb int) packedLanes {
 // resampleRow is the horizontal pass of one row of l.nb bands.
 func (l *packedLanes) resampleRow(out, row []uint8, hc *pilCoeffs, end int) {
 	nb := l.nb
-	// Outputs up to n read pixels up to lim (windows only move right).
-	n := 0
-	for n < len(hc.start) && hc.start[n] < end {
-		n++
-	}
+	n, lim := hc.reach(end)
 	if n == 0 {
 		return
 	}
-	lim := hc.start[n-1] + len(hc.k[n-1])
 	l.pack(row[:lim*nb])
 	for xx := range n {
 		s, k := hc.start[xx], hc.k[xx]
@@ -441,14 +449,10 @@ func newRowPairs(width, nb int) rowPairs {
 // resample makes out0 and out1 from row0 and row1 (nb bands each), whose
 // pixels from end on are black in both.
 func (p *rowPairs) resample(out0, out1, row0, row1 []uint8, hc *pilCoeffs, end int) {
-	n := 0
-	for n < len(hc.start) && hc.start[n] < end {
-		n++
-	}
+	n, lim := hc.reach(end)
 	if n == 0 {
 		return
 	}
-	lim := hc.start[n-1] + len(hc.k[n-1])
 	switch p.nb {
 	case 1:
 		l := p.lanes[0][:lim]
