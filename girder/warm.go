@@ -193,8 +193,8 @@ func (s *Server) trackImageRequests(c echo.Context, next echo.HandlerFunc) error
 func (s *Server) tracking() bool { return s.bg != nil && s.bg.on }
 
 // beginImageRequest counts an image request of item id, begun at now, in
-// flight (the caller ends it with s.bg.act.End) and marks the item opened
-// for the worklist.
+// flight (the caller ends it with s.bg.act.End or EndAt) and marks the item
+// opened for the worklist.
 func (s *Server) beginImageRequest(id string, now time.Time) {
 	s.bg.act.BeginAt(now)
 	if id != "" && s.bg.warm != nil {
