@@ -90,8 +90,16 @@ func TestPilResizeMatchesPlainConvolution(t *testing.T) {
 			// A kernel too tall for the packed rows' ring (3 bands and up).
 			{600, 4000, 600, 20, pilLanczos},
 		} {
+			big := c.w*c.h > 300*200
+			// Under -short (the race detector's run, where the plain
+			// convolution is ten times slower) the passes split across
+			// the cores are compared for RGB only: the split and its
+			// goroutines are the same for every band count.
+			if big && nb != 3 && testing.Short() {
+				continue
+			}
 			for _, fill := range fills {
-				if fill.name != "noise" && c.w*c.h > 300*200 {
+				if fill.name != "noise" && big {
 					continue
 				}
 				img := encode.NewImage(c.w, c.h, nb, encode.Uint8)
