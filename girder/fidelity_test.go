@@ -1,6 +1,7 @@
 package girder
 
 import (
+	"image"
 	"net/http"
 	"net/url"
 	"testing"
@@ -64,5 +65,97 @@ func TestInternalMetadataICCProfiles(t *testing.T) {
 	e.get(itemPath("CMU-1-Small-Region.svs", "/internal_metadata")).json(t, &md)
 	if _, ok := md["iccprofiles"]; ok || md["tilesource"] != "tiff" {
 		t.Fatalf("CMU internal metadata %v", md)
+	}
+}
+
+// TestRegionModesAsLargeImage checks the mode large_image's getRegion
+// gives a scaled or letterboxed image: converted to RGB (JPEG) or RGBA
+// (PNG, TIFF) before the scaling, so for JPEG an alpha band is dropped
+// first and weighs nothing; a single-band 16-bit image scaled by nearest
+// neighbour and never converted; tile_frames' frames in their own bands.
+// The pixel values are the real large_image's for the same requests.
+func TestRegionModesAsLargeImage(t *testing.T) {
+	e := newEnvWith(t, map[string]string{
+		"rgba.tiff": "large_image/rgba_geotiff.tiff",
+		"la.tiff":   "large_image/small_la.tiff",
+		"u16.tif":   "pathml/smalltif.tif",
+		"ome.tif":   "libvips/multi-channel-z-series.ome.tif",
+	}, nil)
+	type px struct {
+		x, y    int
+		r, g, b int
+	}
+	for _, c := range []struct {
+		path string
+		w, h int
+		px   []px
+	}{
+		// Edge pixels of the RGBA image: nearly transparent white (alpha
+		// 1 in the PNG thumbnail) is the black under the transparent
+		// part once alpha is dropped before scaling; scaling with alpha
+		// and then dropping it gives white (255).
+		{itemPath("rgba.tiff", "/thumbnail?encoding=JPEG"), 256, 256, []px{
+			{120, 16, 0, 0, 2}, {61, 2, 8, 8, 8}, {121, 16, 0, 0, 0}, {241, 112, 0, 0, 0},
+			{128, 128, 88, 81, 89}, {10, 10, 0, 0, 0}}},
+		{itemPath("la.tiff", "/thumbnail?encoding=JPEG"), 256, 128, []px{
+			{0, 0, 0, 0, 0}, {64, 64, 1, 1, 1}, {127, 0, 126, 126, 126}, {128, 0, 129, 129, 129},
+			{255, 127, 255, 255, 255}}},
+	} {
+		img, format := decode(t, e.get(c.path))
+		if format != "jpeg" {
+			t.Fatalf("%s: format %s", c.path, format)
+		}
+		wantSize(t, img, c.w, c.h)
+		for _, p := range c.px {
+			r, g, b, _ := img.At(p.x, p.y).RGBA()
+			got := [3]int{int(r >> 8), int(g >> 8), int(b >> 8)}
+			for i, want := range [3]int{p.r, p.g, p.b} {
+				if d := got[i] - want; d < -6 || d > 6 {
+					t.Errorf("%s (%d,%d): %v, want %d,%d,%d ±6", c.path, p.x, p.y, got, p.r, p.g, p.b)
+					break
+				}
+			}
+		}
+	}
+
+	// A 16-bit grey image scaled stays one band: its 8-bit PNG is the
+	// full-resolution one sampled at column int(i·640/100), row
+	// int(j·480/75).
+	full, _ := decode(t, e.get(itemPath("u16.tif", "/region?encoding=PNG")))
+	for _, enc := range []string{"PNG", "TIFF"} {
+		r := e.get(itemPath("u16.tif", "/region?width=100&encoding="+enc))
+		if enc == "TIFF" {
+			if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/tiff" {
+				t.Fatalf("TIFF region: %d %s", r.status, r.header.Get("Content-Type"))
+			}
+			continue // Go's image package reads no TIFF; the PNG is the same pixels
+		}
+		img, _ := decode(t, r)
+		g, ok := img.(*image.Gray)
+		if !ok {
+			t.Fatalf("scaled 16-bit grey region is %T, want one 8-bit band", img)
+		}
+		wantSize(t, g, 100, 75)
+		fg := full.(*image.Gray)
+		for j := range 75 {
+			for i := range 100 {
+				if got, want := g.GrayAt(i, j).Y, fg.GrayAt(i*640/100, j*480/75).Y; got != want {
+					t.Fatalf("(%d,%d) = %d, want %d", i, j, got, want)
+				}
+			}
+		}
+	}
+
+	// tile_frames of a grey image: one grey band, the empty cell black.
+	img, _ := decode(t, e.get(itemPath("ome.tif", "/tile_frames?encoding=PNG&frameList=0,2,4&framesAcross=2&width=400&height=152")))
+	g, ok := img.(*image.Gray)
+	if !ok {
+		t.Fatalf("tile_frames of grey frames is %T, want one 8-bit band", img)
+	}
+	wantSize(t, g, 800, 304)
+	for _, p := range []struct{ x, y, v int }{{0, 0, 128}, {100, 76, 177}, {500, 76, 177}, {100, 228, 177}, {399, 151, 224}, {700, 228, 0}, {799, 303, 0}} {
+		if got := int(g.GrayAt(p.x, p.y).Y); got != p.v {
+			t.Errorf("tile_frames (%d,%d) = %d, want %d", p.x, p.y, got, p.v)
+		}
 	}
 }

@@ -129,7 +129,7 @@ func (p *Pipeline) analysisRegion(ctx context.Context, loc Locator, req RegionRe
 	rr.style, rr.noScale, rr.geom = style, noScale, geom
 	var img *encode.Image
 	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
-		img, err = p.region(ctx, loc, src, rr, "")
+		img, err = p.region(ctx, loc, src, rr, "", modeOwnBands)
 		return err
 	})
 	return img, err
@@ -160,9 +160,20 @@ func (p *Pipeline) Bands(ctx context.Context, loc Locator, frame int) (map[strin
 	names := style.Interpretations(img.Bands)
 	for i, m := range h.MinMax() {
 		out[strconv.Itoa(i+1)] = style.BandInfo{Interpretation: names[i], Min: m.Min, Max: m.Max,
-			Mean: m.Mean, Stdev: m.Stdev}
+			Mean: m.Mean, Stdev: m.Stdev, MinMaxAs: scalarOf(img.Format)}
 	}
 	return out, nil
+}
+
+// scalarOf is the numpy scalar type of a sample format.
+func scalarOf(f encode.Format) style.Scalar {
+	switch f {
+	case encode.Float64:
+		return style.Float64Scalar
+	case encode.Float32:
+		return style.Float32Scalar
+	}
+	return style.IntScalar
 }
 
 // Pixel returns {"value": [...], <mode letters>: 8-bit values} for the
@@ -307,7 +318,7 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 	}
 	if len(frames) == 1 {
 		rr.frame = frames[0]
-		return p.region(ctx, loc, src, rr, enc)
+		return p.region(ctx, loc, src, rr, enc, outputMode(enc))
 	}
 	across := req.FramesAcross
 	if across == 0 {
@@ -320,7 +331,7 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 	for k, f := range frames {
 		fr := rr
 		fr.frame = f
-		img, err := p.region(ctx, loc, src, fr, enc)
+		img, err := p.region(ctx, loc, src, fr, enc, modeOwnBands)
 		if err != nil {
 			return nil, err
 		}
@@ -340,10 +351,57 @@ func (p *Pipeline) montage(ctx context.Context, loc Locator, src tilesource.Sour
 		if img.Bands != out.Bands || img.Format != out.Format {
 			// Frames of one source share their layout; should one differ,
 			// both become 8-bit RGBA rather than fail.
-			img = toMode(img, true)
-			out = toMode(out, true)
+			img = toMode(img, modeRGBA)
+			out = toMode(out, modeRGBA)
 		}
-		paste(out, img, (k%across)*cellW, (k/across)*cellH)
+		pasteVisible(out, img, (k%across)*cellW, (k/across)*cellH)
 	}
 	return out, nil
+}
+
+// pasteVisible pastes src into dst at (x, y) as large_image's
+// _addSubimageToImage does: with an alpha band (2 or 4 bands), only the
+// pixels whose alpha is not zero, so a frame's transparent pixels leave the
+// montage's zeros.
+func pasteVisible(dst, src *encode.Image, x, y int) {
+	if src.Bands != 2 && src.Bands != 4 {
+		paste(dst, src, x, y)
+		return
+	}
+	ps := src.PixelSize()
+	if dst.PixelSize() != ps {
+		return
+	}
+	ss := src.Format.Size()
+	for r := max(y, 0); r < min(y+src.Height, dst.Height); r++ {
+		for c := max(x, 0); c < min(x+src.Width, dst.Width); c++ {
+			so := (r-y)*src.Stride() + (c-x)*ps
+			if px := src.Pix[so : so+ps]; positive(px[ps-ss:], src.Format) {
+				copy(dst.Pix[r*dst.Stride()+c*ps:], px)
+			}
+		}
+	}
+}
+
+// positive reports whether the sample b of format f is above zero.
+func positive(b []byte, f encode.Format) bool {
+	ne := binary.NativeEndian
+	switch f {
+	case encode.Int8:
+		return int8(b[0]) > 0
+	case encode.Int16:
+		return int16(ne.Uint16(b)) > 0
+	case encode.Int32:
+		return int32(ne.Uint32(b)) > 0
+	case encode.Float32:
+		return math.Float32frombits(ne.Uint32(b)) > 0
+	case encode.Float64:
+		return math.Float64frombits(ne.Uint64(b)) > 0
+	}
+	for _, v := range b {
+		if v != 0 {
+			return true
+		}
+	}
+	return false
 }

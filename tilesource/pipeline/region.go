@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/http"
@@ -46,7 +47,7 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 			if plan.empty {
 				return nil, nil
 			}
-			return p.renderRegion(ctx, loc, src, rr, plan, enc)
+			return p.renderRegion(ctx, loc, src, rr, plan, outputMode(enc))
 		}
 		if plan.empty || plan.canvasW*plan.canvasH > maxCachedRegionPixels {
 			img, err := render(ctx)
@@ -82,7 +83,7 @@ func (p *Pipeline) regionImage(ctx context.Context, loc Locator, rr regionParams
 	var img *encode.Image
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
 		var err error
-		img, err = p.region(ctx, loc, src, rr, enc)
+		img, err = p.region(ctx, loc, src, rr, enc, outputMode(enc))
 		return err
 	})
 	return img, err
@@ -484,12 +485,36 @@ func preferredLevel(info *tilesource.Info, level int) int {
 
 // region runs large_image's TileSource.getRegion and returns the pixels, or
 // nil for an empty result.
-func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string) (*encode.Image, error) {
+func (p *Pipeline) region(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, enc string, mode regionMode) (*encode.Image, error) {
 	plan, err := planRegion(src.Info(), &rr, enc)
 	if err != nil || plan.empty {
 		return nil, err
 	}
-	return p.renderRegion(ctx, loc, src, rr, plan, enc)
+	return p.renderRegion(ctx, loc, src, rr, plan, mode)
+}
+
+// regionMode is what large_image's getRegion converts a region to before
+// scaling or letterboxing it: the Pillow mode of its tile iterator, "RGBA"
+// for PNG and TIFF output and "RGB" for any other encoding, or, for a
+// region asked as a numpy array (the analysis routes, each frame of
+// tile_frames), the region's own bands in 8 bits.
+type regionMode int
+
+const (
+	modeOwnBands regionMode = iota
+	modeRGB
+	modeRGBA
+)
+
+// outputMode is the mode of a region encoded as enc ("" for none).
+func outputMode(enc string) regionMode {
+	switch enc {
+	case "":
+		return modeOwnBands
+	case "PNG", "TIFF":
+		return modeRGBA
+	}
+	return modeRGB
 }
 
 // regionPlan is where a region's pixels come from and what size it is
@@ -644,7 +669,7 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 
 // renderRegion makes the pixels of a planned region (steps 6 to 9 of
 // TileSource.getRegion).
-func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, plan regionPlan, enc string) (*encode.Image, error) {
+func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource.Source, rr regionParams, plan regionPlan, mode regionMode) (*encode.Image, error) {
 	info := src.Info()
 	level, x0, y0, x1, y1, outW, outH := plan.level, plan.x0, plan.y0, plan.x1, plan.y1, plan.outW, plan.outH
 
@@ -669,27 +694,20 @@ func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource
 		return img, nil
 	}
 
-	// 7. Final scaling.
-	resized := false
+	// 7. Final scaling, in the output's mode.
 	if img.Width != outW || img.Height != outH {
 		if err := p.step(ctx, img.Width*img.Height+outW*outH, func() error {
 			var err error
-			img, err = scaleRegion(img, outW, outH)
+			img, err = scaleRegion(img, outW, outH, mode)
 			return err
 		}); err != nil {
 			return nil, err
 		}
-		resized = true
 	}
 
-	// 8 and 9. Letterbox, and the mode large_image converts to when it
-	// resized or letterboxed.
+	// 8. Letterbox, in the output's mode.
 	if rr.fill.set && rr.maxW != nil && rr.maxH != nil {
-		img = letterbox(img, *rr.maxW, *rr.maxH, rr.fill, enc)
-		resized = true
-	}
-	if resized {
-		img = toMode(img, enc == "PNG" || enc == "TIFF")
+		img = letterbox(img, *rr.maxW, *rr.maxH, rr.fill, mode)
 	}
 	return img, nil
 }
@@ -746,12 +764,30 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 
 // scaleRegion scales the assembled region to the output size as
 // large_image's getRegion does: single-band 16-bit pixels by nearest
-// neighbour (keeping 16 bits), everything else in 8 bits through Pillow.
-func scaleRegion(img *encode.Image, w, h int) (*encode.Image, error) {
+// neighbour (keeping their band and 16 bits, in any mode: numpy does it),
+// everything else through Pillow, converted to mode first (so an alpha
+// band dropped for JPEG weighs nothing in the scaling). A 16-bit region
+// asked in its own bands comes back 16-bit, its 8-bit samples ×257.
+func scaleRegion(img *encode.Image, w, h int, mode regionMode) (*encode.Image, error) {
 	if img.Format == encode.Uint16 && img.Bands == 1 {
 		return nearestResize(img, w, h), nil
 	}
-	return resizeImage(encode.To8Bit(img), w, h)
+	wide := img.Format == encode.Uint16 && mode == modeOwnBands
+	out, err := resizeImage(toMode(img, mode), w, h)
+	if err != nil || !wide {
+		return out, err
+	}
+	return widen(out), nil
+}
+
+// widen returns an 8-bit image as 16-bit samples v×257 (numpy's
+// astype(uint16) * 257 in large_image's getRegion).
+func widen(img *encode.Image) *encode.Image {
+	out := encode.NewImage(img.Width, img.Height, img.Bands, encode.Uint16)
+	for i, v := range img.Pix {
+		binary.NativeEndian.PutUint16(out.Pix[2*i:], uint16(v)*257)
+	}
+	return out
 }
 
 // resizeImage scales as large_image's getRegion and getAssociatedImage
@@ -818,10 +854,11 @@ func parseFill(s string) (fillSpec, error) {
 	return f, nil
 }
 
-// letterbox pads img to at least w×h with the fill colour, centred or at
-// the top left for corner fills.
-func letterbox(img *encode.Image, w, h int, f fillSpec, enc string) *encode.Image {
-	img = toMode(img, enc == "PNG" || enc == "TIFF")
+// letterbox converts img to mode and pads it to at least w×h with the fill
+// colour (in that mode, as Pillow's ImageColor.getcolor gives it), centred
+// or at the top left for corner fills (large_image's _letterboxImage).
+func letterbox(img *encode.Image, w, h int, f fillSpec, mode regionMode) *encode.Image {
+	img = toMode(img, mode)
 	cw, ch := max(w, img.Width), max(h, img.Height)
 	out := encode.Pad(encode.NewImage(0, 0, img.Bands, img.Format), cw, ch, f.color.bands(img.Bands))
 	x, y := 0, 0
@@ -832,12 +869,15 @@ func letterbox(img *encode.Image, w, h int, f fillSpec, enc string) *encode.Imag
 	return out
 }
 
-// toMode converts to 8-bit RGBA (alpha true) or RGB, as large_image does
-// for resized regions.
-func toMode(img *encode.Image, alpha bool) *encode.Image {
+// toMode converts to 8-bit samples in mode: RGBA, RGB, or the image's own
+// bands (large_image's _imageToPIL with and without a mode).
+func toMode(img *encode.Image, mode regionMode) *encode.Image {
 	img = encode.To8Bit(img)
 	want := 3
-	if alpha {
+	switch mode {
+	case modeOwnBands:
+		return img
+	case modeRGBA:
 		want = 4
 	}
 	if img.Bands == want {

@@ -284,7 +284,7 @@ func (p *Pipeline) frameView(ctx context.Context, loc Locator, src tilesource.So
 	w, h := min(info.SizeX, side), min(info.SizeY, side)
 	rr := regionParams{maxW: &w, maxH: &h, frame: frame, units: "base_pixels", unitsWH: "base_pixels",
 		noScale: true}
-	return p.region(ctx, loc, src, rr, "")
+	return p.region(ctx, loc, src, rr, "", modeOwnBands)
 }
 
 // forStrips calls fn on img as style rasters of at most stripRows rows.
