@@ -464,7 +464,8 @@ func (s *Server) dziInfo(c echo.Context) error {
 	if enc == "PNG" {
 		format = "png"
 	}
-	c.Response().Header().Set(echo.HeaderContentType, "text/xml")
+	// Girder sets text/xml; CherryPy, encoding the text, adds the charset.
+	c.Response().Header().Set(echo.HeaderContentType, "text/xml;charset=utf-8")
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = fmt.Fprintf(c.Response(), dziXMLHeaderFormat, ts, ov, format, w, h)
 	return err

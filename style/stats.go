@@ -1,7 +1,9 @@
 package style
 
 import (
+	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/gonum/floats"
@@ -213,11 +215,75 @@ func ComputeStats(r *Raster, bins int) *FrameStats {
 
 // BandInfo is one entry of the bands route (TileSource.getBandInformation).
 type BandInfo struct {
-	Interpretation string  `json:"interpretation"`
-	Min            float64 `json:"min"`
-	Max            float64 `json:"max"`
-	Mean           float64 `json:"mean"`
-	Stdev          float64 `json:"stdev"`
+	Interpretation string
+	Min, Max       float64
+	Mean, Stdev    float64
+	// MinMaxAs is the numpy type large_image gives Min and Max in: the
+	// image's dtype.
+	MinMaxAs Scalar
+}
+
+// Scalar is how Girder's JSON encoder writes a numpy scalar: a float64 is
+// a Python float, written as a number; any other numpy type is unknown to
+// the json module, and Girder's encoder falls back to str(value).
+type Scalar int
+
+// The numpy scalar types large_image's statistics come in.
+const (
+	Float64Scalar Scalar = iota // a JSON number
+	IntScalar                   // a string: "255"
+	Float32Scalar               // a string: "0.5", "1.0", "1e-05"
+)
+
+// MarshalJSON writes the entry as Girder does (keys in the order of
+// large_image's dict).
+func (b BandInfo) MarshalJSON() ([]byte, error) {
+	out := []byte(`{"interpretation":`)
+	out = strconv.AppendQuote(out, b.Interpretation)
+	out = append(out, `,"min":`...)
+	out = b.MinMaxAs.appendJSON(out, b.Min)
+	out = append(out, `,"max":`...)
+	out = b.MinMaxAs.appendJSON(out, b.Max)
+	out = append(out, `,"mean":`...)
+	out = Float64Scalar.appendJSON(out, b.Mean)
+	out = append(out, `,"stdev":`...)
+	out = Float64Scalar.appendJSON(out, b.Stdev)
+	return append(out, '}'), nil
+}
+
+func (s Scalar) appendJSON(out []byte, v float64) []byte {
+	switch {
+	case s == IntScalar:
+		return strconv.AppendQuote(out, strconv.FormatInt(int64(v), 10))
+	case s == Float32Scalar:
+		return strconv.AppendQuote(out, numpyFloat32(float32(v)))
+	}
+	n, err := json.Marshal(v)
+	if err != nil { // NaN or infinite, which JSON cannot write
+		return append(out, "null"...)
+	}
+	return append(out, n...)
+}
+
+// numpyFloat32 is str() of a numpy float32: the shortest digits that read
+// back as the same float32, positional with at least one decimal from
+// 1e-4 up to 1e16, scientific outside.
+func numpyFloat32(v float32) string {
+	switch a := math.Abs(float64(v)); {
+	case math.IsNaN(a):
+		return "nan"
+	case math.IsInf(float64(v), 1):
+		return "inf"
+	case math.IsInf(float64(v), -1):
+		return "-inf"
+	case a != 0 && (a < 1e-4 || a >= 1e16):
+		return strconv.FormatFloat(float64(v), 'e', -1, 32)
+	}
+	s := strconv.FormatFloat(float64(v), 'f', -1, 32)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
 }
 
 // Interpretations names bands by band count: gray; gray, alpha; red,
@@ -238,20 +304,6 @@ func Interpretations(n int) []string {
 		if i < 3 {
 			out[i] = [3]string{"red", "green", "blue"}[i]
 		}
-	}
-	return out
-}
-
-// BandStats returns the bands route's statistics of r (a view of the frame
-// downsampled to at most 2048 px per side), index i for band i+1.
-func BandStats(r *Raster) []BandInfo {
-	h := NewHistogrammer(1, math.NaN(), math.NaN(), false, false)
-	h.AddMinMax(r)
-	mm := h.MinMax()
-	names := Interpretations(r.Bands)
-	out := make([]BandInfo, len(mm))
-	for i, m := range mm {
-		out[i] = BandInfo{Interpretation: names[i], Min: m.Min, Max: m.Max, Mean: m.Mean, Stdev: m.Stdev}
 	}
 	return out
 }

@@ -792,7 +792,10 @@ func TestViewerInBrowser(t *testing.T) {
 		t.Fatalf("composed style %+v", bands)
 	}
 	for c, bd := range bands {
-		var stats map[string]struct{ Min, Max float64 }
+		var stats map[string]struct { // Girder writes uint8 statistics as strings
+			Min float64 `json:"min,string"`
+			Max float64 `json:"max,string"`
+		}
 		if err := getJSON(fmt.Sprintf("%s/api/v1/item/%s/tiles/bands?frame=%d", base, ome, c*strideC), &stats); err != nil {
 			t.Fatal(err)
 		}

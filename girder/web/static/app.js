@@ -740,9 +740,13 @@ async function seededStates(meta, id, chans, frame) {
       const q = chans.kind === "frame" ? `frame=${base + c.delta}` : "";
       try {
         const b = (await api(`item/${id}/tiles/bands?${q}`))[String(c.band || 1)];
-        if (b && typeof b.min === "number" && typeof b.max === "number") {
-          states[i].min = b.min;
-          states[i].max = b.max > b.min ? b.max : b.min + 1;
+        // Girder writes an integer or float32 image's min and max as
+        // strings (numpy scalars through str()), as large_image does.
+        const lo = Number(b?.min);
+        const hi = Number(b?.max);
+        if (b && b.min !== null && b.max !== null && Number.isFinite(lo) && Number.isFinite(hi)) {
+          states[i].min = lo;
+          states[i].max = hi > lo ? hi : lo + 1;
         }
       } catch {
         // the full range stays
