@@ -159,3 +159,37 @@ func TestRegionModesAsLargeImage(t *testing.T) {
 		}
 	}
 }
+
+// TestSynthesisedEdgeTilesAsLargeImage checks the edge tiles of levels a
+// single-level SVS lacks against the real large_image (its tiff source on
+// CMU-1-Small-Region.svs, PNG): _getTileFromEmptyLevel pastes the stored
+// edge tiles whole, the writer's white padding beyond the image included,
+// on an RGBA canvas whose uncovered rest is transparent (so the LANCZOS
+// carries the children's colour a few pixels into it), and bridges the
+// four missing levels from the stored one down in steps of three: level 0
+// is made from level 1, not 3.
+func TestSynthesisedEdgeTilesAsLargeImage(t *testing.T) {
+	e := newEnv(t)
+	type px struct{ x, y, v int }
+	for _, c := range []struct {
+		tile string
+		px   []px
+	}{
+		{"0/0/0", []px{{146, 100, 255}, {148, 100, 251}, {149, 100, 255}, {150, 100, 162}, {151, 100, 93},
+			{152, 100, 0}, {153, 100, 4}, {154, 100, 0}, {60, 190, 255}, {60, 196, 93}, {60, 199, 0}}},
+		{"3/0/6", []px{{50, 119, 255}, {50, 120, 255}, {50, 121, 0}, {50, 122, 255}, {50, 123, 0}, {50, 125, 0}}},
+		{"2/2/3", []px{{10, 10, 243}, {70, 10, 243}, {100, 10, 255}, {119, 60, 255}, {121, 10, 0}, {125, 10, 0},
+			{10, 25, 255}, {10, 70, 0}}},
+	} {
+		img, _ := decode(t, e.get(itemPath("CMU-1-Small-Region.svs", "/zxy/"+c.tile+"?encoding=PNG")))
+		for _, p := range c.px {
+			r, g, b, _ := img.At(p.x, p.y).RGBA()
+			for _, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+				if d := int(v) - p.v; d < -2 || d > 2 {
+					t.Errorf("tile %s (%d,%d): %d,%d,%d, want %d ±2", c.tile, p.x, p.y, r>>8, g>>8, b>>8, p.v)
+					break
+				}
+			}
+		}
+	}
+}

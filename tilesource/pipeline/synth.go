@@ -40,10 +40,17 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 	// So children are decoded at half size, and a larger step finishes
 	// with Pillow's LANCZOS over the half-size canvas, as
 	// _getTileFromEmptyLevel resizes the full one.
+	cols, rows := info.TileCount(child)
+	cw, ch, coverW, coverH := synthesisCanvas(info, x, y, scale, cols, rows)
+	if coverW < cw || coverH < ch {
+		// Tiles past the last column or row of children: large_image's
+		// LANCZOS carries the children's colour a few pixels into the
+		// transparent rest, which no DCT scaling gives.
+		return nil, false, nil
+	}
 	dct := min(scale, 2)
 	out := encode.NewImage(tw*scale/dct, th*scale/dct, info.Bands, encode.Uint8)
 	sw, sh := tw/dct, th/dct
-	cols, rows := info.TileCount(child)
 	shrink := "shrink=" + strconv.Itoa(dct)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -88,28 +95,86 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 		}
 		return nil, false, err
 	}
-	// Stored edge tiles carry the writer's padding: black it out beyond
-	// the level, as the general path does.
-	lw, lh := info.LevelSize(z)
-	if scale != dct {
-		// The whole half-size canvas resized, as _getTileFromEmptyLevel
-		// resizes the whole canvas of children.
-		err = p.step(ctx, out.Width*out.Height, func() error {
-			var ok bool
-			if out, ok = pilResize(out, tw, th, pilLanczos); !ok {
-				return errNotJPEG
-			}
-			return nil
-		})
-		if err != nil {
-			if errors.Is(err, errNotJPEG) {
-				return nil, false, nil
-			}
-			return nil, false, err
+	// _getTileFromEmptyLevel's canvas: the children as stored, edge tiles
+	// with the writer's padding beyond the image, cut only where the
+	// canvas ends (synthesisCanvas).
+	if scale == dct {
+		// Decoded at half size, the canvas is the tile: what lies beyond
+		// it is black, as the transparent rest of large_image's tile.
+		clearOutside(out, (cw+scale-1)/scale, (ch+scale-1)/scale)
+		return out, true, nil
+	}
+	// The half-size canvas resized, as _getTileFromEmptyLevel resizes its
+	// whole canvas of children.
+	err = p.step(ctx, out.Width*out.Height, func() error {
+		half := padTo(out, (cw+dct-1)/dct, (ch+dct-1)/dct)
+		resized, ok := pilResize(half, min(tw, (cw+scale-1)/scale), min(th, (ch+scale-1)/scale), pilLanczos)
+		if !ok {
+			return errNotJPEG
+		}
+		out = padTo(resized, tw, th)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errNotJPEG) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return out, true, nil
+}
+
+// synthesisCanvas gives the canvas _getTileFromEmptyLevel makes tile
+// (x, y) on, from child tiles scale times finer (cols×rows of them): its
+// size is min(sizeX, tileWidth·scale) × min(sizeY, tileHeight·scale) in
+// child pixels (large_image takes the full image's size, whatever the
+// tile and child level, so only a tile wider than the whole image is cut),
+// and the children it pastes cover its top-left coverW×coverH; the rest is
+// transparent.
+func synthesisCanvas(info *tilesource.Info, x, y, scale, cols, rows int) (cw, ch, coverW, coverH int) {
+	tw, th := info.TileWidth, info.TileHeight
+	cw, ch = min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
+	coverW = min(cw, max(cols-x*scale, 1)*tw)
+	coverH = min(ch, max(rows-y*scale, 1)*th)
+	return cw, ch, coverW, coverH
+}
+
+// errNotResized is resizeCanvas's answer for an image Pillow's resize
+// cannot take.
+var errNotResized = errors.New("canvas cannot be resized")
+
+// resizeCanvas scales a synthesis canvas to w×h with LANCZOS as
+// _getTileFromEmptyLevel does. Its canvas is RGBA and transparent where
+// no child lies (right of coverW, below coverH), and Pillow resizes RGBA
+// premultiplied, so that area weighs nothing in the sums next to it and
+// comes out black when the tile is converted back to its mode.
+func resizeCanvas(canvas *encode.Image, coverW, coverH, w, h int) (*encode.Image, error) {
+	bands := canvas.Bands
+	if (coverW >= canvas.Width && coverH >= canvas.Height) || (bands != 1 && bands != 3) {
+		out, ok := pilResize(canvas, w, h, pilLanczos)
+		if !ok {
+			return nil, errNotResized
+		}
+		return out, nil
+	}
+	withAlpha := encode.NewImage(canvas.Width, canvas.Height, bands+1, encode.Uint8)
+	for r := range min(coverH, canvas.Height) {
+		src := canvas.Pix[r*canvas.Stride():]
+		dst := withAlpha.Pix[r*withAlpha.Stride():]
+		for c := range min(coverW, canvas.Width) {
+			copy(dst[c*(bands+1):], src[c*bands:(c+1)*bands])
+			dst[c*(bands+1)+bands] = 255
 		}
 	}
-	clearOutside(out, lw-x*tw, lh-y*th)
-	return out, true, nil
+	resized, ok := pilResize(withAlpha, w, h, pilLanczos)
+	if !ok {
+		return nil, errNotResized
+	}
+	out := encode.NewImage(w, h, bands, encode.Uint8)
+	for i := range w * h {
+		copy(out.Pix[i*bands:(i+1)*bands], resized.Pix[i*(bands+1):])
+	}
+	return out, nil
 }
 
 // childJPEG returns the JPEG bytes of a tile of a stored level. When the

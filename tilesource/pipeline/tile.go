@@ -265,7 +265,14 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	if child >= info.Levels {
 		return nil, tilesource.Errorf(http.StatusInternalServerError, "Internal I/O failure: no stored level")
 	}
-	child = min(child, z+maxSkippedLevels)
+	// A wider gap is bridged from the stored level down in steps of
+	// maxSkippedLevels, the remainder nearest the tile, as large_image
+	// does (a gap of 4 makes the tile from the level just finer, which is
+	// itself made from the stored one): each stage's pixels, and so the
+	// tile's, depend on where the stages fall.
+	for child-z > maxSkippedLevels {
+		child -= maxSkippedLevels
+	}
 	scale := 1 << (child - z)
 	// large_image's DICOM reader (large_image_source_dicom getTile) makes
 	// a missing level's tile from the whole block of the finer level,
@@ -281,7 +288,7 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	}
 	tw, th := info.TileWidth, info.TileHeight
 	cols, rows := info.TileCount(child)
-	cw, ch := min(info.SizeX, tw*scale), min(info.SizeY, th*scale)
+	cw, ch, coverW, coverH := synthesisCanvas(info, x, y, scale, cols, rows)
 	if dicomBlock {
 		cw, ch = tw*scale, th*scale
 	}
@@ -338,7 +345,10 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	} else {
 		// Pillow's LANCZOS, as large_image's _getTileFromEmptyLevel.
 		var err error
-		if out, err = resizeImage(canvas, w, h); err != nil {
+		if out, err = resizeCanvas(canvas, coverW, coverH, w, h); errors.Is(err, errNotResized) {
+			out, err = resizeImage(canvas, w, h)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
