@@ -74,6 +74,13 @@ type Config struct {
 	// Logger receives throttled failure logs; nil means slog.Default().
 	Logger *slog.Logger
 
+	// Namespace is part of every entry's name in the tiers replicas share
+	// (memcached, disk): replicas share an entry only when their
+	// namespaces match. The server sets it to the pipeline's rendering
+	// version, so that after an upgrade that changes any image's bytes no
+	// replica reads, or writes over, another version's entries.
+	Namespace string
+
 	// DiskDir is the directory of the persistent disk tier (L3, behind
 	// memory and memcached); empty turns the tier off. It is created with
 	// mode 0700 if missing and must not be shared by two running processes.

@@ -57,7 +57,7 @@ func waitDisk(t testing.TB, tc *Tiered) {
 
 // entryPath is the file of key's entry (the disk tier knows it by its
 // shared name).
-func entryPath(tc *Tiered, key string) string { return tc.disk.path(diskIDOf(sharedKey(key))) }
+func entryPath(tc *Tiered, key string) string { return tc.disk.path(diskIDOf(sharedKey("", key))) }
 
 func mustGet(t *testing.T, tc *Tiered, key string, produce func(context.Context) ([]byte, error), wantStatus string, want []byte) {
 	t.Helper()
@@ -95,6 +95,35 @@ func TestDiskRestartKeepsEntries(t *testing.T) {
 	}
 	if s := b.Stats().Disk; s.Hits != 20 || s.Misses != 0 || s.Corrupt != 0 {
 		t.Fatalf("disk stats %+v", s)
+	}
+}
+
+// TestDiskNamespaces: entries written under one namespace (a rendering
+// version) are not read under another, and are still there for the first.
+func TestDiskNamespaces(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	cfg := diskConfig(dir)
+	cfg.Mode, cfg.Namespace = ModeNone, "render 1"
+	var calls atomic.Int64
+	old, cur := []byte("rendered by release 1"), []byte("rendered by release 2")
+	a := newTestTiered(t, cfg)
+	mustGet(t, a, Key("k"), constProducer(old, &calls), StatusMiss, old)
+	waitDisk(t, a)
+	a.Close()
+
+	cfg.Namespace = "render 2"
+	b := newTestTiered(t, cfg)
+	<-b.disk.swept
+	mustGet(t, b, Key("k"), constProducer(cur, &calls), StatusMiss, cur)
+	waitDisk(t, b)
+	b.Close()
+
+	cfg.Namespace = "render 1"
+	c := newTestTiered(t, cfg)
+	<-c.disk.swept
+	mustGet(t, c, Key("k"), constProducer(nil, &calls), StatusHitDisk, old)
+	if calls.Load() != 2 {
+		t.Fatalf("produced %d times, want 2", calls.Load())
 	}
 }
 
@@ -697,12 +726,12 @@ func TestDiskWritesNeverBlock(t *testing.T) {
 	d := tc.disk
 	// Stall the only writer inside its write.
 	d.mu.Lock()
-	d.setAsync(sharedKey("k1"), []byte("1"))
+	d.setAsync(sharedKey("", "k1"), []byte("1"))
 	for len(d.queue) != 0 {
 		time.Sleep(time.Millisecond)
 	}
-	d.setAsync(sharedKey("k2"), []byte("2")) // fills the queue
-	d.setAsync(sharedKey("k3"), []byte("3")) // dropped, without waiting
+	d.setAsync(sharedKey("", "k2"), []byte("2")) // fills the queue
+	d.setAsync(sharedKey("", "k3"), []byte("3")) // dropped, without waiting
 	dropped := d.dropped.Load()
 	d.mu.Unlock()
 	if dropped != 1 {
@@ -771,7 +800,7 @@ func TestDiskCrashRecovery(t *testing.T) {
 	}
 	waitDisk(t, a)
 	// Rewrite one indexed entry with a different size.
-	a.disk.write(sharedKey(Key("0")), tiles[1][:1000])
+	a.disk.write(sharedKey("", Key("0")), tiles[1][:1000])
 	crash(a)
 	// And an interrupted write.
 	os.WriteFile(filepath.Join(dir, diskTmpDir, "tile-999.tmp"), tiles[0][:100], 0o600)

@@ -62,12 +62,20 @@ func AppendKeyInt(b []byte, v int) []byte {
 // AppendKeyInt.
 func KeyOf(parts []byte) string { return string(parts) }
 
-// sharedKey is the name of key in the tiers replicas share: the first 128
-// bits of the SHA-256 of its bytes, in lowercase hex (32 characters, safe
-// for memcached). Every replica of every release derives the same name
-// from the same parts, so they share entries without coordination.
-func sharedKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
+// sharedKey is the name of key in the tiers replicas share, under
+// namespace (Config.Namespace): the first 128 bits of the SHA-256 of the
+// namespace, when there is one, as a length-prefixed part, then the key's
+// bytes, in lowercase hex (32 characters, safe for memcached). Every
+// replica with the same namespace derives the same name from the same
+// parts, so they share entries without coordination.
+func sharedKey(namespace, key string) string {
+	h := sha256.New()
+	if namespace != "" {
+		h.Write(AppendKeyPart(nil, namespace))
+	}
+	h.Write([]byte(key))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
 	var out [2 * keyHexBytes]byte
 	hex.Encode(out[:], sum[:keyHexBytes])
 	return string(out[:])

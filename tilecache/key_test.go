@@ -8,7 +8,7 @@ import (
 func TestKeyDependsOnEveryPart(t *testing.T) {
 	base := []string{"file:slide.svs", "v=123456:1700000000", "z=3", "x=4", "y=5", "frame=0", "JPEG", "q=95", "ss=0", `{"min":0}`}
 	k := Key(base...)
-	if sk := sharedKey(k); len(sk) != 32 || !memcachedSafe(sk) {
+	if sk := sharedKey("", k); len(sk) != 32 || !memcachedSafe(sk) {
 		t.Fatalf("shared key %q: want 32 memcached-safe characters", sk)
 	}
 	if k != Key(base...) {
@@ -19,7 +19,7 @@ func TestKeyDependsOnEveryPart(t *testing.T) {
 		parts := append([]string(nil), base...)
 		parts[i] += "'"
 		k2 := Key(parts...)
-		if sharedKey(k2) == sharedKey(k) {
+		if sharedKey("", k2) == sharedKey("", k) {
 			t.Fatalf("changing part %d gives the same shared key", i)
 		}
 		if j, dup := seen[k2]; dup {
@@ -64,8 +64,8 @@ func TestKeyFormat(t *testing.T) {
 	if got, raw := Key(parts...), "\x08item1\x00v2\x04tile\x017\x03117\x02-3\x010\x04JPEG\x00\x00"; got != raw {
 		t.Errorf("Key = %q, want %q", got, raw)
 	}
-	if got := sharedKey(Key(parts...)); got != want {
-		t.Errorf("sharedKey(Key) = %s, want %s", got, want)
+	if got := sharedKey("", Key(parts...)); got != want {
+		t.Errorf("sharedKey(\"\", Key) = %s, want %s", got, want)
 	}
 	// The appenders give the same key without a string per part.
 	b := AppendKeyPart(nil, "item1", "\x00", "v2")
@@ -74,12 +74,16 @@ func TestKeyFormat(t *testing.T) {
 		b = AppendKeyInt(b, v)
 	}
 	b = AppendKeyPart(AppendKeyPart(AppendKeyPart(b, "JPEG"), ""))
-	if got := sharedKey(KeyOf(b)); got != want {
+	if got := sharedKey("", KeyOf(b)); got != want {
 		t.Errorf("KeyOf(appended parts) = %s, want %s", got, want)
 	}
 	// A part longer than 127 bytes has a two-byte length.
-	if got, want := sharedKey(Key(strings.Repeat("x", 200))), "948cdefb43779b0b015ecba112d64d8b"; got != want {
+	if got, want := sharedKey("", Key(strings.Repeat("x", 200))), "948cdefb43779b0b015ecba112d64d8b"; got != want {
 		t.Errorf("Key(200×x) = %s, want %s", got, want)
+	}
+	// A namespace is hashed first, as a length-prefixed part.
+	if got, want := sharedKey("render 2", Key(parts...)), "2bf0c6316c00e79c1722e6f0c270e970"; got != want {
+		t.Errorf("sharedKey(\"render 2\", Key) = %s, want %s", got, want)
 	}
 }
 

@@ -84,7 +84,7 @@ func mcKey(key string) string {
 	if memcachedSafe(key) {
 		return key
 	}
-	return sharedKey(key)
+	return sharedKey("", key)
 }
 
 // get returns the value for key; every failure is a miss.

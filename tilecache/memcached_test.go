@@ -148,10 +148,10 @@ func TestMemcachedOversizedValueSkipped(t *testing.T) {
 		t.Fatalf("memcached stats %+v: want 1 skipped, 1 written, no errors", s)
 	}
 	direct := memcache.New(srv.Addr)
-	if _, err := direct.Get(sharedKey(kb)); err != memcache.ErrCacheMiss {
+	if _, err := direct.Get(sharedKey("", kb)); err != memcache.ErrCacheMiss {
 		t.Fatalf("big value in memcached: err %v, want a miss", err)
 	}
-	if it, err := direct.Get(sharedKey(ks)); err != nil || !bytes.Equal(it.Value, small) {
+	if it, err := direct.Get(sharedKey("", ks)); err != nil || !bytes.Equal(it.Value, small) {
 		t.Fatalf("small value in memcached: err %v", err)
 	}
 	v, st, err := tc.GetOrProduce(ctx, kb, constProducer(nil, &calls))

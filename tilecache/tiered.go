@@ -247,7 +247,7 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 	// The shared tiers know the entry by its shared name.
 	var shared string
 	if t.mc != nil || t.disk != nil {
-		shared = sharedKey(key)
+		shared = sharedKey(t.cfg.Namespace, key)
 	}
 	if t.mc != nil {
 		if v, ok := t.mc.get(shared); ok {
@@ -273,7 +273,7 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 		// would take the server down. Turn it into an error.
 		if p := recover(); p != nil {
 			t.produceErrors.Add(1)
-			err = fmt.Errorf("tilecache: producing %s panicked: %v", sharedKey(key), p)
+			err = fmt.Errorf("tilecache: producing %s panicked: %v", sharedKey(t.cfg.Namespace, key), p)
 		}
 	}()
 	v, err := produce(ctx)

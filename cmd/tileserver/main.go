@@ -58,6 +58,23 @@ const deadlineResolution = 500 * time.Millisecond
 // (tests start several servers at once).
 var heapSamplingOff sync.Once
 
+// tileCacheConfig is the tile cache's configuration from the settings.
+// Its shared tiers keep entries under this release's rendering version.
+func tileCacheConfig(cfg settings, log *slog.Logger) tilecache.Config {
+	tcfg := tilecache.DefaultConfig()
+	tcfg.Mode = cfg.Cache
+	tcfg.Policy = cfg.CachePolicy
+	tcfg.MemoryBytes = cfg.CacheMemoryBytes
+	tcfg.MemcachedServers = cfg.Memcached
+	tcfg.TTL, tcfg.Timeout, tcfg.MaxIdleConns = cfg.MemcachedTTL, cfg.MemcachedTimeout, cfg.MemcachedPool
+	tcfg.MemcachedMaxItemBytes = int(cfg.MemcachedMaxItem)
+	tcfg.Logger = log
+	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
+	tcfg.ProduceTimeout = cfg.RequestTimeout
+	tcfg.Namespace = pipeline.RenderVersion
+	return tcfg
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -121,17 +138,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 
-	tcfg := tilecache.DefaultConfig()
-	tcfg.Mode = cfg.Cache
-	tcfg.Policy = cfg.CachePolicy
-	tcfg.MemoryBytes = cfg.CacheMemoryBytes
-	tcfg.MemcachedServers = cfg.Memcached
-	tcfg.TTL, tcfg.Timeout, tcfg.MaxIdleConns = cfg.MemcachedTTL, cfg.MemcachedTimeout, cfg.MemcachedPool
-	tcfg.MemcachedMaxItemBytes = int(cfg.MemcachedMaxItem)
-	tcfg.Logger = log
-	tcfg.DiskDir, tcfg.DiskBytes, tcfg.DiskTTL, tcfg.DiskKey = cfg.DiskDir, cfg.DiskBytes, cfg.DiskTTL, cfg.DiskKey
-	tcfg.ProduceTimeout = cfg.RequestTimeout
-	tiles, err := tilecache.New(tcfg)
+	tiles, err := tilecache.New(tileCacheConfig(cfg, log))
 	if err != nil {
 		return err
 	}

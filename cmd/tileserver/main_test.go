@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tileserver/tileserver/tilesource/pipeline"
 )
 
 func envMap(m map[string]string) func(string) (string, bool) {
@@ -265,6 +268,13 @@ func TestMemcachedAndSourceCacheSettings(t *testing.T) {
 	if s.MemcachedTTL != 30*24*time.Hour || s.MemcachedMaxItem != 8<<20 || s.MemcachedTimeout != 50*time.Millisecond ||
 		s.MemcachedPool != 128 || s.SourceCacheBytes != 2<<30 {
 		t.Errorf("flags and env: %+v", s)
+	}
+	// The tile cache gets them, and names shared entries with this
+	// release's rendering version.
+	tc := tileCacheConfig(s, slog.New(slog.DiscardHandler))
+	if tc.TTL != s.MemcachedTTL || tc.MemcachedMaxItemBytes != 8<<20 || tc.MaxIdleConns != 128 ||
+		tc.Namespace != pipeline.RenderVersion || tc.Namespace == "" {
+		t.Errorf("tile cache configuration %+v", tc)
 	}
 	for _, args := range [][]string{{"--memcached-timeout", "0"}, {"--memcached-max-item", "0"},
 		{"--memcached-pool", "0"}, {"--source-cache-bytes", "much"}, {"--memcached-ttl", "later"}} {

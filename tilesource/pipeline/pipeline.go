@@ -92,6 +92,13 @@ func identity(loc Locator) string {
 	return loc.ID + identitySep + loc.Version
 }
 
+// RenderVersion names how this release renders images. The tile cache's
+// shared tiers (memcached, disk) keep entries under it
+// (tilecache.Config.Namespace), so replicas of releases that render
+// differently never serve each other's bytes. Change it with any change
+// to the bytes of a cached entry: pixels, encoding or the parts of a key.
+const RenderVersion = "render 2"
+
 // identitySep separates the id and version in a file's identity.
 const identitySep = "\x00"
 
