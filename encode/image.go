@@ -76,3 +76,16 @@ func (m *Image) Stride() int { return m.Width * m.Bands * m.Format.Size() }
 
 // PixelSize returns the number of bytes of one pixel.
 func (m *Image) PixelSize() int { return m.Bands * m.Format.Size() }
+
+// ClearOutside zeroes the pixels of img right of column w and below row h.
+func ClearOutside(img *Image, w, h int) {
+	ps := img.PixelSize()
+	for r := range img.Height {
+		row := img.Pix[r*img.Stride() : (r+1)*img.Stride()]
+		if r >= h {
+			clear(row)
+		} else if w < img.Width {
+			clear(row[max(w, 0)*ps:])
+		}
+	}
+}

@@ -193,3 +193,25 @@ func TestSynthesisedEdgeTilesAsLargeImage(t *testing.T) {
 		}
 	}
 }
+
+// TestDICOMEdgeTilesBlack: large_image's DICOM reader reads the part of
+// the image a tile covers and pads it with zeros, so the white a writer
+// stored beyond boxes_0.dcm's 16×16 image in its 64×64 frame is black in
+// both encodings (values from large_image 1.35.2).
+func TestDICOMEdgeTilesBlack(t *testing.T) {
+	e := newEnvWith(t, map[string]string{"boxes_0.dcm": "openslide-python/boxes_0.dcm"}, nil)
+	for _, enc := range []string{"PNG", "JPEG"} {
+		img, _ := decode(t, e.get(itemPath("boxes_0.dcm", "/zxy/0/0/0?encoding="+enc)))
+		wantSize(t, img, 64, 64)
+		for _, p := range []struct{ x, y, r, g, b int }{{5, 5, 244, 233, 244}, {15, 15, 234, 238, 248},
+			{16, 16, 0, 0, 0}, {63, 0, 0, 0, 0}, {40, 40, 0, 0, 0}} {
+			r, g, b, _ := img.At(p.x, p.y).RGBA()
+			for i, v := range []int{int(r >> 8), int(g >> 8), int(b >> 8)} {
+				if d := v - []int{p.r, p.g, p.b}[i]; d < -8 || d > 8 {
+					t.Errorf("%s (%d,%d): %d,%d,%d, want %d,%d,%d", enc, p.x, p.y, r>>8, g>>8, b>>8, p.r, p.g, p.b)
+					break
+				}
+			}
+		}
+	}
+}

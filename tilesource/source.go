@@ -28,7 +28,9 @@ type Info struct {
 	// holding every level, as its DICOM reader: its getTile makes a
 	// missing level from the whole zero-padded block of the finer level
 	// (BICUBIC), and regions read the level they need instead of a finer
-	// stored one (getPreferredLevel, _nonemptyLevelsList).
+	// stored one (getPreferredLevel, _nonemptyLevelsList). Such a reader's
+	// tiles are black beyond the image (large_image reads the part of the
+	// image a tile covers and pads it with zeros).
 	AllLevelsPopulated bool
 	// Magnification, MMX and MMY describe full resolution; nil when unknown.
 	Magnification *float64

@@ -104,25 +104,67 @@ func TestJPEGAgainstRaw(t *testing.T) {
 // TestPassthrough checks the JPEG frames served as stored: complete
 // streams, the colour space as the stream says.
 func TestPassthrough(t *testing.T) {
-	// YBR_FULL_422 with JFIF: bytes as stored, no Adobe marker added.
+	// YBR_FULL_422 with JFIF: bytes as stored, no Adobe marker added. The
+	// 957×715 image's frames of the last column and row reach past it:
+	// those are not passed on but decoded, black beyond the image, as
+	// large_image's DICOM reader pads its reads with zeros.
 	s := mustOpen(t, td("wsi-to-dicom-converter/jpeg.dicom"))
 	raw := readFile(t, td("wsi-to-dicom-converter/jpeg.dicom"))
 	for i := range 12 {
-		tl, err := s.ReadTile(t.Context(), 0, 2, i%4, i/4)
+		x, y := i%4, i/4
+		tl, err := s.ReadTile(t.Context(), 0, 2, x, y)
 		if err != nil {
 			t.Fatal(err)
 		}
 		e := tl.Encoded
+		if x == 3 || y == 2 {
+			img, err := tl.Image()
+			if err != nil || e != nil {
+				t.Fatalf("edge tile %d: %d stored bytes, %v", i, len(e), err)
+			}
+			in := s.(*Source).levels[2][0].in
+			stored, err := in.readTile(t.Context(), i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole, err := stored.Image()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, h := 957-256*x, 715-256*y
+			for _, p := range [][2]int{{0, 0}, {min(w, 256) - 1, min(h, 256) - 1}, {w, 0}, {0, h}, {255, 255}} {
+				if p[0] > 255 || p[1] > 255 {
+					continue
+				}
+				o := (p[1]*256 + p[0]) * 3
+				want := whole.Pix[o : o+3]
+				if p[0] >= w || p[1] >= h {
+					want = []byte{0, 0, 0}
+				}
+				if !bytes.Equal(img.Pix[o:o+3], want) {
+					t.Errorf("edge tile %d at %v: %v, want %v", i, p, img.Pix[o:o+3], want)
+				}
+			}
+			continue
+		}
 		if tl.Encoding != "JPEG" || len(e) < 100 || !bytes.HasPrefix(e, []byte{0xFF, 0xD8, 0xFF, 0xE0}) ||
 			!bytes.HasSuffix(e, []byte{0xFF, 0xD9}) || encode.HasAdobe(e[2:]) || !bytes.Contains(raw, e) {
 			t.Errorf("tile %d: %d bytes, % x … % x", i, len(e), e[:min(8, len(e))], e[max(0, len(e)-4):])
 		}
 	}
-	// Photometric RGB with an Adobe marker (boxes_0): unchanged.
+	// Photometric RGB with an Adobe marker (boxes_0): unchanged. Its one
+	// 64×64 frame holds a 16×16 image, white beyond, which ReadTile
+	// blacks out.
 	b := mustOpen(t, td("openslide-python/boxes_0.dcm"))
-	tl, err := b.ReadTile(t.Context(), 0, 0, 0, 0)
+	tl, err := b.(*Source).levels[0][0].in.readTile(t.Context(), 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edge, err := b.ReadTile(t.Context(), 0, 0, 0, 0); err != nil || edge.Encoded != nil {
+		t.Fatalf("boxes_0 edge tile passed on as stored (%v)", err)
+	} else if img, err := edge.Image(); err != nil || !bytes.Equal(img.Pix[(20*64+20)*3:][:3], []byte{0, 0, 0}) ||
+		img.Pix[(5*64+5)*3] == 0 {
+		t.Fatalf("boxes_0 edge tile not black beyond its 16×16 image (%v)", err)
 	}
 	if !encode.HasAdobe(tl.Encoded[2:]) || !bytes.Contains(readFile(t, td("openslide-python/boxes_0.dcm")), tl.Encoded) {
 		t.Fatal("boxes_0 frame not passed through as stored")

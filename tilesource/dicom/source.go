@@ -380,9 +380,31 @@ func (s *Source) ReadTile(ctx context.Context, frame, z, x, y int) (*tilesource.
 		if err != nil {
 			return nil, tileError(x, y, err)
 		}
-		return t, nil
+		return p.in.blackBeyond(t, x, y), nil
 	}
 	return &tilesource.Tile{Pixels: s.blank()}, nil
+}
+
+// blackBeyond returns frame (x, y) black beyond the total pixel matrix:
+// large_image's DICOM reader reads the part of the matrix a tile covers
+// and pads it with zeros, so what a writer stored past the matrix's edge
+// (white, in some files) never shows. Such a frame is decoded when its
+// pixels are needed, never passed on as stored; the others are untouched.
+func (in *Instance) blackBeyond(t *tilesource.Tile, x, y int) *tilesource.Tile {
+	w, h := in.TotalCols-x*in.Cols, in.TotalRows-y*in.Rows
+	if w >= in.Cols && h >= in.Rows {
+		return t
+	}
+	return &tilesource.Tile{Decode: func() (*encode.Image, error) {
+		img, err := t.Image()
+		if err != nil {
+			return nil, err
+		}
+		out := *img
+		out.Pix = slices.Clone(img.Pix)
+		encode.ClearOutside(&out, w, h)
+		return &out, nil
+	}}
 }
 
 func tileError(x, y int, err error) error {

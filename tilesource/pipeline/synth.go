@@ -101,7 +101,7 @@ func (p *Pipeline) synthesiseJPEG(ctx context.Context, loc Locator, src tilesour
 	if scale == dct {
 		// Decoded at half size, the canvas is the tile: what lies beyond
 		// it is black, as the transparent rest of large_image's tile.
-		clearOutside(out, (cw+scale-1)/scale, (ch+scale-1)/scale)
+		encode.ClearOutside(out, (cw+scale-1)/scale, (ch+scale-1)/scale)
 		return out, true, nil
 	}
 	// The half-size canvas resized, as _getTileFromEmptyLevel resizes its
@@ -237,17 +237,4 @@ func tileKey(loc Locator, z, x, y, frame int, encKey, edgeKey, styleKey string) 
 		b = tilecache.AppendKeyPart(b, s)
 	}
 	return tilecache.KeyOf(b)
-}
-
-// clearOutside zeroes the pixels of img right of column w and below row h.
-func clearOutside(img *encode.Image, w, h int) {
-	ps := img.PixelSize()
-	for r := range img.Height {
-		row := img.Pix[r*img.Stride() : (r+1)*img.Stride()]
-		if r >= h {
-			clear(row)
-		} else if w < img.Width {
-			clear(row[max(w, 0)*ps:])
-		}
-	}
 }

@@ -131,6 +131,16 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 		if err != nil {
 			return nil, err
 		}
+	case info.Stored[req.Z] && info.AllLevelsPopulated && isEdgeTile(info, req.Z, req.X, req.Y):
+		// A DICOM reader's edge tile is black beyond the image, so never
+		// passed on as stored: its pixels come through the raw-tile
+		// cache, where making a coarser level may have put them, so that
+		// the frame is fetched once (a request each, from DICOMweb).
+		var err error
+		if img, err = p.readRaw(ctx, loc, src, req.Frame, req.Z, req.X, req.Y); err != nil {
+			return nil, err
+		}
+		img = iccTransform(img, profile, intent)
 	case info.Stored[req.Z]:
 		var t *tilesource.Tile
 		err := p.step(ctx, info.TileWidth*info.TileHeight, func() error {
