@@ -193,7 +193,9 @@ func decodeJPEGTurbo(data []byte) (*Image, error) {
 
 // EncodeJPEGTurbo encodes an 8-bit grey or RGB image as baseline JPEG at
 // the given quality (1–100) and chroma subsampling (0 = 4:4:4, 1 = 4:2:2,
-// 2 = 4:2:0; ignored for grey).
+// 2 = 4:2:0; ignored for grey). It uses libjpeg's accurate integer DCT
+// (TurboJPEG's default is the fast one), as Pillow does: the same pixels
+// give the same bytes as large_image's encoder.
 func EncodeJPEGTurbo(img *Image, quality, subsampling int) ([]byte, error) {
 	if img.Format != Uint8 || (img.Bands != 1 && img.Bands != 3) || img.Width <= 0 || img.Height <= 0 ||
 		len(img.Pix) < img.Height*img.Stride() {
@@ -215,7 +217,7 @@ func EncodeJPEGTurbo(img *Image, quality, subsampling int) ([]byte, error) {
 	var out *C.uchar
 	var size C.ulong
 	if C.tjCompress2(hc, (*C.uchar)(unsafe.Pointer(&img.Pix[0])), C.int(img.Width), C.int(img.Stride()),
-		C.int(img.Height), pf, &out, &size, samp, C.int(quality), 0) != 0 {
+		C.int(img.Height), pf, &out, &size, samp, C.int(quality), C.TJFLAG_ACCURATEDCT) != 0 {
 		if out != nil {
 			C.tjFree(out)
 		}
