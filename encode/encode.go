@@ -153,7 +153,11 @@ func Encode(img *Image, opt Options) ([]byte, error) {
 		return save(img, ".png[compression=2,strip=true]")
 	case "WEBP":
 		// WebP keeps alpha, as Pillow converts LA to RGBA for it.
-		return save(img, fmt.Sprintf(".webp[Q=%d,strip=true]", WebPQuality))
+		b, err := save(img, fmt.Sprintf(".webp[Q=%d,strip=true]", WebPQuality))
+		if err != nil {
+			return nil, err
+		}
+		return stripWebPMetadata(b), nil
 	default: // TIFF
 		comp, err := tiffCompression(opt.TIFFCompression)
 		if err != nil {

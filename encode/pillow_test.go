@@ -42,3 +42,36 @@ func TestJPEGBytesAsPillow(t *testing.T) {
 		}
 	}
 }
+
+// TestWebPBytesAsPillow: WebP at Pillow's defaults (large_image passes no
+// options), with the metadata libvips adds stripped, is Pillow's file byte
+// for byte, with and without alpha (testdata/pillow-64*.webp, Pillow 9.4).
+func TestWebPBytesAsPillow(t *testing.T) {
+	for _, name := range []string{"pillow-64", "pillow-64-rgba"} {
+		src, err := os.ReadFile(filepath.Join("testdata", name+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := Decode(src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Encode(img, Options{Encoding: "WEBP"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("testdata", name+".webp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes differ from Pillow's %d (% x…)", name, len(got), len(want), got[:min(40, len(got))])
+		}
+	}
+	// A stream that is not RIFF chunks is left alone.
+	for _, b := range [][]byte{nil, []byte("RIFF\x04\x00\x00\x00WEBPVP8X\xff"), []byte("not webp")} {
+		if got := stripWebPMetadata(b); !bytes.Equal(got, b) {
+			t.Errorf("stripWebPMetadata(%q) = %q", b, got)
+		}
+	}
+}
