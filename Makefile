@@ -76,6 +76,7 @@ fuzz:
 	$(GO) test $(FUZZ) -fuzztime 50000x -fuzz '^FuzzJPEGLS$$' ./tilesource/dicom/
 	$(GO) test $(FUZZ) -fuzztime 200000x -fuzz '^FuzzInspectJ2K$$' ./encode/
 	$(GO) test $(FUZZ) -fuzztime 20000x -fuzz '^FuzzJPEGHeader$$' ./encode/
+	$(GO) test $(FUZZ) -fuzztime 20000x -fuzz '^FuzzStripWebPMetadata$$' ./encode/
 	$(GO) test $(FUZZ) -fuzztime 150000x -fuzz '^FuzzParse$$' ./style/
 	$(GO) test $(FUZZ) -fuzztime 50000x -fuzz '^FuzzParseRequest$$' ./girder/iiif/
 	$(GO) test $(FUZZ) -fuzztime 1500x -fuzz '^FuzzHandler$$' ./girder/

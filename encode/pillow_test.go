@@ -2,6 +2,7 @@ package encode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -74,4 +75,26 @@ func TestWebPBytesAsPillow(t *testing.T) {
 			t.Errorf("stripWebPMetadata(%q) = %q", b, got)
 		}
 	}
+}
+
+// FuzzStripWebPMetadata: any bytes give no panic, and a result that
+// differs from the input is a RIFF WebP whose size field matches.
+func FuzzStripWebPMetadata(f *testing.F) {
+	for _, name := range []string{"pillow-64.webp", "pillow-64-rgba.webp"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("RIFF\x0e\x00\x00\x00WEBPVP8X\x02\x00\x00\x00\x08\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out := stripWebPMetadata(b)
+		if bytes.Equal(out, b) {
+			return
+		}
+		if len(out) < 12 || string(out[:4]) != "RIFF" || int(binary.LittleEndian.Uint32(out[4:8])) != len(out)-8 {
+			t.Fatalf("stripped stream % x", out[:min(16, len(out))])
+		}
+	})
 }
