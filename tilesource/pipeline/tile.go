@@ -276,10 +276,12 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 		return nil, tilesource.Errorf(http.StatusInternalServerError, "Internal I/O failure: no stored level")
 	}
 	// A wider gap is bridged from the stored level down in steps of
-	// maxSkippedLevels, the remainder nearest the tile, as large_image
-	// does (a gap of 4 makes the tile from the level just finer, which is
-	// itself made from the stored one): each stage's pixels, and so the
-	// tile's, depend on where the stages fall.
+	// maxSkippedLevels, the remainder nearest the tile, as large_image's
+	// _getTileFromEmptyLevel does (a gap of 4 makes the tile from the
+	// level just finer, which is itself made from the stored one): each
+	// stage's pixels, and so the tile's, depend on where the stages fall.
+	// (Its DICOM reader reads the stored level whatever the gap; we stage
+	// DICOM gaps too, which bounds the block.)
 	for child-z > maxSkippedLevels {
 		child -= maxSkippedLevels
 	}
