@@ -23,7 +23,7 @@ func TestJPEGBytesAsPillow(t *testing.T) {
 		return b
 	}
 	for _, c := range []struct {
-		png, jpeg             string
+		png, jpeg            string
 		quality, subsampling int
 	}{
 		{"pillow-64.png", "pillow-64-q95-444.jpg", 95, 0},
