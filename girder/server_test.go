@@ -671,6 +671,15 @@ func TestAssociatedImages(t *testing.T) {
 	if len(names) != 0 {
 		t.Errorf("boxes.tiff images %v", names)
 	}
+	// An associated image that does not decode is not listed (large_image
+	// lists what its reader could read): unreadable.svs's thumbnail page.
+	u := newEnvWith(t, map[string]string{"unreadable.svs": "openslide-python/unreadable.svs"}, nil)
+	for range 2 { // the second from the remembered verdict
+		if r := u.get(itemPath("unreadable.svs", "/images")); r.status != 200 || strings.TrimSpace(string(r.body)) != "[]" {
+			t.Errorf("unreadable.svs images: %d %s", r.status, r.body)
+		}
+	}
+	wantError(t, u.get(itemPath("unreadable.svs", "/images/thumbnail")), 400, "rest", "Internal I/O failure: cannot decode thumbnail image")
 }
 
 func TestTestSource(t *testing.T) {

@@ -55,6 +55,9 @@ type Pipeline struct {
 	archives *dicomweb.Archives
 	// stats caches frame statistics for automatic style ranges.
 	stats statsCache
+	// readableAssoc remembers, per file version and associated image
+	// key, whether the image decodes (AssociatedNames).
+	readableAssoc sync.Map
 	// jpegLevels remembers which stored levels hold plain JPEG tiles
 	// (levelIsJPEG), keyed by source identity, frame and level.
 	jpegLevels sync.Map
@@ -239,11 +242,31 @@ func (p *Pipeline) DZIInfo(ctx context.Context, loc Locator) (int, int, error) {
 	return w, h, err
 }
 
-// AssociatedNames lists associated image keys, sorted.
+// AssociatedNames lists associated image keys, sorted: those that decode,
+// as large_image lists only the associated images it could read (its
+// readers load them when they open a file). Each is decoded once per
+// file version, the verdict remembered.
 func (p *Pipeline) AssociatedNames(ctx context.Context, loc Locator) ([]string, error) {
 	var names []string
 	err := p.withSource(ctx, loc, func(src tilesource.Source) error {
-		names = append([]string{}, src.AssociatedNames()...)
+		for _, name := range src.AssociatedNames() {
+			key := identity(loc) + "\x00" + name
+			ok, known := p.readableAssoc.Load(key)
+			if !known {
+				err := p.step(ctx, maxStepPixels, func() error {
+					_, err := src.Associated(name)
+					return err
+				})
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				ok = err == nil
+				p.readableAssoc.Store(key, ok)
+			}
+			if ok.(bool) {
+				names = append(names, name)
+			}
+		}
 		sort.Strings(names)
 		return nil
 	})
