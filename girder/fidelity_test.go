@@ -2,6 +2,7 @@ package girder
 
 import (
 	"image"
+	"image/color"
 	"net/http"
 	"net/url"
 	"testing"
@@ -212,6 +213,25 @@ func TestDICOMEdgeTilesBlack(t *testing.T) {
 					break
 				}
 			}
+		}
+	}
+}
+
+// TestStyledPartialEdgeTile: large_image's openjpeg reader reads an edge
+// tile of issue412.jp2 (256×100 in a 256×256 tile) as the image's 100
+// rows; _outputTileNumpyStyle styles them and pads the tile after with
+// zeros, so below the image the styled tile is transparent, not the
+// style applied to black (values from large_image 1.35.2).
+func TestStyledPartialEdgeTile(t *testing.T) {
+	e := newEnvWith(t, map[string]string{"issue412.jp2": "libvips/issue412.jp2"}, nil)
+	style := url.QueryEscape(`{"min": 20, "max": 200, "gamma": 0.5}`)
+	img, _ := decode(t, e.get(itemPath("issue412.jp2", "/zxy/0/0/0?encoding=PNG&style="+style)))
+	wantSize(t, img, 256, 256)
+	for _, p := range []struct{ x, y, v, a int }{{10, 50, 0, 255}, {200, 20, 89, 255}, {128, 99, 187, 255},
+		{128, 100, 0, 0}, {10, 150, 0, 0}, {255, 255, 0, 0}} {
+		c := color.NRGBAModel.Convert(img.At(p.x, p.y)).(color.NRGBA)
+		if int(c.R) != p.v || c.G != c.R || c.B != c.R || int(c.A) != p.a {
+			t.Errorf("(%d,%d): %v, want grey %d alpha %d", p.x, p.y, c, p.v, p.a)
 		}
 	}
 }

@@ -32,6 +32,12 @@ type Info struct {
 	// tiles are black beyond the image (large_image reads the part of the
 	// image a tile covers and pads it with zeros).
 	AllLevelsPopulated bool
+	// EdgeTilesPartial is set for readers whose stored tiles at the
+	// image's right and bottom edges hold only the image's pixels, as
+	// large_image's openjpeg, PIL and vips readers read them: its
+	// _outputTileNumpyStyle styles those pixels and pads the tile after,
+	// with zeros, so a styled edge tile is transparent beyond the image.
+	EdgeTilesPartial bool
 	// Magnification, MMX and MMY describe full resolution; nil when unknown.
 	Magnification *float64
 	MMX, MMY      *float64

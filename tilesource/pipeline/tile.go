@@ -131,6 +131,11 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 		if err != nil {
 			return nil, err
 		}
+		if info.EdgeTilesPartial && info.Stored[req.Z] && isEdgeTile(info, req.Z, req.X, req.Y) {
+			lw, lh := info.LevelSize(req.Z)
+			img = padTo(img, info.TileWidth, info.TileHeight)
+			encode.ClearOutside(img, lw-req.X*info.TileWidth, lh-req.Y*info.TileHeight)
+		}
 	case info.Stored[req.Z] && info.AllLevelsPopulated && isEdgeTile(info, req.Z, req.X, req.Y):
 		// A DICOM reader's edge tile is black beyond the image, so never
 		// passed on as stored: its pixels come through the raw-tile

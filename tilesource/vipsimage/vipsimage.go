@@ -41,6 +41,9 @@ func Open(path string) (tilesource.Source, error) {
 		Bands:      h.Bands(),
 		SourceName: "vips",
 		ICCProfile: h.Blob("icc-profile-data"),
+		// Regions of the image, cut at its edges, as large_image's
+		// openjpeg, PIL and vips readers read their tiles.
+		EdgeTilesPartial: true,
 	}
 	in.Stored = make([]bool, in.Levels)
 	in.Stored[in.Levels-1] = true
