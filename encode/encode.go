@@ -167,6 +167,66 @@ func Encode(img *Image, opt Options) ([]byte, error) {
 	}
 }
 
+// Tiled is what EncodeTiled needs beyond the pixels.
+type Tiled struct {
+	// Compression is the tiffCompression parameter: "" for large_image's
+	// default for tiled output, LZW.
+	Compression string
+	// Quality is the JPEG quality; 0 means large_image's default for
+	// tiled output, 90.
+	Quality int
+	// MMX, MMY are the millimetres per pixel; 0 when unknown.
+	MMX, MMY float64
+}
+
+// EncodeTiled writes img as large_image's TILED output does
+// (_encodeTiledImageFromVips with _vipsParameters): a BigTIFF of 256×256
+// tiles with a pyramid of halved levels, LZW with the horizontal predictor
+// by default (lower levels then sampled, not averaged, so they hold values
+// of the full level), JPEG as RGB at quality 90 unless told; samples keep
+// their format except for JPEG, which takes 8 bits. The resolution is set
+// when the pixel size is known.
+func EncodeTiled(img *Image, t Tiled) ([]byte, error) {
+	if img == nil || img.Width <= 0 || img.Height <= 0 || img.Bands <= 0 {
+		return []byte{}, nil
+	}
+	if err := img.check(); err != nil {
+		return nil, err
+	}
+	comp, err := tiledCompression(t.Compression)
+	if err != nil {
+		return nil, err
+	}
+	q := t.Quality
+	if q <= 0 {
+		q = 90
+	}
+	opts := fmt.Sprintf("tile,tile-width=256,tile-height=256,pyramid,bigtiff,strip,compression=%s,Q=%d,predictor=horizontal", comp, min(q, 100))
+	switch comp {
+	case "none", "lzw":
+		opts += ",region-shrink=nearest"
+	case "jpeg":
+		img = To8Bit(img)
+		opts += ",rgbjpeg"
+	}
+	if t.MMX > 0 && t.MMY > 0 {
+		opts += fmt.Sprintf(",xres=%g,yres=%g", 1/t.MMX, 1/t.MMY)
+	}
+	return save(img, ".tif["+opts+"]")
+}
+
+// tiledCompression maps tiffCompression names to libvips' for tiled
+// output: large_image passes them to libvips (LZW when absent).
+func tiledCompression(name string) (string, error) {
+	switch name {
+	case "":
+		return "lzw", nil
+	case "zstd", "packbits":
+		return name, nil
+	}
+	return tiffCompression(name)
+}
+
 // tiffCompression maps large_image's tiffCompression names to libvips'.
 func tiffCompression(name string) (string, error) {
 	switch name {
@@ -246,6 +306,10 @@ func CheckOptions(opt Options, w, h int) error {
 		side = maxWebPSide
 	case "TIFF":
 		if _, err := tiffCompression(opt.TIFFCompression); err != nil {
+			return err
+		}
+	case "TILED":
+		if _, err := tiledCompression(opt.TIFFCompression); err != nil {
 			return err
 		}
 	}

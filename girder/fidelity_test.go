@@ -1,11 +1,17 @@
 package girder
 
 import (
+	"bytes"
 	"image"
 	"image/color"
+	"math"
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/tileserver/tileserver/encode"
+	"github.com/tileserver/tileserver/tilesource"
+	"github.com/tileserver/tileserver/tilesource/tiff"
 )
 
 // The HTTP details below were checked against large_image 1.35.2 behind
@@ -234,4 +240,92 @@ func TestStyledPartialEdgeTile(t *testing.T) {
 			t.Errorf("(%d,%d): %v, want grey %d alpha %d", p.x, p.y, c, p.v, p.a)
 		}
 	}
+}
+
+// TestTiledRegion: encoding=TILED gives the region as large_image's TILED
+// output does: a BigTIFF of 256×256 tiles with a pyramid, LZW by default,
+// the pixel size recorded, full-resolution pixels exactly the region's,
+// a scaled region made by libvips' LANCZOS3 (close to Pillow's).
+func TestTiledRegion(t *testing.T) {
+	e := newEnv(t)
+	area := "/region?left=100&top=200&right=1100&bottom=1000"
+	open := func(r resp) tilesource.Source {
+		t.Helper()
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/tiff" {
+			t.Fatalf("TILED region: %d %s %.200s", r.status, r.header.Get("Content-Type"), r.body)
+		}
+		if !bytes.HasPrefix(r.body, []byte("II+\x00")) {
+			t.Fatalf("not a little-endian BigTIFF: % x", r.body[:8])
+		}
+		src, err := tiff.OpenReaderAt(bytes.NewReader(r.body), int64(len(r.body)), "region.tiff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { src.Close() })
+		return src
+	}
+	pixels := func(src tilesource.Source) *encode.Image {
+		t.Helper()
+		info := src.Info()
+		out := encode.NewImage(info.SizeX, info.SizeY, info.Bands, info.Format)
+		z := info.Levels - 1
+		cols, rows := info.TileCount(z)
+		for y := range rows {
+			for x := range cols {
+				tl, err := src.ReadTile(t.Context(), 0, z, x, y)
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := tl.Image()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for r := range min(img.Height, info.SizeY-y*256) {
+					n := min(img.Width, info.SizeX-x*256) * img.PixelSize()
+					copy(out.Pix[((y*256+r)*info.SizeX+x*256)*img.PixelSize():][:n], img.Pix[r*img.Stride():][:n])
+				}
+			}
+		}
+		return out
+	}
+	src := open(e.get(itemPath("CMU-1-Small-Region.svs", area+"&encoding=TILED")))
+	info := src.Info()
+	if info.SizeX != 1000 || info.SizeY != 800 || info.TileWidth != 256 || info.TileHeight != 256 ||
+		!info.Stored[info.Levels-1] || !info.Stored[info.Levels-2] || info.MMX == nil || math.Abs(*info.MMX-0.000499) > 1e-9 {
+		t.Fatalf("TILED region info %+v", info)
+	}
+	ref, _ := decode(t, e.get(itemPath("CMU-1-Small-Region.svs", area+"&encoding=PNG")))
+	got := pixels(src)
+	for y := range 800 {
+		for x := range 1000 {
+			r, g, b, _ := ref.At(x, y).RGBA()
+			o := (y*1000 + x) * 3
+			if got.Pix[o] != uint8(r>>8) || got.Pix[o+1] != uint8(g>>8) || got.Pix[o+2] != uint8(b>>8) {
+				t.Fatalf("(%d,%d): %v, want %d,%d,%d", x, y, got.Pix[o:o+3], r>>8, g>>8, b>>8)
+			}
+		}
+	}
+	// Scaled by half, JPEG-compressed inside: within a few levels of the
+	// PNG region Pillow's LANCZOS makes.
+	src = open(e.get(itemPath("CMU-1-Small-Region.svs", area+"&width=500&encoding=TILED&tiffCompression=jpeg")))
+	if info := src.Info(); info.SizeX != 500 || info.SizeY != 400 || math.Abs(*info.MMX-0.000998) > 1e-9 {
+		t.Fatalf("scaled TILED region info %+v", info)
+	}
+	got = pixels(src)
+	ref, _ = decode(t, e.get(itemPath("CMU-1-Small-Region.svs", area+"&width=500&encoding=PNG")))
+	var se float64
+	for y := range 400 {
+		for x := range 500 {
+			r, g, b, _ := ref.At(x, y).RGBA()
+			for i, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+				d := float64(got.Pix[(y*500+x)*3+i]) - float64(v)
+				se += d * d
+			}
+		}
+	}
+	if psnr := 10 * math.Log10(255*255/(se/(500*400*3))); psnr < 30 {
+		t.Errorf("scaled TILED region %.1f dB from the PNG region", psnr)
+	}
+	wantError(t, e.get(itemPath("CMU-1-Small-Region.svs", area+"&encoding=TILED&tiffCompression=bogus")), 400, "rest",
+		`Value Error: Invalid tiffCompression "bogus".`)
 }

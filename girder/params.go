@@ -147,6 +147,11 @@ func (p *params) encodeOptions(r *http.Request, safariSwitch bool) pipeline.Enco
 		JPEGSubsampling: p.int("jpegSubsampling", 0),
 		TIFFCompression: p.str("tiffCompression"),
 	}
+	if o.Encoding == "TILED" && !p.has("jpegQuality") {
+		// Tiled output has its own default quality (90), which only an
+		// absent parameter gives.
+		o.JPEGQuality = 0
+	}
 	if safariSwitch {
 		o.Encoding = adjustEncoding(o.Encoding, r.UserAgent())
 	}

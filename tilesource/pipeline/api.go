@@ -39,11 +39,15 @@ type Locator struct {
 // EncodeOptions are the encoding parameters of image routes (large_image's encoding options).
 type EncodeOptions struct {
 	// Encoding is JPEG, PNG, WEBP, TIFF or JFIF (case-sensitive, as
-	// large_image). Empty means the source's default.
+	// large_image), or TILED for regions. Empty means the source's
+	// default.
 	Encoding        string
 	JPEGQuality     int    // 0–100, default 95
 	JPEGSubsampling int    // 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
 	TIFFCompression string // raw (default), none, lzw, deflate, jpeg, …
+	// mmX, mmY are the millimetres per output pixel that TILED output
+	// records; set by the region route.
+	mmX, mmY float64
 }
 
 // TileRequest asks for one tile.

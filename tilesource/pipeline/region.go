@@ -25,6 +25,10 @@ import (
 // an empty body.
 func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error) {
 	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
+	if req.Encode.Encoding == "TILED" {
+		// A tiled pyramidal TIFF, as large_image writes one with libvips.
+		enc, mime, err = "TILED", "image/tiff", nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +46,12 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		plan, err := planRegion(src.Info(), &rr, enc)
 		if err != nil {
 			return err
+		}
+		if info := src.Info(); enc == "TILED" && !plan.empty && info.MMX != nil && info.MMY != nil {
+			// Base pixels per output pixel, from the level read and
+			// the scaling.
+			f := float64(plan.x1-plan.x0) * math.Ldexp(1, info.Levels-1-plan.level) / float64(plan.outW)
+			req.Encode.mmX, req.Encode.mmY = *info.MMX*f, *info.MMY*f
 		}
 		render := func(ctx context.Context) (*encode.Image, error) {
 			if plan.empty {
@@ -255,6 +265,14 @@ func encodeResult(img *encode.Image, enc string, o EncodeOptions, mime, status s
 	}
 	if err := checkEncodable(enc, o, img.Width, img.Height); err != nil {
 		return nil, err
+	}
+	if enc == "TILED" {
+		data, err := encode.EncodeTiled(img, encode.Tiled{Compression: o.TIFFCompression, Quality: o.JPEGQuality,
+			MMX: o.mmX, MMY: o.mmY})
+		if err != nil {
+			return nil, publicError(err)
+		}
+		return &Result{Data: data, MIME: mime, CacheStatus: status}, nil
 	}
 	data, err := encode.Encode(img, encodeOptions(enc, o))
 	if err != nil {
@@ -504,6 +522,9 @@ const (
 	modeOwnBands regionMode = iota
 	modeRGB
 	modeRGBA
+	// modeTiled keeps the region's bands and sample format and scales
+	// with libvips, as large_image's TILED output does.
+	modeTiled
 )
 
 // outputMode is the mode of a region encoded as enc ("" for none).
@@ -511,6 +532,8 @@ func outputMode(enc string) regionMode {
 	switch enc {
 	case "":
 		return modeOwnBands
+	case "TILED":
+		return modeTiled
 	case "PNG", "TIFF":
 		return modeRGBA
 	}
@@ -769,6 +792,10 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 // band dropped for JPEG weighs nothing in the scaling). A 16-bit region
 // asked in its own bands comes back 16-bit, its 8-bit samples ×257.
 func scaleRegion(img *encode.Image, w, h int, mode regionMode) (*encode.Image, error) {
+	if mode == modeTiled {
+		// vimg.resize in _encodeTiledImage: libvips' LANCZOS3, any format.
+		return encode.Resize(img, w, h, encode.Lanczos3)
+	}
 	if img.Format == encode.Uint16 && img.Bands == 1 {
 		return nearestResize(img, w, h), nil
 	}
@@ -858,9 +885,20 @@ func parseFill(s string) (fillSpec, error) {
 // colour (in that mode, as Pillow's ImageColor.getcolor gives it), centred
 // or at the top left for corner fills (large_image's _letterboxImage).
 func letterbox(img *encode.Image, w, h int, f fillSpec, mode regionMode) *encode.Image {
-	img = toMode(img, mode)
+	colour := f.color.bands(min(img.Bands, 4))
+	if mode == modeTiled {
+		// Tiled output keeps the format: a 16-bit fill is the colour ×257.
+		if img.Format == encode.Uint16 {
+			for i := range colour {
+				colour[i] *= 257
+			}
+		}
+	} else {
+		img = toMode(img, mode)
+		colour = f.color.bands(img.Bands)
+	}
 	cw, ch := max(w, img.Width), max(h, img.Height)
-	out := encode.Pad(encode.NewImage(0, 0, img.Bands, img.Format), cw, ch, f.color.bands(img.Bands))
+	out := encode.Pad(encode.NewImage(0, 0, img.Bands, img.Format), cw, ch, colour)
 	x, y := 0, 0
 	if !f.corner {
 		x, y = (cw-img.Width)/2, (ch-img.Height)/2
@@ -872,6 +910,9 @@ func letterbox(img *encode.Image, w, h int, f fillSpec, mode regionMode) *encode
 // toMode converts to 8-bit samples in mode: RGBA, RGB, or the image's own
 // bands (large_image's _imageToPIL with and without a mode).
 func toMode(img *encode.Image, mode regionMode) *encode.Image {
+	if mode == modeTiled {
+		return img
+	}
 	img = encode.To8Bit(img)
 	want := 3
 	switch mode {

@@ -505,6 +505,8 @@ func encodingKey(enc string, o EncodeOptions) string {
 		return fmt.Sprintf("%s:q%d:s%d", enc, q, o.JPEGSubsampling)
 	case "TIFF":
 		return "TIFF:" + o.TIFFCompression
+	case "TILED":
+		return fmt.Sprintf("TILED:%s:q%d", o.TIFFCompression, o.JPEGQuality)
 	}
 	return enc
 }
