@@ -21,7 +21,8 @@ const (
 
 // Options are encoder parameters (large_image's _encodeImage).
 type Options struct {
-	// Encoding: JPEG, JFIF, PNG, WEBP, TIFF (case-sensitive); "" means JPEG.
+	// Encoding: JPEG, JFIF, PNG, WEBP, TIFF, TILED (a plain TIFF here;
+	// see EncodeTiled) (case-sensitive); "" means JPEG.
 	Encoding        string
 	JPEGQuality     int    // 0–100; 0 means the default 95
 	JPEGSubsampling int    // 0/-1 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
@@ -40,7 +41,11 @@ var mimeTypes = map[string]string{
 	"JFIF": "image/jpeg",
 	"PNG":  "image/png",
 	"TIFF": "image/tiff",
-	"WEBP": "image/webp",
+	// TILED is a tiled pyramidal TIFF where large_image makes one
+	// (regions, thumbnails, tile_frames: EncodeTiled) and a plain TIFF
+	// elsewhere (tiles, associated images), as its _encodeImageBinary.
+	"TILED": "image/tiff",
+	"WEBP":  "image/webp",
 }
 
 // MIME returns the content type of an encoding, or an error whose message is
@@ -158,7 +163,7 @@ func Encode(img *Image, opt Options) ([]byte, error) {
 			return nil, err
 		}
 		return stripWebPMetadata(b), nil
-	default: // TIFF
+	default: // TIFF, and TILED where it is a plain TIFF
 		comp, err := tiffCompression(opt.TIFFCompression)
 		if err != nil {
 			return nil, err
@@ -218,11 +223,8 @@ func EncodeTiled(img *Image, t Tiled) ([]byte, error) {
 // tiledCompression maps tiffCompression names to libvips' for tiled
 // output: large_image passes them to libvips (LZW when absent).
 func tiledCompression(name string) (string, error) {
-	switch name {
-	case "":
+	if name == "" {
 		return "lzw", nil
-	case "zstd", "packbits":
-		return name, nil
 	}
 	return tiffCompression(name)
 }
@@ -236,8 +238,8 @@ func tiffCompression(name string) (string, error) {
 		return "lzw", nil
 	case "deflate", "tiff_adobe_deflate", "zip":
 		return "deflate", nil
-	case "jpeg":
-		return "jpeg", nil
+	case "jpeg", "packbits", "zstd":
+		return name, nil
 	}
 	return "", errors.New(`Invalid tiffCompression "` + name + `"`)
 }
@@ -304,12 +306,8 @@ func CheckOptions(opt Options, w, h int) error {
 		side = maxJPEGSide
 	case "WEBP":
 		side = maxWebPSide
-	case "TIFF":
+	case "TIFF", "TILED":
 		if _, err := tiffCompression(opt.TIFFCompression); err != nil {
-			return err
-		}
-	case "TILED":
-		if _, err := tiledCompression(opt.TIFFCompression); err != nil {
 			return err
 		}
 	}

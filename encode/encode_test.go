@@ -107,6 +107,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{"tiff-lzw", src, Options{Encoding: "TIFF", TIFFCompression: "lzw"}, 3, 0, 0},
 		{"tiff-deflate", rgba, Options{Encoding: "TIFF", TIFFCompression: "tiff_adobe_deflate"}, 4, 0, 0},
 		{"tiff-jpeg", src, Options{Encoding: "TIFF", TIFFCompression: "jpeg"}, 3, 5, 160},
+		{"tiff-packbits", src, Options{Encoding: "TIFF", TIFFCompression: "packbits"}, 3, 0, 0},
+		{"tiff-zstd", rgba, Options{Encoding: "TIFF", TIFFCompression: "zstd"}, 4, 0, 0},
+		{"tiled-as-plain-tiff", src, Options{Encoding: "TILED"}, 3, 0, 0},
 	}
 	for _, c := range cases {
 		b, err := Encode(c.img, c.opt)

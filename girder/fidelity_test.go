@@ -329,3 +329,42 @@ func TestTiledRegion(t *testing.T) {
 	wantError(t, e.get(itemPath("CMU-1-Small-Region.svs", area+"&encoding=TILED&tiffCompression=bogus")), 400, "rest",
 		`Value Error: Invalid tiffCompression "bogus".`)
 }
+
+// TestTiledOnOtherRoutes: TILED is a tiled pyramidal TIFF on the thumbnail
+// and tile_frames routes, as large_image's getRegion and tileFrames make
+// it, and a plain TIFF on tiles and associated images (its
+// _encodeImageBinary); DeepZoom refuses it as other encodings.
+func TestTiledOnOtherRoutes(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		route string
+		tiled bool
+		w, h  int
+	}{
+		{itemPath("CMU-1-Small-Region.svs", "/thumbnail?encoding=TILED&width=1000"), true, 1000, 1336},
+		{itemPath("CMU-1-Small-Region.svs", "/zxy/4/0/0?encoding=TILED"), false, 240, 240},
+		{itemPath("CMU-1-Small-Region.svs", "/images/label?encoding=TILED"), false, 387, 463},
+	} {
+		r := e.get(c.route)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/tiff" {
+			t.Fatalf("%s: %d %s %.100s", c.route, r.status, r.header.Get("Content-Type"), r.body)
+		}
+		if bigTIFF := bytes.HasPrefix(r.body, []byte("II+\x00")); bigTIFF != c.tiled {
+			t.Errorf("%s: BigTIFF %v, want %v", c.route, bigTIFF, c.tiled)
+		}
+		src, err := tiff.OpenReaderAt(bytes.NewReader(r.body), int64(len(r.body)), "out.tiff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := src.Info()
+		if info.SizeX != c.w || info.SizeY != c.h || (c.tiled && (info.TileWidth != 256 || info.Levels < 3)) {
+			t.Errorf("%s: %+v", c.route, info)
+		}
+		if c.tiled && (info.MMX == nil || math.Abs(*info.MMX-0.000499*2220/1000) > 1e-7) {
+			t.Errorf("%s: pixel size %v", c.route, info.MMX)
+		}
+		src.Close()
+	}
+	wantError(t, e.get(itemPath("CMU-1-Small-Region.svs", "/dzi_files/8/0_0.png?encoding=TILED")), 400, "rest",
+		"Only JPEG and PNG encodings are supported")
+}

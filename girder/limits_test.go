@@ -54,7 +54,7 @@ func TestRequestLimits(t *testing.T) {
 		{"/tile_frames?top=Inf", `"top" parameter is an incorrect type.`},
 		{"/tile_frames?magnification=NaN", `"magnification" parameter is an incorrect type.`},
 		{"/region?left=-Inf", `"left" parameter is an incorrect type.`},
-		{"/thumbnail?encoding=TIFF&tiffCompression=packbits", `Value Error: Invalid tiffCompression "packbits".`},
+		{"/thumbnail?encoding=TIFF&tiffCompression=bogus", `Value Error: Invalid tiffCompression "bogus".`},
 		{"/region?left=0&top=0&right=2220&bottom=10&width=65501",
 			"Value Error: JPEG images cannot be larger than 65500 pixels a side."},
 		{"/region?left=0&top=0&right=2220&bottom=10&width=16384&encoding=WEBP",
@@ -76,8 +76,8 @@ func TestRequestLimits(t *testing.T) {
 	// status for a bad style (large_image's 404).
 	wantError(t, e.get(cmu+"/zxy/0/0/0?style="+style(100)), http.StatusNotFound, "rest",
 		"Value Error: The number of style bands (100) is over the limit of 64.")
-	wantError(t, e.get(cmu+"/zxy/0/0/0?encoding=TIFF&tiffCompression=packbits"), http.StatusNotFound, "rest",
-		`Value Error: Invalid tiffCompression "packbits".`)
+	wantError(t, e.get(cmu+"/zxy/0/0/0?encoding=TIFF&tiffCompression=bogus"), http.StatusNotFound, "rest",
+		`Value Error: Invalid tiffCompression "bogus".`)
 	// Within the limits the same routes still answer.
 	img, _ := decode(t, e.get(cmu+"/region?left=0&top=0&right=2220&bottom=2&width=1000&height=1000&fill=red&encoding=PNG"))
 	wantSize(t, img, 1000, 1000)

@@ -285,6 +285,9 @@ func (p *Pipeline) Associated(ctx context.Context, loc Locator, req AssociatedRe
 	if err != nil {
 		return nil, err
 	}
+	if enc == "TILED" {
+		enc = "TIFF" // a plain TIFF, as large_image's _encodeImageBinary writes it
+	}
 	if req.Width < 0 || req.Height < 0 {
 		return nil, tilesource.BadRequest("Value Error: Invalid width or height.  Minimum value is 0.")
 	}

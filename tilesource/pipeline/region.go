@@ -25,10 +25,6 @@ import (
 // an empty body.
 func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (*Result, error) {
 	enc, mime, err := valueEncoding(loc, req.Encode.Encoding)
-	if req.Encode.Encoding == "TILED" {
-		// A tiled pyramidal TIFF, as large_image writes one with libvips.
-		enc, mime, err = "TILED", "image/tiff", nil
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +152,25 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	}
 	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
 		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
-	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
+	o := req.Encode
+	if enc == "TILED" {
+		// The pixel size a tiled thumbnail records: the whole image in
+		// the box, before any fill.
+		if err := p.withSource(ctx, loc, func(src tilesource.Source) error {
+			info := src.Info()
+			if info.MMX != nil && info.MMY != nil {
+				// One scale for both axes, the width's, as large_image's.
+				if tw, _ := calculateWidthHeight(rr.maxW, rr.maxH, info.SizeX, info.SizeY); tw > 0 {
+					f := float64(info.SizeX) / float64(tw)
+					o.mmX, o.mmY = *info.MMX*f, *info.MMY*f
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return p.cachedEncoded(ctx, key, enc, mime, o, func(ctx context.Context) (*encode.Image, error) {
 		return p.regionImage(ctx, loc, rr, enc)
 	})
 }
