@@ -43,11 +43,11 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		if err != nil {
 			return err
 		}
-		if info := src.Info(); enc == "TILED" && !plan.empty && info.MMX != nil && info.MMY != nil {
+		if enc == "TILED" && !plan.empty {
 			// Base pixels per output pixel, from the level read and
 			// the scaling.
-			f := float64(plan.x1-plan.x0) * math.Ldexp(1, info.Levels-1-plan.level) / float64(plan.outW)
-			req.Encode.mmX, req.Encode.mmY = *info.MMX*f, *info.MMY*f
+			info := src.Info()
+			req.Encode.setPixelSize(info, float64(plan.x1-plan.x0)*math.Ldexp(1, info.Levels-1-plan.level)/float64(plan.outW))
 		}
 		render := func(ctx context.Context) (*encode.Image, error) {
 			if plan.empty {
@@ -158,12 +158,8 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 		// the box, before any fill.
 		if err := p.withSource(ctx, loc, func(src tilesource.Source) error {
 			info := src.Info()
-			if info.MMX != nil && info.MMY != nil {
-				// One scale for both axes, the width's, as large_image's.
-				if tw, _ := calculateWidthHeight(rr.maxW, rr.maxH, info.SizeX, info.SizeY); tw > 0 {
-					f := float64(info.SizeX) / float64(tw)
-					o.mmX, o.mmY = *info.MMX*f, *info.MMY*f
-				}
+			if tw, _ := calculateWidthHeight(rr.maxW, rr.maxH, info.SizeX, info.SizeY); tw > 0 {
+				o.setPixelSize(info, float64(info.SizeX)/float64(tw))
 			}
 			return nil
 		}); err != nil {
@@ -270,6 +266,16 @@ func valueEncoding(loc Locator, enc string) (string, string, error) {
 		return "", "", tilesource.BadRequest("Value Error: %s", err.(*tilesource.Error).Message)
 	}
 	return e, mime, nil
+}
+
+// setPixelSize records the millimetres per output pixel of TILED output:
+// the image's pixel size times base pixels per output pixel, one scale for
+// both axes, as large_image's _encodeTiledImage. Nothing when the pixel
+// size is unknown.
+func (o *EncodeOptions) setPixelSize(info *tilesource.Info, basePerOutput float64) {
+	if info.MMX != nil && info.MMY != nil {
+		o.mmX, o.mmY = *info.MMX*basePerOutput, *info.MMY*basePerOutput
+	}
 }
 
 // encodeResult encodes img; nil (an empty region) becomes an empty body.

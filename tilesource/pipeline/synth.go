@@ -139,23 +139,16 @@ func synthesisCanvas(info *tilesource.Info, x, y, scale, cols, rows int) (cw, ch
 	return cw, ch, coverW, coverH
 }
 
-// errNotResized is resizeCanvas's answer for an image Pillow's resize
-// cannot take.
-var errNotResized = errors.New("canvas cannot be resized")
-
-// resizeCanvas scales a synthesis canvas to w×h with LANCZOS as
-// _getTileFromEmptyLevel does. Its canvas is RGBA and transparent where
-// no child lies (right of coverW, below coverH), and Pillow resizes RGBA
-// premultiplied, so that area weighs nothing in the sums next to it and
-// comes out black when the tile is converted back to its mode.
+// resizeCanvas scales a synthesis canvas to w×h as _getTileFromEmptyLevel
+// does (resizeImage: Pillow's LANCZOS). Its canvas is RGBA and transparent
+// where no child lies (right of coverW, below coverH), and Pillow resizes
+// RGBA premultiplied, so that area weighs nothing in the sums next to it
+// and comes out black when the tile is converted back to its mode: a grey
+// or RGB canvas with such an area gets an alpha band for the resize.
 func resizeCanvas(canvas *encode.Image, coverW, coverH, w, h int) (*encode.Image, error) {
 	bands := canvas.Bands
-	if (coverW >= canvas.Width && coverH >= canvas.Height) || (bands != 1 && bands != 3) {
-		out, ok := pilResize(canvas, w, h, pilLanczos)
-		if !ok {
-			return nil, errNotResized
-		}
-		return out, nil
+	if (coverW >= canvas.Width && coverH >= canvas.Height) || (bands != 1 && bands != 3) || canvas.Format != encode.Uint8 {
+		return resizeImage(canvas, w, h)
 	}
 	withAlpha := encode.NewImage(canvas.Width, canvas.Height, bands+1, encode.Uint8)
 	for r := range min(coverH, canvas.Height) {
@@ -166,9 +159,9 @@ func resizeCanvas(canvas *encode.Image, coverW, coverH, w, h int) (*encode.Image
 			dst[c*(bands+1)+bands] = 255
 		}
 	}
-	resized, ok := pilResize(withAlpha, w, h, pilLanczos)
-	if !ok {
-		return nil, errNotResized
+	resized, err := resizeImage(withAlpha, w, h)
+	if err != nil {
+		return nil, err
 	}
 	out := encode.NewImage(w, h, bands, encode.Uint8)
 	for i := range w * h {

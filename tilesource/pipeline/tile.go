@@ -131,6 +131,8 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 		if err != nil {
 			return nil, err
 		}
+		// A reader whose edge tiles stop at the image: large_image styles
+		// the partial tile, then pads it with zeros (transparent).
 		if info.EdgeTilesPartial && info.Stored[req.Z] && isEdgeTile(info, req.Z, req.X, req.Y) {
 			lw, lh := info.LevelSize(req.Z)
 			img = padTo(img, info.TileWidth, info.TileHeight)
@@ -362,10 +364,7 @@ func (p *Pipeline) synthesise(ctx context.Context, loc Locator, src tilesource.S
 	} else {
 		// Pillow's LANCZOS, as large_image's _getTileFromEmptyLevel.
 		var err error
-		if out, err = resizeCanvas(canvas, coverW, coverH, w, h); errors.Is(err, errNotResized) {
-			out, err = resizeImage(canvas, w, h)
-		}
-		if err != nil {
+		if out, err = resizeCanvas(canvas, coverW, coverH, w, h); err != nil {
 			return nil, err
 		}
 	}
