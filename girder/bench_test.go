@@ -78,19 +78,36 @@ func BenchmarkTileMiss(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if i%len(reqs) == 0 {
-			b.StopTimer()
-			if err := e.tiles.Clear(ctx, false); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
+	serve := func(b *testing.B, r *http.Request) {
 		w := &discardWriter{h: http.Header{}}
-		h.ServeHTTP(w, reqs[i%len(reqs)])
+		h.ServeHTTP(w, r)
 		if w.status != http.StatusOK || w.h.Get("X-Tile-Cache") != tilecache.StatusMiss {
 			b.Fatalf("status %d, X-Tile-Cache %q", w.status, w.h.Get("X-Tile-Cache"))
 		}
+	}
+	// first: every tile's first request, which the doorkeeper does not
+	// keep; second: every tile's second request, which keeps it.
+	for _, second := range []bool{false, true} {
+		b.Run(map[bool]string{false: "first", true: "second"}[second], func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%len(reqs) == 0 {
+					b.StopTimer()
+					if err := e.tiles.Clear(ctx, false); err != nil {
+						b.Fatal(err)
+					}
+					if second {
+						for _, r := range reqs {
+							serve(b, r)
+						}
+					}
+					b.StartTimer()
+				}
+				serve(b, reqs[i%len(reqs)])
+			}
+			if st := e.tiles.Stats().Memory; second == (st.Items == 0) {
+				b.Fatalf("second %v: %d tiles kept", second, st.Items)
+			}
+		})
 	}
 }

@@ -19,8 +19,9 @@
 # so each run ends with the comparisons that matter measured on servers
 # running side by side and taking turns (ROUNDS rounds, default 4, each on
 # fresh servers): cold CPU per stored tile over the whole full-resolution
-# level for the pread limit, ours, the map limit, ours without a tile
-# cache and ours with its tier full; CPU and latency of tiles of a level
+# level for the pread limit, ours, ours keeping every tile on its first
+# request, the map limit, ours without a tile cache and ours with its tier
+# full; CPU and latency of tiles of a level
 # the file lacks for the pread limit and ours; and warm hits for the map
 # limit and ours. The summary gives the median of the rounds' ratios.
 #
@@ -232,30 +233,33 @@ take_turns() {
 	done
 }
 # cold_rounds ROUNDS: cold CPU per stored tile over every tile of the
-# slide's full-resolution level for five servers side by side: the pread
-# limit, ours (memory cache), and the two that split the difference: the
-# map limit (the pread server plus keeping each tile in memory) and ours
-# with no tile cache (ours minus keeping); all four fresh, so the tiles
-# kept fill memory the process never touched before. The fifth is ours as
-# it runs once its tier is full: a 32 MiB tier filled beforehand with the
-# next level's tiles, so that every tile kept evicts another and reuses
-# its memory (a fresh server pays page faults for every tile it keeps until
-# its budget is reached, then no more). The level is requested in
-# chunks of 500 tiles, one at a time, each chunk from every server in turn
-# (see turns), so that this machine's drift (its CPU time per request
-# wanders by a third over minutes) falls on all five alike: measured one
-# after the other, seconds apart, the same servers' ratios still spread
-# over ±30 % from round to round.
+# slide's full-resolution level for six servers side by side: the pread
+# limit; ours (memory cache, whose doorkeeper keeps a stored tile from its
+# second request, so a first request keeps nothing); ours keeping every
+# tile on its first request (--cache-doorkeeper=false, what a tile's second
+# request costs ours); the map limit (the pread server plus keeping each
+# tile in memory); ours with no tile cache; all fresh, so the tiles kept
+# fill memory the process never touched before. The sixth is ours keeping
+# every tile as it runs once its tier is full: a 32 MiB tier filled
+# beforehand with the next level's tiles, so that every tile kept evicts
+# another and reuses its memory (a fresh server pays page faults for every tile it
+# keeps until its budget is reached, then no more). The level is requested
+# in chunks of 500 tiles, one at a time, each chunk from every server in
+# turn (see turns), so that this machine's drift (its CPU time per request
+# wanders by a third over minutes) falls on all alike: measured one after
+# the other, seconds apart, the same servers' ratios still spread over
+# ±30 % from round to round.
 cold_rounds() {
 	local rounds=$1 chunk=500 all=$OUT_DIR/cold-rounds.tiles fill=$OUT_DIR/cold-rounds.fill i s total
-	local names=(pread ours map none full)
+	local names=(pread ours keep map none full)
 	local -A ns
 	for i in $(seq "$rounds"); do
 		page_in
 		{ side_start pread pread 18091 slide.tif && side_start map map 18092 slide.tif &&
 			side_start ours ours 18093 slide.tif --cache memory &&
+			side_start keep ours 18098 slide.tif --cache memory --cache-doorkeeper=false &&
 			side_start none ours 18094 slide.tif --cache none &&
-			side_start full ours 18095 slide.tif --cache memory --cache-memory-bytes 32M; } ||
+			side_start full ours 18095 slide.tif --cache memory --cache-memory-bytes 32M --cache-doorkeeper=false; } ||
 			{ side_stop; return 1; }
 		# The tiles of the full-resolution level, and of the next one for
 		# filling the fifth server's tier.
@@ -277,7 +281,7 @@ for z, out in ((m["levels"] - 1, sys.argv[1]), (m["levels"] - 2, sys.argv[2])):
 		take_turns $chunk "$total" "${names[@]}"
 		side_stop
 		for s in "${names[@]}"; do ns[$s]=$(echo "scale=1; ${TURN_NS[$s]} / 1000 / $total" | bc); done
-		echo "cold round $i tiles=$total pread=${ns[pread]}us ours=${ns[ours]}us map=${ns[map]}us ours-nocache=${ns[none]}us ours-full=${ns[full]}us" |
+		echo "cold round $i tiles=$total pread=${ns[pread]}us ours=${ns[ours]}us ours-keep=${ns[keep]}us map=${ns[map]}us ours-nocache=${ns[none]}us ours-full=${ns[full]}us" |
 			tee -a "$OUT_DIR/cold-rounds.txt"
 	done
 }
@@ -428,7 +432,8 @@ if pairs:
                   f"{med([p[name] for p in pairs if name in p]):.1f} us per tile)")
     print(f"cold CPU per stored tile / limit-pread ({med([p['pread'] for p in pairs]):.1f} us), "
           f"{len(pairs)} rounds side by side over the whole level:")
-    pair_ratio("ours", "ours-memory")
+    pair_ratio("ours", "ours-memory (doorkeeper: keeps nothing yet)")
+    pair_ratio("ours-keep", "ours keeping every tile at once (a 2nd request)")
     pair_ratio("map", "limit-map (pread + keeping every tile)")
     pair_ratio("ours-nocache", "ours with no tile cache (ours - keeping)")
     pair_ratio("ours-full", "ours, tier full (32 MiB, every tile evicts)")

@@ -3,6 +3,7 @@ package tilecache
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,13 +37,22 @@ type flightContext struct {
 	timer     *time.Timer   // made with done
 	stopWatch func() bool   // the watch of caller, made with done
 	left      bool          // caller has left the flight
+
+	// cheap is set by MarkCheap: the result is cheap to make again.
+	cheap atomic.Bool
 }
 
 // Deadline implements context.Context.
 func (c *flightContext) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// Value implements context.Context with the starting caller's values.
-func (c *flightContext) Value(key any) any { return c.values.Value(key) }
+// Value implements context.Context with the starting caller's values, and
+// the flight itself for MarkCheap.
+func (c *flightContext) Value(key any) any {
+	if key == (cheapKey{}) {
+		return c
+	}
+	return c.values.Value(key)
+}
 
 // Done implements context.Context. The first call starts the deadline's
 // timer and, for an inline flight, the watch of its caller.

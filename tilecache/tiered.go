@@ -16,9 +16,10 @@ import (
 // Tiles and is safe for concurrent use.
 type Tiered struct {
 	cfg     Config
-	mem     memTier   // nil when the mode has no memory tier
-	mc      *mcTier   // nil when the mode has no memcached tier
-	disk    *diskTier // nil without DiskDir
+	mem     memTier     // nil when the mode has no memory tier
+	mc      *mcTier     // nil when the mode has no memcached tier
+	disk    *diskTier   // nil without DiskDir
+	door    *doorkeeper // nil without mem, or with Config.KeepCheapAtOnce
 	mu      sync.Mutex
 	flights map[string]*flight
 
@@ -27,6 +28,7 @@ type Tiered struct {
 	produceErrors      atomic.Uint64
 	coalesced          atomic.Uint64
 	abandoned          atomic.Uint64
+	deferred           atomic.Uint64 // cheap productions not kept on a first miss
 	// entered counts callers that have joined the coalescing group; tests
 	// use it to know that every concurrent caller is waiting.
 	entered atomic.Int64
@@ -50,6 +52,9 @@ func New(cfg Config) (*Tiered, error) {
 			t.mem = newLRUTier(cfg.MemoryBytes)
 		} else if t.mem, err = newOtterTier(cfg.MemoryBytes); err != nil {
 			return nil, fmt.Errorf("tilecache: memory tier: %w", err)
+		}
+		if !cfg.KeepCheapAtOnce {
+			t.door = newDoorkeeper(doorkeeperWindow(cfg.MemoryBytes))
 		}
 	}
 	if cfg.usesMemcached() {
@@ -216,6 +221,9 @@ func (t *Tiered) runInline(ctx context.Context, key string, f *flight, produce f
 func (t *Tiered) run(key string, f *flight, produce func(context.Context) ([]byte, error)) {
 	defer f.ctx.cancel(context.Canceled)
 	val, status, err := t.fill(f.ctx, key, produce)
+	if err == nil && status == StatusMiss && t.mem != nil && t.keep(f.ctx, key) {
+		t.mem.set(key, val)
+	}
 	t.mu.Lock()
 	if t.flights[key] == f {
 		delete(t.flights, key)
@@ -223,6 +231,17 @@ func (t *Tiered) run(key string, f *flight, produce func(context.Context) ([]byt
 	t.mu.Unlock()
 	f.val, f.status, f.err = val, status, err
 	close(f.done)
+}
+
+// keep reports whether a new production of key goes into the in-process
+// tier: always, unless it was marked cheap and its key has not missed
+// recently (see doorkeeper), or it runs under KeepAtOnce.
+func (t *Tiered) keep(f *flightContext, key string) bool {
+	if t.door == nil || !f.cheap.Load() || f.Value(keepKey{}) != nil || t.door.seen(key) {
+		return true
+	}
+	t.deferred.Add(1)
+	return false
 }
 
 // Flights returns the number of productions in progress.
@@ -286,9 +305,7 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 		return nil, StatusMiss, err
 	}
 	t.produced.Add(1)
-	if t.mem != nil {
-		t.mem.set(key, v)
-	}
+	// The in-process tier is filled by run, which knows the flight.
 	if t.mc != nil {
 		t.mc.setAsync(shared, v)
 	}
@@ -305,6 +322,10 @@ func (t *Tiered) fill(ctx context.Context, key string, produce func(context.Cont
 func (t *Tiered) Clear(ctx context.Context, includeMemcached bool) error {
 	if t.mem != nil {
 		t.mem.clear()
+	}
+	if t.door != nil {
+		// Forget the misses too: a cleared tier fills as a fresh one.
+		t.door.reset()
 	}
 	if includeMemcached && t.mc != nil {
 		done := make(chan error, 1)
@@ -371,7 +392,8 @@ type TierStats struct {
 	// was full.
 	Dropped uint64 `json:"dropped"`
 	// Skipped counts values too large for memcached's item limit or for
-	// the whole disk tier.
+	// the whole disk tier; for the memory tier, productions marked cheap
+	// and not kept because their key had not missed recently (MarkCheap).
 	Skipped uint64 `json:"skipped"`
 	// Writes counts values stored in memcached or on disk.
 	Writes uint64 `json:"writes"`
@@ -421,6 +443,7 @@ func (t *Tiered) Stats() Stats {
 		s.Memory = TierStats{
 			Enabled: true, MaxSize: uint64(t.cfg.MemoryBytes), Used: used, Items: items,
 			Hits: t.memHits.Load(), Misses: t.memMisses.Load(), Evictions: ev,
+			Skipped: t.deferred.Load(),
 		}
 	}
 	if t.mc != nil {

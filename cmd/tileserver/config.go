@@ -30,6 +30,7 @@ type settings struct {
 	Memcached        []string
 	CacheMemoryBytes int64
 	CachePolicy      string
+	CacheDoorkeeper  bool
 	MaxAge           int
 	LogLevel         string
 	// memcached tuning and the open-source cache budget.
@@ -88,6 +89,7 @@ var options = []option{
 	{"memcached", "", "memcached servers host:port,host:port,…"},
 	{"cache-memory-bytes", "0", "in-process tile cache budget in bytes (suffixes K, M, G, T; 0 = from total memory)"},
 	{"cache-policy", "tinylfu", "in-process eviction policy: tinylfu or lru"},
+	{"cache-doorkeeper", "true", "keep a tile passed on as stored in a local slide in the in-process tier from its second recent request, not its first (tiles requested once take no memory; re-reading one costs one read of the file)"},
 	{"max-age", "3600", "Cache-Control max-age of image responses, seconds"},
 	{"log-level", "info", "log level: debug, info, warn or error"},
 	{"disk-cache", "", "directory of the persistent disk tile cache tier (behind memory and memcached); empty turns the tier off"},
@@ -350,7 +352,7 @@ func parseSettings(v map[string]string) (settings, error) {
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"warm-on-import", &s.WarmOnImport}, {"prefetch", &s.Prefetch}} {
+	}{{"warm-on-import", &s.WarmOnImport}, {"prefetch", &s.Prefetch}, {"cache-doorkeeper", &s.CacheDoorkeeper}} {
 		if *b.dst, err = strconv.ParseBool(strings.TrimSpace(v[b.name])); err != nil {
 			return s, fmt.Errorf("--%s: %q is not true or false", b.name, v[b.name])
 		}

@@ -64,6 +64,7 @@ func tileCacheConfig(cfg settings, log *slog.Logger) tilecache.Config {
 	tcfg := tilecache.DefaultConfig()
 	tcfg.Mode = cfg.Cache
 	tcfg.Policy = cfg.CachePolicy
+	tcfg.KeepCheapAtOnce = !cfg.CacheDoorkeeper
 	tcfg.MemoryBytes = cfg.CacheMemoryBytes
 	tcfg.MemcachedServers = cfg.Memcached
 	tcfg.TTL, tcfg.Timeout, tcfg.MaxIdleConns = cfg.MemcachedTTL, cfg.MemcachedTimeout, cfg.MemcachedPool

@@ -273,11 +273,20 @@ func TestMemcachedAndSourceCacheSettings(t *testing.T) {
 	// release's rendering version.
 	tc := tileCacheConfig(s, slog.New(slog.DiscardHandler))
 	if tc.TTL != s.MemcachedTTL || tc.MemcachedMaxItemBytes != 8<<20 || tc.MaxIdleConns != 128 ||
-		tc.Namespace != pipeline.RenderVersion || tc.Namespace == "" {
+		tc.Namespace != pipeline.RenderVersion || tc.Namespace == "" || tc.KeepCheapAtOnce {
 		t.Errorf("tile cache configuration %+v", tc)
 	}
+	// The doorkeeper is on by default; off, every tile is kept at once.
+	s, err = loadSettings(nil, envMap(map[string]string{"TILESERVER_CACHE_DOORKEEPER": "false"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := tileCacheConfig(s, slog.New(slog.DiscardHandler)); !tc.KeepCheapAtOnce {
+		t.Error("TILESERVER_CACHE_DOORKEEPER=false: doorkeeper still on")
+	}
 	for _, args := range [][]string{{"--memcached-timeout", "0"}, {"--memcached-max-item", "0"},
-		{"--memcached-pool", "0"}, {"--source-cache-bytes", "much"}, {"--memcached-ttl", "later"}} {
+		{"--memcached-pool", "0"}, {"--source-cache-bytes", "much"}, {"--memcached-ttl", "later"},
+		{"--cache-doorkeeper", "sometimes"}} {
 		if _, err := loadSettings(args, envMap(nil), io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}

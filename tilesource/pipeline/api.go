@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/tileserver/tileserver/style"
 )
@@ -34,6 +35,12 @@ type Locator struct {
 	// Remote is a DICOMweb series locator (dicomweb.Series.Locator()); the
 	// series is opened over HTTP and its frames cached like stored tiles.
 	Remote string
+}
+
+// readsLocalFiles reports whether the slide is read from local files (not
+// object storage, DICOMweb or the test source).
+func (l Locator) readsLocalFiles() bool {
+	return l.Remote == "" && filepath.IsAbs(l.Path)
 }
 
 // EncodeOptions are the encoding parameters of image routes (large_image's encoding options).

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -767,32 +769,63 @@ func TestSynthesisedLevelGeneralPath(t *testing.T) {
 
 // The stored tiles a synthesised tile is made of go through the tile cache
 // under the zxy route's own keys: a viewer zooming in after zooming out
-// finds them cached, and tiles it has seen are not read again.
+// finds them cached or, under the doorkeeper, seen once already, so kept
+// from their first zxy request; tiles it has seen are not read again.
 func TestSynthesisChildrenShareTheTileCache(t *testing.T) {
-	tiles, err := tilecache.New(tilecache.Config{Mode: tilecache.ModeMemory, MemoryBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tiles.Close()
-	p := newPipeline(t, tiles)
-	ctx := context.Background()
-	cmu := cmuLoc(t)
-	// Level 3 of the CMU slide is synthesised from the 2×2 stored tiles
-	// (2..3, 2..3) of level 4.
-	if res, err := p.Tile(ctx, cmu, TileRequest{Z: 3, X: 1, Y: 1}); err != nil || res.CacheStatus != tilecache.StatusMiss {
-		t.Fatalf("synthesised tile: %v %+v", err, res)
-	}
-	for _, c := range [][2]int{{2, 2}, {3, 2}, {2, 3}, {3, 3}} {
-		res, err := p.Tile(ctx, cmu, TileRequest{Z: 4, X: c[0], Y: c[1]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.CacheStatus != tilecache.StatusHitMemory {
-			t.Errorf("child %v: %s, want %s", c, res.CacheStatus, tilecache.StatusHitMemory)
-		}
-	}
-	if res, _ := p.Tile(ctx, cmu, TileRequest{Z: 4, X: 0, Y: 0}); res == nil || res.CacheStatus != tilecache.StatusMiss {
-		t.Errorf("a tile no synthesis read should be a miss: %+v", res)
+	for _, atOnce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("KeepCheapAtOnce=%v", atOnce), func(t *testing.T) {
+			tiles, err := tilecache.New(tilecache.Config{Mode: tilecache.ModeMemory, MemoryBytes: 64 << 20, KeepCheapAtOnce: atOnce})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tiles.Close()
+			p := newPipeline(t, tiles)
+			ctx := context.Background()
+			cmu := cmuLoc(t)
+			tile := func(z, x, y int) string {
+				t.Helper()
+				res, err := p.Tile(ctx, cmu, TileRequest{Z: z, X: x, Y: y})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.CacheStatus
+			}
+			// Level 3 of the CMU slide is synthesised from the 2×2
+			// stored tiles (2..3, 2..3) of level 4; a synthesised tile
+			// is kept on its first request.
+			if got := tile(3, 1, 1); got != tilecache.StatusMiss {
+				t.Fatalf("synthesised tile: %s", got)
+			}
+			if got := tile(3, 1, 1); got != tilecache.StatusHitMemory {
+				t.Errorf("synthesised tile again: %s, want %s", got, tilecache.StatusHitMemory)
+			}
+			// Its children: kept by the synthesis, or seen by it.
+			want := tilecache.StatusHitMemory
+			if !atOnce {
+				want = tilecache.StatusMiss
+			}
+			for _, c := range [][2]int{{2, 2}, {3, 2}, {2, 3}, {3, 3}} {
+				if got := tile(4, c[0], c[1]); got != want {
+					t.Errorf("child %v: %s, want %s", c, got, want)
+				}
+				if got := tile(4, c[0], c[1]); got != tilecache.StatusHitMemory {
+					t.Errorf("child %v again: %s, want %s", c, got, tilecache.StatusHitMemory)
+				}
+			}
+			// A stored tile no synthesis read: kept from its first
+			// request, or under the doorkeeper its second.
+			statuses := []string{tile(4, 0, 0), tile(4, 0, 0), tile(4, 0, 0)}
+			want3 := []string{tilecache.StatusMiss, tilecache.StatusHitMemory, tilecache.StatusHitMemory}
+			if !atOnce {
+				want3 = []string{tilecache.StatusMiss, tilecache.StatusMiss, tilecache.StatusHitMemory}
+			}
+			if !slices.Equal(statuses, want3) {
+				t.Errorf("stored tile (4, 0, 0) three times: %v, want %v", statuses, want3)
+			}
+			if st := tiles.Stats(); !atOnce && st.Memory.Skipped != 5 {
+				t.Errorf("memory tier skipped %d writes, want 5 (four children, one tile)", st.Memory.Skipped)
+			}
+		})
 	}
 }
 

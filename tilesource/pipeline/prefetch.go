@@ -266,8 +266,9 @@ func (f *Prefetcher) dropJobLocked(j prefetchJob) {
 
 func (f *Prefetcher) work(ctx context.Context) {
 	defer f.wg.Done()
-	// Prefetch yields the work budget to every request.
-	ctx = work.WithPriority(ctx, work.Background)
+	// Prefetch yields the work budget to every request, and keeps what
+	// it makes: the next request's hit is its whole point.
+	ctx = tilecache.KeepAtOnce(work.WithPriority(ctx, work.Background))
 	for {
 		// Idle first, then take: work is chosen only when it can start at
 		// once, so a viewer's newer requests can still replace it.

@@ -168,6 +168,12 @@ func (p *Pipeline) produceTile(ctx context.Context, loc Locator, src tilesource.
 		if t.Encoded != nil && t.Encoding == enc &&
 			(edge.kind == edgeNone || !isEdgeTile(info, req.Z, req.X, req.Y)) &&
 			(enc != "JPEG" || encode.CheckJPEGHeader(t.Encoded) == nil) {
+			if loc.readsLocalFiles() {
+				// Made again by one read of the file (the page cache's,
+				// most often): kept in memory from its second request
+				// on, so that tiles requested once take none.
+				tilecache.MarkCheap(ctx)
+			}
 			if profile == nil {
 				return t.Encoded, nil
 			}

@@ -51,8 +51,9 @@ type WarmProgress struct {
 // be opened fails the warm-up. progress, when set, is called after each
 // unit.
 func (p *Pipeline) Warm(ctx context.Context, loc Locator, opt WarmOptions, progress func(WarmProgress)) (WarmProgress, error) {
-	// Warm-up yields the work budget to every request.
-	ctx = work.WithPriority(ctx, work.Background)
+	// Warm-up yields the work budget to every request, and keeps what it
+	// makes: it works ahead of a viewer's first requests.
+	ctx = tilecache.KeepAtOnce(work.WithPriority(ctx, work.Background))
 	maxTiles := opt.MaxTiles
 	if maxTiles <= 0 {
 		maxTiles = DefaultWarmMaxTiles
