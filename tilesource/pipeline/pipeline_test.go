@@ -769,8 +769,8 @@ func TestSynthesisedLevelGeneralPath(t *testing.T) {
 
 // The stored tiles a synthesised tile is made of go through the tile cache
 // under the zxy route's own keys: a viewer zooming in after zooming out
-// finds them cached or, under the doorkeeper, seen once already, so kept
-// from their first zxy request; tiles it has seen are not read again.
+// finds them cached or, under the doorkeeper, seen once already, so that
+// they are read once more and kept from then on.
 func TestSynthesisChildrenShareTheTileCache(t *testing.T) {
 	for _, atOnce := range []bool{false, true} {
 		t.Run(fmt.Sprintf("KeepCheapAtOnce=%v", atOnce), func(t *testing.T) {
