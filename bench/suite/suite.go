@@ -339,13 +339,33 @@ func (s *suiteRun) start(ctx context.Context, label, name string, vars map[strin
 }
 
 // slide finds the item of a file name on the server and reads its
-// metadata.
+// metadata. A fresh server imports its slide root in the background after
+// it answers /healthz, so the item is waited for, up to a minute.
 func (sv *server) slide(ctx context.Context, file string) (trace.Slide, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		sl, found, err := sv.findSlide(ctx, file)
+		if err != nil || found {
+			return sl, err
+		}
+		if time.Now().After(deadline) {
+			return trace.Slide{}, fmt.Errorf("no item named %s on the server after a minute", file)
+		}
+		select {
+		case <-ctx.Done():
+			return trace.Slide{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// findSlide looks the item of a file name up once.
+func (sv *server) findSlide(ctx context.Context, file string) (trace.Slide, bool, error) {
 	u := sv.base + "/api/v1/item?limit=50&text=" + url.QueryEscape(strings.TrimSuffix(file, filepath.Ext(file)))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return trace.Slide{}, err
+		return trace.Slide{}, false, err
 	}
 	defer resp.Body.Close()
 	var items []struct {
@@ -353,14 +373,15 @@ func (sv *server) slide(ctx context.Context, file string) (trace.Slide, error) {
 		Name string `json:"name"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
-		return trace.Slide{}, fmt.Errorf("item search: %w", err)
+		return trace.Slide{}, false, fmt.Errorf("item search: %w", err)
 	}
 	for _, it := range items {
 		if it.Name == file {
-			return replay.FetchSlide(ctx, nil, sv.base+"/api/v1/item/"+it.ID+"/tiles", it.ID)
+			sl, err := replay.FetchSlide(ctx, nil, sv.base+"/api/v1/item/"+it.ID+"/tiles", it.ID)
+			return sl, true, err
 		}
 	}
-	return trace.Slide{}, fmt.Errorf("no item named %s on the server", file)
+	return trace.Slide{}, false, nil
 }
 
 func (sv *server) statsURL() string { return sv.base + replay.StatsPath + "?token=" + token }
