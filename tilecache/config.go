@@ -220,11 +220,6 @@ type SourcesConfig struct {
 	// MemoryBytes bounds the summed MemoryEstimate of open sources. 0 means
 	// total memory / MemoryPortion.
 	MemoryBytes int64
-	// KeepCheapAtOnce keeps every production in the in-process tier on
-	// its first miss. By default one marked cheap (MarkCheap: a stored
-	// tile of a local file, passed on as it is) is kept only from its
-	// second recent miss, so that tiles requested once take no memory.
-	KeepCheapAtOnce bool
 	// MemoryPortion is the divisor of total memory used when MemoryBytes is
 	// 0, like large_image's cache_tilesource_memory_portion.
 	MemoryPortion int

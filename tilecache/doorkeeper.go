@@ -95,8 +95,8 @@ func MarkCheap(ctx context.Context) {
 
 // KeepAtOnce returns a context under which productions are kept in the
 // in-process tier on their first miss even when marked cheap: for work
-// done ahead of requests (prefetching), whose whole point is the next
-// request's hit.
+// done ahead of requests (warm-up, prefetching), whose whole point is the
+// next request's hit.
 func KeepAtOnce(ctx context.Context) context.Context {
 	return context.WithValue(ctx, keepKey{}, true)
 }

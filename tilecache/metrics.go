@@ -21,7 +21,7 @@ var (
 	descEvictions = prometheus.NewDesc("tileserver_cache_evictions_total", "Entries evicted to stay within budget.", labels, nil)
 	descErrors    = prometheus.NewDesc("tileserver_cache_errors_total", "Failed operations (memcached failures, failed opens), each served as a miss.", labels, nil)
 	descDropped   = prometheus.NewDesc("tileserver_cache_dropped_writes_total", "memcached or disk writes dropped because the write queue was full.", labels, nil)
-	descSkipped   = prometheus.NewDesc("tileserver_cache_skipped_writes_total", "Values not written to memcached because they exceed its item size.", labels, nil)
+	descSkipped   = prometheus.NewDesc("tileserver_cache_skipped_writes_total", "Values not written to the tier: too large for memcached's item size or the disk tier, or (memory) cheap to read again and not yet requested twice.", labels, nil)
 	descCoalesced = prometheus.NewDesc("tileserver_cache_coalesced_total", "Requests that waited for an identical in-flight production.", []string{"cache"}, nil)
 	descProduced  = prometheus.NewDesc("tileserver_cache_produced_total", "Tiles produced because every tier missed.", []string{"cache"}, nil)
 	descCorrupt   = prometheus.NewDesc("tileserver_cache_corrupt_total", "Disk entries dropped because they failed their checksum (damaged or truncated).", labels, nil)
@@ -63,6 +63,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descHits, m.Hits, "tiles", "memory")
 			counter(descMisses, m.Misses, "tiles", "memory")
 			counter(descEvictions, m.Evictions, "tiles", "memory")
+			counter(descSkipped, m.Skipped, "tiles", "memory")
 		}
 		if s.Memcached.Enabled {
 			m := s.Memcached

@@ -43,6 +43,8 @@ func TestRegisterExposesCounters(t *testing.T) {
 	for range 3 {
 		tc.GetOrProduce(context.Background(), "k", constProducer([]byte("v"), &calls))
 	}
+	// A production cheap to make again, asked for once: not kept.
+	tc.GetOrProduce(context.Background(), "cheap", cheapProducer([]byte("v"), &calls))
 	_, rel, _ := sc.Acquire(context.Background(), "s", func() (Resource, error) { return &fakeResource{mem: 42}, nil })
 	rel()
 	mfs, err := reg.Gather()
@@ -57,10 +59,11 @@ func TestRegisterExposesCounters(t *testing.T) {
 		want   float64
 	}{
 		{"tileserver_cache_hits_total", mem, 2},
-		{"tileserver_cache_misses_total", mem, 1},
+		{"tileserver_cache_misses_total", mem, 2},
 		{"tileserver_cache_items", mem, 1},
+		{"tileserver_cache_skipped_writes_total", mem, 1},
 		{"tileserver_cache_max_bytes", mem, 1 << 20},
-		{"tileserver_cache_produced_total", map[string]string{"cache": "tiles"}, 1},
+		{"tileserver_cache_produced_total", map[string]string{"cache": "tiles"}, 2},
 		{"tileserver_cache_used_bytes", src, 42},
 		{"tileserver_cache_misses_total", src, 1},
 		{"tileserver_cache_max_bytes", src, 1000},
