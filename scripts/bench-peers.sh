@@ -262,7 +262,7 @@ cold_rounds() {
 			side_start full ours 18095 slide.tif --cache memory --cache-memory-bytes 32M --cache-doorkeeper=false; } ||
 			{ side_stop; return 1; }
 		# The tiles of the full-resolution level, and of the next one for
-		# filling the fifth server's tier.
+		# filling the sixth server's tier.
 		[ -s "$all" ] && [ -s "$fill" ] || curl -s "http://${SIDE_ADDR[ours]}/api/v1/item/${SIDE_ITEM[ours]}/tiles" | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
