@@ -10,8 +10,8 @@ import { makeTileSource, tileUrl, errorFrom, rememberTile, fetchTile } from "./t
 import * as scale from "./measure.js";
 import * as ch from "./channels.js";
 
-function hashParams() {
-  return new URLSearchParams(location.hash.replace(/^#/, ""));
+function hashParams(hash = location.hash) {
+  return new URLSearchParams(hash.replace(/^#/, ""));
 }
 
 /** A view from the URL: centre (image pixels), image zoom (CSS pixels per
@@ -194,7 +194,9 @@ function loadOSD() {
 
 let OSDlib = null;
 let viewer = null;
-const current = { id: null, meta: null, frame: 0, style: "", multiFrame: false, chans: null, chanStates: null };
+// ready is false from choosing an item until its metadata is applied:
+// until then frame, style and meta are still the previous item's.
+const current = { id: null, ready: true, meta: null, frame: 0, style: "", multiFrame: false, chans: null, chanStates: null };
 // The tiled image replacing the one on screen (frame or style change).
 let pending = null;
 // When the current item's open began, for the time to a sharp view, and
@@ -341,6 +343,7 @@ function preloadFirstView(meta, id) {
 async function openItem(id, { view = null, frame = 0, style = "" } = {}) {
   if (id === current.id) return;
   current.id = id;
+  current.ready = !id;
   markCurrentItem();
   clearMeasure();
   clearTileFailures();
@@ -368,6 +371,7 @@ async function openItem(id, { view = null, frame = 0, style = "" } = {}) {
   }
   if (current.id !== id) return; // another item was chosen meanwhile
   mark("metadata");
+  current.ready = true;
   current.meta = meta;
   current.multiFrame = Array.isArray(meta.frames) && meta.frames.length > 1;
   current.frame = current.multiFrame ? Math.min(Math.max(0, frame | 0), meta.frames.length - 1) : 0;
@@ -509,6 +513,12 @@ function saveUrlSoon() {
 }
 
 function saveUrl() {
+  // The address holds the link being followed until its item is set up
+  // (or for good when it cannot be shown): writing it now would pair the
+  // new item with the previous one's frame and style. A link to another
+  // item not routed yet (its hashchange still queued) must not be
+  // overwritten with the item shown.
+  if (!current.ready || (hashParams().get("item") || null) !== current.id) return;
   const p = new URLSearchParams();
   const folderId = shownFolder || hashParams().get("folder");
   if (folderId) p.set("folder", folderId);
@@ -1043,8 +1053,8 @@ async function showAssociated(id) {
 
 // ----------------------------------------------------------------- wiring
 
-async function route() {
-  const p = hashParams();
+async function route(hash = location.hash) {
+  const p = hashParams(hash);
   const want = p.get("folder");
   const id = p.get("item");
   // The folder listing and the item open side by side: a shared link
@@ -1142,7 +1152,9 @@ function init() {
   initCachePanel();
   // The viewer library loads while the folder and the first metadata do.
   loadOSD().catch(() => {});
-  window.addEventListener("hashchange", route);
+  // The link followed, not whatever the address holds when the event is
+  // handled.
+  window.addEventListener("hashchange", (e) => route(new URL(e.newURL).hash));
   route();
 }
 
