@@ -31,8 +31,10 @@ type settings struct {
 	CacheMemoryBytes int64
 	CachePolicy      string
 	CacheDoorkeeper  bool
-	MaxAge           int
-	LogLevel         string
+	// RegionsFromPyramid is pipeline.Config.RegionsFromPyramid.
+	RegionsFromPyramid bool
+	MaxAge             int
+	LogLevel           string
 	// memcached tuning and the open-source cache budget.
 	MemcachedTTL     time.Duration
 	MemcachedMaxItem int64
@@ -90,6 +92,7 @@ var options = []option{
 	{"cache-memory-bytes", "0", "in-process tile cache budget in bytes (suffixes K, M, G, T; 0 = from total memory)"},
 	{"cache-policy", "tinylfu", "in-process eviction policy: tinylfu or lru"},
 	{"cache-doorkeeper", "true", "keep a tile passed on as stored in a local slide in the in-process tier from its second recent request, not its first (tiles requested once take no memory; re-reading one costs one read of the file)"},
+	{"regions-from-pyramid", "false", "make regions, thumbnails, DeepZoom and IIIF images from the pyramid level they need, made as the zxy tiles of that level are (and sharing their cache), not from the finest stored level as large_image does: several times faster below the stored levels, pixels within JPEG noise of large_image's"},
 	{"max-age", "3600", "Cache-Control max-age of image responses, seconds"},
 	{"log-level", "info", "log level: debug, info, warn or error"},
 	{"disk-cache", "", "directory of the persistent disk tile cache tier (behind memory and memcached); empty turns the tier off"},
@@ -138,6 +141,26 @@ func (f listFlag) Set(v string) error {
 	return nil
 }
 
+// boolFlag is a switch: given alone (--prefetch) it is "true"; with a
+// value (--prefetch=false) it keeps the text, checked with the other
+// sources' values once they are merged.
+type boolFlag struct{ p *string }
+
+func (f boolFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f boolFlag) Set(v string) error {
+	*f.p = v
+	return nil
+}
+
+// IsBoolFlag lets the flag package accept the flag without a value.
+func (f boolFlag) IsBoolFlag() bool { return true }
+
 // cacheKeyEnv holds the disk tier key itself (hex or base64); it is not a
 // flag so the key never shows in a process list.
 const cacheKeyEnv = "TILESERVER_CACHE_KEY"
@@ -156,6 +179,13 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 		if listOptions[o.name] {
 			p := new(string)
 			fs.Var(listFlag{p}, o.name, o.usage+" (env "+envName(o.name)+")")
+			flagVals[o.name] = p
+			continue
+		}
+		if o.def == "true" || o.def == "false" {
+			p := new(string)
+			*p = o.def
+			fs.Var(boolFlag{p}, o.name, o.usage+" (env "+envName(o.name)+")")
 			flagVals[o.name] = p
 			continue
 		}
@@ -352,7 +382,8 @@ func parseSettings(v map[string]string) (settings, error) {
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"warm-on-import", &s.WarmOnImport}, {"prefetch", &s.Prefetch}, {"cache-doorkeeper", &s.CacheDoorkeeper}} {
+	}{{"warm-on-import", &s.WarmOnImport}, {"prefetch", &s.Prefetch}, {"cache-doorkeeper", &s.CacheDoorkeeper},
+		{"regions-from-pyramid", &s.RegionsFromPyramid}} {
 		if *b.dst, err = strconv.ParseBool(strings.TrimSpace(v[b.name])); err != nil {
 			return s, fmt.Errorf("--%s: %q is not true or false", b.name, v[b.name])
 		}

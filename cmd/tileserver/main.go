@@ -164,7 +164,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	remoteClient := pipeline.DefaultHTTPClient()
 	pl, err := pipeline.New(pipeline.Config{Tiles: tiles, Sources: sources, HTTPClient: remoteClient, DICOMweb: archives, Work: budget,
-		Open: open, OpenSeries: openSeries})
+		Open: open, OpenSeries: openSeries, RegionsFromPyramid: cfg.RegionsFromPyramid})
 	if err != nil {
 		return err
 	}

@@ -87,17 +87,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 // and stops it as SIGINT would.
 func TestRunServesAndShutsDown(t *testing.T) {
 	dir := t.TempDir()
-	slides := filepath.Join(dir, "slides")
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "openslide-python", "boxes.tiff"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(slides, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(slides, "boxes.tiff"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	slides := slideRoot(t, dir, "openslide-python/boxes.tiff", "boxes.tiff")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -239,11 +229,20 @@ func TestDiskAndBackgroundSettings(t *testing.T) {
 		s.WarmWorkers != 3 || s.PrefetchWorkers != 2 || s.PrecacheBatch != 3 || s.PrecacheAhead != 9 {
 		t.Errorf("precedence: %+v", s)
 	}
+	// A switch given alone is on, over the environment.
+	s, err = loadSettings([]string{"--warm-on-import", "--regions-from-pyramid"},
+		envMap(map[string]string{"TILESERVER_WARM_ON_IMPORT": "false"}), io.Discard)
+	if err != nil || !s.WarmOnImport || !s.RegionsFromPyramid {
+		t.Errorf("switches alone: %v %+v", err, s)
+	}
+	if s, err = loadSettings(nil, envMap(nil), io.Discard); err != nil || s.RegionsFromPyramid {
+		t.Errorf("regions from the pyramid by default: %v %v", s.RegionsFromPyramid, err)
+	}
 	if s, err = loadSettings([]string{"--disk-cache-ttl", "7d"}, envMap(nil), io.Discard); err != nil || s.DiskTTL != 7*24*time.Hour {
 		t.Errorf("7d: %v %v", s.DiskTTL, err)
 	}
 	for _, args := range [][]string{{"--disk-cache-ttl", "soon"}, {"--disk-cache-ttl", "-1h"}, {"--disk-cache-size", "lots"},
-		{"--warm-workers", "0"}, {"--prefetch", "maybe"}, {"--precache-ahead", "x"}} {
+		{"--warm-workers", "0"}, {"--prefetch=maybe"}, {"--regions-from-pyramid=often"}, {"--precache-ahead", "x"}} {
 		if _, err := loadSettings(args, envMap(nil), io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
@@ -286,7 +285,7 @@ func TestMemcachedAndSourceCacheSettings(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--memcached-timeout", "0"}, {"--memcached-max-item", "0"},
 		{"--memcached-pool", "0"}, {"--source-cache-bytes", "much"}, {"--memcached-ttl", "later"},
-		{"--cache-doorkeeper", "sometimes"}} {
+		{"--cache-doorkeeper=sometimes"}} {
 		if _, err := loadSettings(args, envMap(nil), io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
@@ -341,6 +340,24 @@ func TestCacheKeyFileAndEnv(t *testing.T) {
 }
 
 // server is one run of the command for a test.
+// slideRoot makes dir/slides holding a copy of the test file src (a path
+// under ../shared/testdata) named name, and returns its path.
+func slideRoot(t *testing.T, dir, src, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", filepath.FromSlash(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slides := filepath.Join(dir, "slides")
+	if err := os.MkdirAll(slides, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(slides, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return slides
+}
+
 type server struct {
 	base   string
 	cancel context.CancelFunc
@@ -390,17 +407,7 @@ func getJSON(t *testing.T, url string, v any) {
 // next run over the same directory and key, and a miss under another key.
 func TestRunWithDiskCache(t *testing.T) {
 	dir := t.TempDir()
-	slides := filepath.Join(dir, "slides")
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "openslide-python", "boxes.tiff"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(slides, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(slides, "boxes.tiff"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	slides := slideRoot(t, dir, "openslide-python/boxes.tiff", "boxes.tiff")
 	args := []string{"--data", filepath.Join(dir, "data"), "--slides", slides, "--admin-token", "tok",
 		"--disk-cache", filepath.Join(dir, "disk"), "--warm-on-import=false", "--prefetch=false"}
 	key := map[string]string{"TILESERVER_CACHE_KEY": strings.Repeat("5a", 32)}
@@ -469,9 +476,54 @@ func TestRunWithDiskCache(t *testing.T) {
 	sv.stop(t)
 
 	// A key of the wrong length stops start-up with a clear error.
-	err = run(context.Background(), append(args, "--addr", "127.0.0.1:0"),
+	err := run(context.Background(), append(args, "--addr", "127.0.0.1:0"),
 		envMap(map[string]string{"TILESERVER_CACHE_KEY": "00ff"}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "32 bytes") {
 		t.Errorf("short key: %v", err)
+	}
+}
+
+// TestRunRegionsFromPyramid: with --regions-from-pyramid a region at 5× of
+// a slide storing only 20× is made from the zxy tiles of level 2 (so
+// those tiles are in the cache afterwards); by default it is made from
+// full resolution, as large_image makes it, and leaves them uncached.
+func TestRunRegionsFromPyramid(t *testing.T) {
+	dir := t.TempDir()
+	slides := slideRoot(t, dir, "libvips/CMU-1-Small-Region.svs", "cmu.svs")
+	get := func(u string) *http.Response {
+		t.Helper()
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d", u, res.StatusCode)
+		}
+		return res
+	}
+	for _, c := range []struct {
+		flag string
+		want string
+	}{{"--regions-from-pyramid", "hit-memory"}, {"--regions-from-pyramid=false", "miss"}} {
+		sv := startServer(t, []string{"--data", filepath.Join(dir, "data"+c.flag), "--slides", slides,
+			"--warm-on-import=false", "--prefetch=false", c.flag}, nil)
+		var items []map[string]any
+		for i := 0; i < 200 && len(items) == 0; i++ {
+			getJSON(t, sv.base+"/api/v1/item?text=cmu", &items)
+			if len(items) == 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if len(items) != 1 {
+			t.Fatalf("cmu.svs not imported: %v", items)
+		}
+		item := sv.base + "/api/v1/item/" + items[0]["_id"].(string)
+		get(item + "/tiles/region?magnification=5&encoding=PNG")
+		if got := get(item + "/tiles/zxy/2/1/1").Header.Get("X-Tile-Cache"); got != c.want {
+			t.Errorf("%s: tile 2/1/1 after the region at 5×: %s, want %s", c.flag, got, c.want)
+		}
+		sv.stop(t)
 	}
 }

@@ -68,9 +68,15 @@ func ptrIf(ok bool, v float64) *float64 {
 }
 
 // FuzzRegion covers the region path: bounds in every unit, output size,
-// fill canvases (letterboxing), magnification, resampling and encodings.
+// fill canvases (letterboxing), magnification, resampling and encodings,
+// as large_image reads regions and from the pyramid
+// (Config.RegionsFromPyramid).
 func FuzzRegion(f *testing.F) {
-	p := fuzzPipeline(f)
+	exact := fuzzPipeline(f)
+	pyramid, err := New(Config{Tiles: exact.tiles, RegionsFromPyramid: true})
+	if err != nil {
+		f.Fatal(err)
+	}
 	loc := cmuLoc(f)
 	f.Add(0.0, 0.0, 2220.0, 2.0, 100000, 100000, uint8(0xff), "red", "", "", "JPEG")
 	f.Add(-100.0, -50.0, 0.5, 0.5, 300, 200, uint8(0x3f), "corner:#00f8", "fraction", "2", "PNG")
@@ -98,9 +104,11 @@ func FuzzRegion(f *testing.F) {
 				return // refused by the HTTP layer's parameter parsing
 			}
 		}
-		before := heapNow()
-		_, err := p.Region(context.Background(), loc, req)
-		checkFuzzResult(t, err, before)
+		for _, p := range []*Pipeline{exact, pyramid} {
+			before := heapNow()
+			_, err := p.Region(context.Background(), loc, req)
+			checkFuzzResult(t, err, before)
+		}
 	})
 }
 

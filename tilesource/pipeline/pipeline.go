@@ -41,6 +41,16 @@ type Config struct {
 	// DICOMweb are the configured DICOMweb archives (their URLs and
 	// credentials); nil knows none, and series named by URL still open.
 	DICOMweb *dicomweb.Archives
+	// RegionsFromPyramid makes images of an area (regions, thumbnails,
+	// DeepZoom and IIIF images) from the pyramid level their output
+	// needs, made like the zxy route's tiles of that level (and through
+	// the same cache entries) when the file does not store it. large_image
+	// instead reads the finest level within two of the needed one from
+	// the file and scales it with LANCZOS: at 5× of a slide that stores
+	// only 20×, 16 times the output's pixels. The pixels differ from
+	// large_image's by about JPEG noise. The analysis routes (histogram,
+	// bands, pixel) always read as large_image does.
+	RegionsFromPyramid bool
 }
 
 // Pipeline implements Service.
@@ -61,6 +71,8 @@ type Pipeline struct {
 	// jpegLevels remembers which stored levels hold plain JPEG tiles
 	// (levelIsJPEG), keyed by source identity, frame and level.
 	jpegLevels sync.Map
+	// pyramidRegions is Config.RegionsFromPyramid.
+	pyramidRegions bool
 }
 
 var _ Service = (*Pipeline)(nil)
@@ -68,7 +80,7 @@ var _ Service = (*Pipeline)(nil)
 // New returns a pipeline over cfg's caches.
 func New(cfg Config) (*Pipeline, error) {
 	p := &Pipeline{tiles: cfg.Tiles, sources: cfg.Sources, open: cfg.Open, client: cfg.HTTPClient, work: cfg.Work,
-		archives: cfg.DICOMweb}
+		archives: cfg.DICOMweb, pyramidRegions: cfg.RegionsFromPyramid}
 	if p.client == nil {
 		p.client = DefaultHTTPClient()
 	}

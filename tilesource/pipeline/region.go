@@ -37,6 +37,7 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		return nil, err
 	}
 	rr.style = style
+	rr.pyramid = p.pyramidRegions
 	var res *Result
 	err = p.withSource(ctx, loc, func(src tilesource.Source) error {
 		plan, err := planRegion(src.Info(), &rr, enc)
@@ -71,12 +72,22 @@ func (p *Pipeline) Region(ctx context.Context, loc Locator, req RegionRequest) (
 		}
 		// Regions are cached as thumbnails are, under what decides their
 		// bytes, so the same area asked in other units is one entry.
-		key := tilecache.Key(identity(loc), "region", plan.key(), strconv.Itoa(rr.frame),
+		key := tilecache.Key(identity(loc), p.areaKind("region"), plan.key(), strconv.Itoa(rr.frame),
 			rr.fill.key(), encodingKey(enc, req.Encode), style.key)
 		res, err = p.cachedEncoded(ctx, key, enc, mime, req.Encode, render)
 		return err
 	})
 	return res, err
+}
+
+// areaKind names a kind of cached image of an area (region, thumbnail,
+// ...) so that the pixels of Config.RegionsFromPyramid are never served as
+// large_image's, or the other way round, by a shared tier.
+func (p *Pipeline) areaKind(kind string) string {
+	if p.pyramidRegions {
+		return kind + "@pyramid"
+	}
+	return kind
 }
 
 // maxCachedRegionPixels bounds the regions kept in the tile cache: those
@@ -140,7 +151,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	if w == 0 && h == 0 {
 		w, h = 256, 256
 	}
-	rr := regionParams{frame: req.Frame, style: style}
+	rr := regionParams{frame: req.Frame, style: style, pyramid: p.pyramidRegions}
 	if w != 0 {
 		rr.maxW = &w
 	}
@@ -150,7 +161,7 @@ func (p *Pipeline) Thumbnail(ctx context.Context, loc Locator, req ThumbnailRequ
 	if rr.fill, err = parseFill(req.Fill); err != nil {
 		return nil, err
 	}
-	key := tilecache.Key(identity(loc), "thumbnail", strconv.Itoa(w), strconv.Itoa(h),
+	key := tilecache.Key(identity(loc), p.areaKind("thumbnail"), strconv.Itoa(w), strconv.Itoa(h),
 		strconv.Itoa(req.Frame), rr.fill.key(), encodingKey(enc, req.Encode), style.key)
 	o := req.Encode
 	if enc == "TILED" {
@@ -249,8 +260,9 @@ func (p *Pipeline) DZITile(ctx context.Context, loc Locator, req DZIRequest) (*R
 		h = (bottom - top + f - 1) / f
 	}
 	fl, ft, fr, fb := float64(left), float64(top), float64(right), float64(bottom)
-	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style}
-	key := tilecache.Key(identity(loc), "dzi", strconv.Itoa(req.Level), strconv.Itoa(req.X),
+	rr := regionParams{left: &fl, top: &ft, right: &fr, bottom: &fb, maxW: &w, maxH: &h, frame: req.Frame, style: style,
+		pyramid: p.pyramidRegions}
+	key := tilecache.Key(identity(loc), p.areaKind("dzi"), strconv.Itoa(req.Level), strconv.Itoa(req.X),
 		strconv.Itoa(req.Y), strconv.Itoa(ts), strconv.Itoa(ov), strconv.Itoa(req.Frame),
 		encodingKey(enc, req.Encode), style.key)
 	return p.cachedEncoded(ctx, key, enc, mime, req.Encode, func(ctx context.Context) (*encode.Image, error) {
@@ -321,6 +333,10 @@ type regionParams struct {
 	// geom, when set, receives where the assembled pixels lie in their
 	// level.
 	geom *regionGeom
+	// pyramid reads the region from the level the output needs, stored or
+	// not (Config.RegionsFromPyramid), instead of large_image's preferred
+	// level.
+	pyramid bool
 }
 
 // regionGeom places an assembled region in its level: its top-left level
@@ -685,7 +701,11 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 	if outW != rW || outH != rH {
 		ratio := math.Min(float64(outW)/float64(rW), float64(outH)/float64(rH))
 		l := full + int(math.Ceil(math.RoundToEven(math.Log2(ratio)*1e4)/1e4))
-		level = preferredLevel(info, max(0, l))
+		if rr.pyramid {
+			level = min(max(0, l), full)
+		} else {
+			level = preferredLevel(info, max(0, l))
+		}
 		if byMag && rr.exact && float64(level) != magLevel {
 			return empty, nil
 		}
@@ -717,7 +737,8 @@ func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource
 	level, x0, y0, x1, y1, outW, outH := plan.level, plan.x0, plan.y0, plan.x1, plan.y1, plan.outW, plan.outH
 
 	// 6. Assembly from unstyled tiles of the level.
-	img, err := p.assemble(ctx, loc, src, rr.frame, level, x0, y0, x1, y1)
+	zxy := rr.pyramid && zxyPixelsApply(loc, info, level)
+	img, err := p.assemble(ctx, loc, src, rr.frame, level, x0, y0, x1, y1, zxy)
 	if err != nil {
 		return nil, err
 	}
@@ -727,7 +748,7 @@ func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource
 	// tile iterator gets its tiles from getTile, which applies the ICC
 	// correction unless the style turns it off.
 	if rr.style.pixels() {
-		if img, err = p.styleRegion(ctx, loc, src, rr.style.st, rr.frame, level, x0, y0, x1, y1, img); err != nil {
+		if img, err = p.styleRegion(ctx, loc, src, rr.style.st, rr.frame, level, x0, y0, x1, y1, zxy, img); err != nil {
 			return nil, err
 		}
 	} else if profile, intent := rr.style.profile(info); profile != nil {
@@ -779,8 +800,13 @@ func bounds(lo, hi, length *float64, size int) (int, int) {
 }
 
 // assemble pastes the tiles of level z covering [x0, x1)×[y0, y1) (level
-// pixels) into one image.
-func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x0, y0, x1, y1 int) (*encode.Image, error) {
+// pixels) into one image: unstyled raw tiles, or with zxy the zxy route's
+// JPEG tiles decoded (zxyPixels).
+func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x0, y0, x1, y1 int, zxy bool) (*encode.Image, error) {
+	read := p.readRaw
+	if zxy {
+		read = p.zxyPixels
+	}
 	info := src.Info()
 	tw, th := info.TileWidth, info.TileHeight
 	out := encode.NewImage(x1-x0, y1-y0, info.Bands, info.Format)
@@ -790,7 +816,7 @@ func (p *Pipeline) assemble(ctx context.Context, loc Locator, src tilesource.Sou
 	for ty := y0 / th; ty <= (y1-1)/th && ty < rows; ty++ {
 		for tx := x0 / tw; tx <= (x1-1)/tw && tx < cols; tx++ {
 			g.Go(func() error {
-				t, err := p.readRaw(gctx, loc, src, frame, z, tx, ty)
+				t, err := read(gctx, loc, src, frame, z, tx, ty)
 				if err != nil {
 					return err
 				}

@@ -297,11 +297,11 @@ func forStrips(img *encode.Image, fn func(*style.Raster)) {
 // styleRegion styles an assembled region (level pixels [x0, x1)×[y0, y1) of
 // level z), reading other frames' pixels of the same area.
 func (p *Pipeline) styleRegion(ctx context.Context, loc Locator, src tilesource.Source, st *style.Style,
-	frame, z, x0, y0, x1, y1 int, main *encode.Image) (*encode.Image, error) {
+	frame, z, x0, y0, x1, y1 int, zxy bool, main *encode.Image) (*encode.Image, error) {
 	return p.applyStyle(ctx, loc, src, st, frame, func(f int) (*encode.Image, error) {
 		if f == frame {
 			return main, nil
 		}
-		return p.assemble(ctx, loc, src, f, z, x0, y0, x1, y1)
+		return p.assemble(ctx, loc, src, f, z, x0, y0, x1, y1, zxy)
 	})
 }

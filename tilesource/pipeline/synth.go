@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"net/http"
 	"runtime"
 	"strconv"
 
@@ -189,12 +190,58 @@ func (p *Pipeline) childJPEG(ctx context.Context, loc Locator, src tilesource.So
 		}
 		return t.Encoded, nil
 	}
+	return p.zxyJPEG(ctx, loc, src, frame, z, x, y)
+}
+
+// zxyJPEG returns the zxy route's answer for a tile with the default
+// options (its JPEG, unstyled), through the tile cache under that route's
+// key when there is one.
+func (p *Pipeline) zxyJPEG(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) ([]byte, error) {
 	req := TileRequest{Z: z, X: x, Y: y, Frame: frame, Encode: DefaultEncode}
-	data, _, err := p.tiles.GetOrProduce(ctx, tileKey(loc, z, x, y, frame, encodingKey("JPEG", DefaultEncode), "", ""),
-		func(ctx context.Context) ([]byte, error) {
-			return p.produceTile(ctx, loc, src, req, "JPEG", edgeSpec{}, styleSpec{})
-		})
+	produce := func(ctx context.Context) ([]byte, error) {
+		return p.produceTile(ctx, loc, src, req, "JPEG", edgeSpec{}, styleSpec{})
+	}
+	if p.tiles == nil {
+		return produce(ctx)
+	}
+	data, _, err := p.tiles.GetOrProduce(ctx, tileKey(loc, z, x, y, frame, encodingKey("JPEG", DefaultEncode), "", ""), produce)
 	return data, err
+}
+
+// zxyPixelsApply reports whether a region read from level z of the pyramid
+// (Config.RegionsFromPyramid) takes its pixels from the zxy route's tiles
+// (zxyPixels): for a level the source does not store, of 8-bit grey or RGB
+// images without an ICC profile, whose zxy tiles are JPEG and hold exactly
+// the unstyled pixels. Stored levels are read as stored; other images
+// read synthesised levels as raw pixels.
+func zxyPixelsApply(loc Locator, info *tilesource.Info, z int) bool {
+	return !info.Stored[z] && info.Format == encode.Uint8 && (info.Bands == 1 || info.Bands == 3) &&
+		len(info.ICCProfile) == 0 && !loc.isTest()
+}
+
+// zxyPixels returns tile (x, y) of level z as a viewer sees it: the zxy
+// route's JPEG decoded. Regions read this way are made of the very tiles
+// the viewer shows (and reuse those it has fetched); the pixels depend
+// only on the source, never on what is cached.
+func (p *Pipeline) zxyPixels(ctx context.Context, loc Locator, src tilesource.Source, frame, z, x, y int) (*encode.Image, error) {
+	data, err := p.zxyJPEG(ctx, loc, src, frame, z, x, y)
+	if err != nil {
+		return nil, err
+	}
+	info := src.Info()
+	var img *encode.Image
+	err = p.step(ctx, info.TileWidth*info.TileHeight, func() error {
+		var err error
+		img, err = encode.Decode(data, "")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if img.Bands != info.Bands || img.Format != encode.Uint8 {
+		return nil, tilesource.Errorf(http.StatusInternalServerError, "Internal I/O failure: unexpected zxy tile")
+	}
+	return img, nil
 }
 
 // levelIsJPEG reports whether level z of frame is stored as plain JPEG

@@ -99,7 +99,7 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 	default:
 		return nil, tilesource.BadRequest("Invalid quality %q", req.Quality)
 	}
-	key := tilecache.Key(identity(loc), "transform", strconv.Itoa(req.Frame),
+	key := tilecache.Key(identity(loc), p.areaKind("transform"), strconv.Itoa(req.Frame),
 		strconv.Itoa(req.X), strconv.Itoa(req.Y), strconv.Itoa(req.W), strconv.Itoa(req.H),
 		strconv.Itoa(req.Width), strconv.Itoa(req.Height), strconv.FormatBool(req.Mirror),
 		strconv.Itoa(req.Rotate), req.Quality, encodingKey(enc, req.Encode))
@@ -107,7 +107,8 @@ func (p *Pipeline) Transform(ctx context.Context, loc Locator, req TransformRequ
 		l, t := float64(req.X), float64(req.Y)
 		r, b := float64(req.X+req.W), float64(req.Y+req.H)
 		w, h := req.Width, req.Height
-		rr := regionParams{left: &l, top: &t, right: &r, bottom: &b, maxW: &w, maxH: &h, frame: req.Frame}
+		rr := regionParams{left: &l, top: &t, right: &r, bottom: &b, maxW: &w, maxH: &h, frame: req.Frame,
+			pyramid: p.pyramidRegions}
 		img, err := p.regionImage(ctx, loc, rr, enc)
 		if err != nil {
 			return nil, err
