@@ -92,7 +92,7 @@ var options = []option{
 	{"cache-memory-bytes", "0", "in-process tile cache budget in bytes (suffixes K, M, G, T; 0 = from total memory)"},
 	{"cache-policy", "tinylfu", "in-process eviction policy: tinylfu or lru"},
 	{"cache-doorkeeper", "true", "keep a tile passed on as stored in a local slide in the in-process tier from its second recent request, not its first (tiles requested once take no memory; re-reading one costs one read of the file)"},
-	{"regions-from-pyramid", "false", "make regions, thumbnails, DeepZoom and IIIF images from the pyramid level they need, made as the zxy tiles of that level are (and sharing their cache), not from the finest stored level as large_image does: several times faster below the stored levels, pixels within JPEG noise of large_image's"},
+	{"regions-from-pyramid", "false", "make regions, thumbnails, DeepZoom and IIIF images from the pyramid level they need, made as the zxy tiles of that level are (and sharing their cache), not from the finest stored level as large_image does: several times faster below the stored levels once their tiles exist, pixels close to large_image's"},
 	{"max-age", "3600", "Cache-Control max-age of image responses, seconds"},
 	{"log-level", "info", "log level: debug, info, warn or error"},
 	{"disk-cache", "", "directory of the persistent disk tile cache tier (behind memory and memcached); empty turns the tier off"},

@@ -125,9 +125,39 @@ func TestPillowResampling(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, out.Pix, c.want)
 		}
 	}
+	// With a box (Pillow 9.4's Image.resize(size, LANCZOS, box=...)):
+	// fractional edges move the kernels' centres.
+	for _, c := range []struct {
+		box  [4]float64
+		want []uint8
+	}{
+		{[4]float64{1, 0, 7, 1}, []uint8{142, 128, 113}},
+		{[4]float64{0.5, 0, 7.5, 1}, []uint8{40, 254, 1, 215}},
+		{[4]float64{0, 0, 7.5, 1}, []uint8{2, 0, 219, 255, 68, 0, 158, 255}},
+	} {
+		out, ok := pilResizeBox(row(0, 0, 255, 255, 0, 0, 255, 255), c.box, len(c.want), 1, pilLanczos)
+		if !ok || string(out.Pix) != string(c.want) {
+			t.Errorf("box %v: %v, want %v", c.box, out, c.want)
+		}
+	}
+	rgb := &encode.Image{Width: 6, Height: 5, Bands: 3, Format: encode.Uint8, Pix: []uint8{
+		68, 32, 130, 60, 253, 230, 241, 194, 107, 48, 249, 14, 199, 221, 1, 228, 136, 117,
+		52, 162, 15, 11, 13, 4, 195, 110, 216, 14, 113, 224, 253, 119, 176, 118, 112, 235,
+		148, 11, 213, 51, 95, 151, 61, 170, 216, 97, 155, 145, 255, 201, 17, 245, 124, 206,
+		212, 88, 187, 191, 44, 224, 55, 83, 201, 189, 250, 15, 240, 22, 157, 201, 87, 86,
+		116, 6, 102, 118, 207, 176, 180, 235, 137, 2, 196, 66, 105, 218, 28, 246, 186, 102}}
+	out, ok := pilResizeBox(rgb, [4]float64{0.5, 0.25, 5.5, 4.75}, 4, 3, pilLanczos)
+	if want := []uint8{29, 119, 91, 175, 159, 159, 76, 183, 112, 210, 157, 123, 106, 43, 140, 49, 106, 209,
+		148, 158, 139, 247, 116, 137, 168, 90, 190, 120, 176, 173, 102, 208, 39, 200, 123, 88}; !ok || string(out.Pix) != string(want) {
+		t.Errorf("RGB box: %v, want %v", out, want)
+	}
+	if _, ok := pilResizeBox(rgb, [4]float64{0, 0, 6.5, 5}, 4, 3, pilLanczos); ok {
+		t.Error("a box past the image accepted")
+	}
+
 	// RGBA is scaled premultiplied, as Pillow does.
 	rgba := &encode.Image{Width: 2, Height: 1, Bands: 4, Format: encode.Uint8, Pix: []uint8{255, 0, 0, 255, 0, 0, 255, 0}}
-	out, _ := pilResize(rgba, 3, 1, pilBilinear)
+	out, _ = pilResize(rgba, 3, 1, pilBilinear)
 	if want := []uint8{255, 0, 0, 255, 255, 0, 0, 128, 0, 0, 0, 0}; string(out.Pix) != string(want) {
 		t.Errorf("rgba: %v, want %v", out.Pix, want)
 	}

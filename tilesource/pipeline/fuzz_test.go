@@ -82,6 +82,9 @@ func FuzzRegion(f *testing.F) {
 	f.Add(-100.0, -50.0, 0.5, 0.5, 300, 200, uint8(0x3f), "corner:#00f8", "fraction", "2", "PNG")
 	f.Add(10.0, 10.0, 1e300, math.Inf(1), 1, 70000, uint8(0xcf), "none", "mm", "0", "WEBP")
 	f.Add(0.0, 0.0, 500.0, 500.0, 0, 0, uint8(0x30), "", "mag_pixels", "3", "TIFF")
+	// At 10× (5 + 565 mod 40) from mid-pixel of level 3: a box from the
+	// pyramid.
+	f.Add(565.0, 741.0, 1665.0, 2224.0, 0, 0, uint8(0x1f), "", "", "", "PNG")
 	f.Fuzz(func(t *testing.T, left, top, right, bottom float64, width, height int, given uint8,
 		fill, units, resample, enc string) {
 		var w, h *int

@@ -50,18 +50,19 @@ func TestRegionsFromPyramid(t *testing.T) {
 	png := EncodeOptions{Encoding: "PNG"}
 	mag5 := 5.0
 
-	// The whole slide at 5× is level 2 (555×741 of 240-pixel tiles) as it
-	// stands: no scaling.
-	res, err := p.Region(ctx, loc, RegionRequest{Magnification: &mag5, Encode: png})
+	// An area on level 2's pixel grid at 5× is level 2's zxy tiles as
+	// they stand (555×740 of 240-pixel tiles): no scaling.
+	grid := RegionRequest{Magnification: &mag5, Right: ptr(2220.0), Bottom: ptr(2960.0), Encode: png}
+	res, err := p.Region(ctx, loc, grid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := decode(t, res.Data)
-	if got.Width != 555 || got.Height != 741 {
+	got := toMode(decode(t, res.Data), modeRGB)
+	if got.Width != 555 || got.Height != 740 {
 		t.Fatalf("region at 5×: %dx%d", got.Width, got.Height)
 	}
 	produced := tiles.Stats().Produced
-	want := encode.NewImage(555, 741, 3, encode.Uint8)
+	want := encode.NewImage(555, 740, 3, encode.Uint8)
 	for ty := range 4 {
 		for tx := range 3 {
 			tile, err := p.Tile(ctx, loc, TileRequest{Z: 2, X: tx, Y: ty})
@@ -77,32 +78,56 @@ func TestRegionsFromPyramid(t *testing.T) {
 	if n := tiles.Stats().Produced - produced; n != 0 {
 		t.Errorf("the zxy tiles of level 2 were made again (%d productions)", n)
 	}
-	rgb := toMode(got, modeRGB)
-	for i, v := range rgb.Pix {
+	for i, v := range got.Pix {
 		if v != want.Pix[i] {
 			t.Fatalf("region at 5× differs from the zxy tiles of level 2 at pixel %d: %d, want %d", i/3, v, want.Pix[i])
 		}
 	}
 
-	// large_image's answer, from full resolution, for an area on level
-	// 2's pixel grid (the slide's 2967 rows are 741.75 of level 2: the
-	// whole slide is cut on that grid, as large_image cuts any level a
-	// file stores, and drifts by up to 3/4 of a pixel from the
-	// full-resolution answer).
-	grid := RegionRequest{Magnification: &mag5, Right: ptr(2220.0), Bottom: ptr(2960.0), Encode: png}
-	exact, err := newPipeline(t, nil).Region(ctx, loc, grid)
-	if err != nil {
-		t.Fatal(err)
+	// Against large_image's answer (from full resolution, LANCZOS). At
+	// the level's own size the area is cut on the level's grid, as
+	// large_image cuts a level the file stores: on the grid at 5×, and
+	// the whole slide at 5× (its 2967 rows are 741.75 of level 2: the
+	// bottom rows drift by up to 3/4 of a pixel). Scaled anyway, the
+	// area's exact span of the level is scaled (edges inside pixels), so
+	// nothing moves: the central quarter at 10× (742 rows of level 3
+	// from mid-pixel to 741), and the whole slide and the central quarter
+	// at 300 pixels wide (cut on the grid, these three were 21.5, 32.0
+	// and 25.1 dB).
+	quarter := func(r RegionRequest) RegionRequest {
+		r.Left, r.Top, r.Right, r.Bottom, r.Encode = ptr(555.0), ptr(741.0), ptr(1665.0), ptr(2224.0), png
+		return r
 	}
-	onGrid, err := p.Region(ctx, loc, grid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	li, ours := toMode(decode(t, exact.Data), modeRGB), toMode(decode(t, onGrid.Data), modeRGB)
-	if db := psnr(t, ours, li); db < 38 {
-		t.Errorf("region at 5× is %.1f dB from large_image's", db)
-	} else {
-		t.Logf("region at 5×: %.1f dB from large_image's", db)
+	for _, c := range []struct {
+		name string
+		req  RegionRequest
+		w, h int
+		dB   float64
+	}{
+		{"on the grid at 5×", grid, 555, 740, 38},
+		{"the whole slide at 5×", RegionRequest{Magnification: &mag5, Encode: png}, 555, 741, 26},
+		{"the central quarter at 10×", quarter(RegionRequest{Magnification: ptr(10.0)}), 555, 741, 31},
+		{"the whole slide 300 wide", RegionRequest{Width: ptr(300), Encode: png}, 300, 400, 38},
+		{"the central quarter 300 wide", quarter(RegionRequest{Width: ptr(300)}), 300, 400, 38},
+	} {
+		ours, err := p.Region(ctx, loc, c.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exact, err := newPipeline(t, nil).Region(ctx, loc, c.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := toMode(decode(t, ours.Data), modeRGB), toMode(decode(t, exact.Data), modeRGB)
+		if a.Width != c.w || a.Height != c.h {
+			t.Errorf("%s: %dx%d, want %dx%d", c.name, a.Width, a.Height, c.w, c.h)
+			continue
+		}
+		if db := psnr(t, a, b); db < c.dB {
+			t.Errorf("%s: %.1f dB from large_image's, want %g", c.name, db, c.dB)
+		} else {
+			t.Logf("%s: %.1f dB from large_image's", c.name, db)
+		}
 	}
 
 	// Another area at 5× whose tiles a viewer has fetched: read from them,

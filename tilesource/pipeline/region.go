@@ -585,12 +585,21 @@ type regionPlan struct {
 	outW, outH            int
 	// canvasW×canvasH is the final size, the fill's box included.
 	canvasW, canvasH int
+	// boxed scales box (left, top, right, bottom in the assembled
+	// pixels, fractions allowed) to the output rather than the whole
+	// assembly (see planRegion).
+	boxed bool
+	box   [4]float64
 }
 
 // key is the canonical form of the plan for cache keys.
 func (pl regionPlan) key() string {
-	return fmt.Sprintf("%d:%d,%d,%d,%d:%dx%d:%dx%d", pl.level, pl.x0, pl.y0, pl.x1, pl.y1,
+	k := fmt.Sprintf("%d:%d,%d,%d,%d:%dx%d:%dx%d", pl.level, pl.x0, pl.y0, pl.x1, pl.y1,
 		pl.outW, pl.outH, pl.canvasW, pl.canvasH)
+	if pl.boxed {
+		k += fmt.Sprintf(":%g,%g,%g,%g", pl.box[0], pl.box[1], pl.box[2], pl.box[3])
+	}
+	return k
 }
 
 // planRegion resolves rr against the image (steps 1 to 5 of
@@ -696,15 +705,16 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 		}
 	}
 
-	// 5. Level: the lowest with at least the needed resolution.
-	level := full
+	// 5. Level: the lowest with at least the needed resolution; liLevel
+	// is large_image's (they differ only for RegionsFromPyramid).
+	level, liLevel := full, full
 	if outW != rW || outH != rH {
 		ratio := math.Min(float64(outW)/float64(rW), float64(outH)/float64(rH))
 		l := full + int(math.Ceil(math.RoundToEven(math.Log2(ratio)*1e4)/1e4))
+		level = preferredLevel(info, max(0, l))
+		liLevel = level
 		if rr.pyramid {
 			level = min(max(0, l), full)
-		} else {
-			level = preferredLevel(info, max(0, l))
 		}
 		if byMag && rr.exact && float64(level) != magLevel {
 			return empty, nil
@@ -712,12 +722,37 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 	} else if byMag && rr.exact && float64(level) != magLevel {
 		return empty, nil
 	}
+	var box [4]float64
+	boxed := false
 	if level < full {
 		f := float64(int(1) << (full - level))
-		x0 = int(float64(x0) / f)
-		x1 = max(int(float64(x1)/f), x0+1)
-		y0 = int(float64(y0) / f)
-		y1 = max(int(float64(y1)/f), y0+1)
+		// The span of this level large_image's area covers (large_image
+		// cuts it on its own level's grid).
+		fl := float64(int(1) << (full - liLevel))
+		lx0, ly0 := int(float64(x0)/fl), int(float64(y0)/fl)
+		lx1, ly1 := max(int(float64(x1)/fl), lx0+1), max(int(float64(y1)/fl), ly0+1)
+		r := f / fl
+		fx0, fy0, fx1, fy1 := float64(lx0)/r, float64(ly0)/r, float64(lx1)/r, float64(ly1)/r
+		unscaled := max(int(fx1), int(fx0)+1)-int(fx0) == outW && max(int(fy1), int(fy0)+1)-int(fy0) == outH
+		if level != liLevel && !unscaled && info.Format == encode.Uint8 && info.Bands <= 4 && enc != "TILED" {
+			// The level read stands in for large_image's finer one, and
+			// the output is scaled anyway: scale exactly that span (its
+			// edges may fall inside pixels), so the picture is where
+			// large_image puts it at no extra cost. At the level's own
+			// size it is cut on the grid instead, as large_image cuts a
+			// level the file stores (moved by less than an output pixel),
+			// rather than paying a resampling pass.
+			x0, y0 = int(fx0), int(fy0)
+			x1, y1 = int(math.Ceil(fx1)), int(math.Ceil(fy1))
+			box = [4]float64{fx0 - float64(x0), fy0 - float64(y0), fx1 - float64(x0), fy1 - float64(y0)}
+			boxed = box != [4]float64{0, 0, float64(x1 - x0), float64(y1 - y0)}
+		} else {
+			// large_image cuts the area on the level's grid.
+			x0 = int(float64(x0) / f)
+			x1 = max(int(float64(x1)/f), x0+1)
+			y0 = int(float64(y0) / f)
+			y1 = max(int(float64(y1)/f), y0+1)
+		}
 		scale /= f
 	}
 	if rr.geom != nil {
@@ -727,7 +762,7 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 		return empty, err
 	}
 	return regionPlan{level: level, x0: x0, y0: y0, x1: x1, y1: y1, outW: outW, outH: outH,
-		canvasW: canvasW, canvasH: canvasH}, nil
+		canvasW: canvasW, canvasH: canvasH, boxed: boxed, box: box}, nil
 }
 
 // renderRegion makes the pixels of a planned region (steps 6 to 9 of
@@ -759,10 +794,14 @@ func (p *Pipeline) renderRegion(ctx context.Context, loc Locator, src tilesource
 	}
 
 	// 7. Final scaling, in the output's mode.
-	if img.Width != outW || img.Height != outH {
+	if img.Width != outW || img.Height != outH || plan.boxed {
 		if err := p.step(ctx, img.Width*img.Height+outW*outH, func() error {
 			var err error
-			img, err = scaleRegion(img, outW, outH, mode)
+			if plan.boxed {
+				img, err = scaleBox(img, plan.box, outW, outH, mode)
+			} else {
+				img, err = scaleRegion(img, outW, outH, mode)
+			}
 			return err
 		}); err != nil {
 			return nil, err
@@ -851,6 +890,17 @@ func scaleRegion(img *encode.Image, w, h int, mode regionMode) (*encode.Image, e
 		return out, err
 	}
 	return widen(out), nil
+}
+
+// scaleBox scales the area box of an 8-bit image to w×h in mode with
+// Pillow's LANCZOS, as large_image's getRegion shrinks the full-resolution
+// pixels the image stands in for (planRegion's boxed plans).
+func scaleBox(img *encode.Image, box [4]float64, w, h int, mode regionMode) (*encode.Image, error) {
+	out, ok := pilResizeBox(toMode(img, mode), box, w, h, pilLanczos)
+	if !ok {
+		return nil, tilesource.Errorf(http.StatusInternalServerError, "Internal I/O failure: cannot scale the region")
+	}
+	return out, nil
 }
 
 // widen returns an 8-bit image as 16-bit samples v×257 (numpy's

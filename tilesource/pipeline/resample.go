@@ -74,13 +74,20 @@ type pilCoeffs struct {
 // precomputeCoeffs is Pillow's precompute_coeffs followed by
 // normalize_coeffs_8bpc for an axis of inSize samples scaled to outSize.
 func precomputeCoeffs(inSize, outSize int, f pilFilter) pilCoeffs {
-	scale := float64(inSize) / float64(outSize)
+	return boxCoeffs(inSize, 0, float64(inSize), outSize, f)
+}
+
+// boxCoeffs is precomputeCoeffs for the span [in0, in1) of the axis
+// (Pillow's resize with a box): output xx is centred on input coordinate
+// in0 + (xx + 0.5)·(in1 - in0)/outSize.
+func boxCoeffs(inSize int, in0, in1 float64, outSize int, f pilFilter) pilCoeffs {
+	scale := (in1 - in0) / float64(outSize)
 	filterScale := max(scale, 1)
 	support := f.support * filterScale
 	c := pilCoeffs{start: make([]int, outSize), k: make([][]int32, outSize), packable: true}
 	w := make([]float64, int(math.Ceil(support))*2+1)
 	for xx := range outSize {
-		center := (float64(xx) + 0.5) * scale
+		center := in0 + (float64(xx)+0.5)*scale
 		xmin := max(int(center-support+0.5), 0)
 		xmax := min(int(center+support+0.5), inSize) - xmin
 		ww := 0.0
@@ -138,11 +145,21 @@ func clip8(v int64) uint8 {
 // Image.resize does with filter f, alpha premultiplied for the scaling as
 // Pillow does for LA and RGBA. ok is false for other images.
 func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
+	return pilResizeBox(img, [4]float64{0, 0, float64(img.Width), float64(img.Height)}, w, h, f)
+}
+
+// pilResizeBox is pilResize of the area box (left, top, right, bottom in
+// img's pixels, fractions allowed), as Pillow's Image.resize with a box.
+func pilResizeBox(img *encode.Image, box [4]float64, w, h int, f pilFilter) (*encode.Image, bool) {
 	if img.Format != encode.Uint8 || img.Bands < 1 || img.Bands > 4 || w <= 0 || h <= 0 ||
-		img.Width <= 0 || img.Height <= 0 {
+		img.Width <= 0 || img.Height <= 0 || !(box[0] >= 0 && box[0] < box[2] && box[2] <= float64(img.Width) &&
+		box[1] >= 0 && box[1] < box[3] && box[3] <= float64(img.Height)) {
 		return nil, false
 	}
-	if img.Width == w && img.Height == h {
+	// An axis is resampled unless the box spans all of it at its size.
+	horizontal := img.Width != w || box[0] != 0 || box[2] != float64(w)
+	vertical := img.Height != h || box[1] != 0 || box[3] != float64(h)
+	if !horizontal && !vertical {
 		return img, true
 	}
 	alpha := img.Bands == 2 || img.Bands == 4
@@ -153,8 +170,8 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 	nb := src.Bands
 	// Horizontal pass over the rows the vertical pass reads, then the
 	// vertical pass, as Pillow's ImagingResampleInner.
-	if src.Width != w {
-		hc := precomputeCoeffs(src.Width, w, f)
+	if horizontal {
+		hc := boxCoeffs(src.Width, box[0], box[2], w, f)
 		tmp := encode.NewImage(w, src.Height, nb, encode.Uint8)
 		in := src
 		packed := nb > 1 && hc.packable
@@ -198,9 +215,9 @@ func pilResize(img *encode.Image, w, h int, f pilFilter) (*encode.Image, bool) {
 		})
 		src = tmp
 	}
-	if src.Height != h {
+	if vertical {
 		// Rows are accumulated whole, so the source is read in order.
-		vc := precomputeCoeffs(src.Height, h, f)
+		vc := boxCoeffs(src.Height, box[1], box[3], h, f)
 		tmp := encode.NewImage(src.Width, h, nb, encode.Uint8)
 		stride := src.Width * nb
 		// Black rows add nothing to any sum.
