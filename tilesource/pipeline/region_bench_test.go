@@ -13,7 +13,8 @@ import (
 // level) against a full-resolution region of the same output size, and
 // the whole-slide tile z=0. The pyramid/ cases make the regions at 5× with
 // Config.RegionsFromPyramid: on an empty cache, once a viewer has fetched
-// the zxy tiles of level 2, and another area after a first one.
+// the zxy tiles of level 2 (from the origin and from mid-pixel), and
+// another area after a first one.
 func BenchmarkRegion(b *testing.B) {
 	level2Tiles := func(p *Pipeline, ctx context.Context, loc Locator) error {
 		for y := range 4 {
@@ -54,6 +55,8 @@ func BenchmarkRegion(b *testing.B) {
 		{"pyramid/mag5", nil, mag5At(0), true},
 		{"pyramid/mag5-after-tiles", level2Tiles, mag5At(0), true},
 		{"pyramid/mag5-after-mag5", mag5At(0), mag5At(4), true},
+		// Starting mid-pixel of level 2: cut on the grid all the same.
+		{"pyramid/mag5-mid-pixel-after-tiles", level2Tiles, mag5At(2), true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()

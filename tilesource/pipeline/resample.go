@@ -176,7 +176,7 @@ func pilResizeBox(img *encode.Image, box [4]float64, w, h int, f pilFilter) (*en
 		in := src
 		packed := nb > 1 && hc.packable
 		paired := hc.packable && (nb == 1 || nb == 3)
-		inRows(in.Height, in.Height*w*nb*len(hc.k[0]), func(y0, y1 int) {
+		inRows(in.Height, in.Height*w*nb*len(hc.k[len(hc.k)/2]), func(y0, y1 int) {
 			var lanes packedLanes
 			if packed {
 				lanes = newPackedLanes(in.Width, nb)
@@ -226,7 +226,7 @@ func pilResizeBox(img *encode.Image, box [4]float64, w, h int, f pilFilter) (*en
 			zero[y] = allZero(src.Pix[y*stride : (y+1)*stride])
 		}
 		in := src
-		inRows(h, h*stride*len(vc.k[0]), func(y0, y1 int) {
+		inRows(h, h*stride*len(vc.k[len(vc.k)/2]), func(y0, y1 int) {
 			if rows := newPackedRows(vc, stride); rows != nil {
 				for yy := y0; yy < y1; yy++ {
 					rows.resampleColumns(tmp.Pix[yy*stride:(yy+1)*stride], in.Pix, vc.start[yy], vc.k[yy], zero)
