@@ -48,9 +48,9 @@ type Config struct {
 	// instead reads the finest level within two of the needed one from
 	// the file and scales it with LANCZOS: at 5× of a slide that stores
 	// only 20×, 16 times the output's pixels. The pixels differ from
-	// large_image's by about JPEG noise, except that an area that is the
-	// output's size on the level is cut on the level's grid (moved by
-	// less than an output pixel; see planRegion). The analysis routes (histogram,
+	// large_image's by about JPEG noise, except that an area within a
+	// pixel of the output's size on the level is cut from the level's
+	// grid (moved by less than an output pixel; see planRegion). The analysis routes (histogram,
 	// bands, pixel) always read as large_image does.
 	RegionsFromPyramid bool
 }

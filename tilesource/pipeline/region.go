@@ -727,7 +727,7 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 		return empty, nil
 	}
 	var box [4]float64
-	boxed, edgeCol, edgeRow := false, false, false
+	boxed, edgeCol, edgeRow, cutGrid := false, false, false, false
 	if level < full {
 		f := float64(int(1) << (full - level))
 		// The span of this level large_image's area covers (large_image
@@ -737,18 +737,25 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 		lx1, ly1 := max(int(float64(x1)/fl), lx0+1), max(int(float64(y1)/fl), ly0+1)
 		r := f / fl
 		fx0, fy0, fx1, fy1 := float64(lx0)/r, float64(ly0)/r, float64(lx1)/r, float64(ly1)/r
-		cut := max(int(fx1), int(fx0)+1)-int(fx0) == outW && max(int(fy1), int(fy0)+1)-int(fy0) == outH
-		if level != liLevel && !cut && info.Format == encode.Uint8 && info.Bands <= 4 && enc != "TILED" {
-			// The level read stands in for large_image's finer one, and
-			// the output is scaled anyway: scale exactly that span (its
-			// edges may fall inside pixels), so the picture is where
-			// large_image puts it, at no extra cost. An area that is the
-			// output's size on the level is cut on the level's grid
-			// instead, as large_image cuts a level the file stores (moved
-			// by less than an output pixel): it is then the zxy tiles as
-			// they stand, and no resampling is paid for a shift no one
-			// sees (two passes made a region at 5× from cached tiles take
-			// 32 ms instead of 12).
+		switch {
+		case level == liLevel || info.Format != encode.Uint8 || info.Bands > 4 || enc == "TILED":
+			// large_image cuts the area on the level's grid (below).
+			cutGrid = true
+		case math.Abs(fx1-fx0-float64(outW)) < 1 && math.Abs(fy1-fy0-float64(outH)) < 1:
+			// The level read stands in for large_image's finer one and
+			// the area is within a pixel of the output's size on it: the
+			// output's size is cut from the level's grid where the area
+			// starts (moved and stretched by less than an output pixel,
+			// as large_image cuts a level the file stores). It is then the
+			// zxy tiles as they stand, and no resampling is paid for a
+			// shift no one sees (two passes made a region at 5× from
+			// cached tiles take 32 ms instead of 12).
+			x0, y0 = int(fx0), int(fy0)
+			x1, y1 = x0+outW, y0+outH
+		default:
+			// Scaled anyway: scale exactly that span (its edges may fall
+			// inside pixels), so the picture is where large_image puts
+			// it, at no extra cost.
 			x0, y0 = int(fx0), int(fy0)
 			x1, y1 = int(math.Ceil(fx1)), int(math.Ceil(fy1))
 			box = [4]float64{fx0 - float64(x0), fy0 - float64(y0), fx1 - float64(x0), fy1 - float64(y0)}
@@ -759,7 +766,8 @@ func planRegion(info *tilesource.Info, rr *regionParams, enc string) (regionPlan
 			// replaced by their whole neighbours.
 			edgeCol = float64(x1) > float64(info.SizeX)/f && x1-x0 >= 2
 			edgeRow = float64(y1) > float64(info.SizeY)/f && y1-y0 >= 2
-		} else {
+		}
+		if cutGrid {
 			// large_image cuts the area on the level's grid.
 			x0 = int(float64(x0) / f)
 			x1 = max(int(float64(x1)/f), x0+1)

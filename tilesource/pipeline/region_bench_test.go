@@ -55,7 +55,8 @@ func BenchmarkRegion(b *testing.B) {
 		{"pyramid/mag5", nil, mag5At(0), true},
 		{"pyramid/mag5-after-tiles", level2Tiles, mag5At(0), true},
 		{"pyramid/mag5-after-mag5", mag5At(0), mag5At(4), true},
-		// Starting mid-pixel of level 2: cut on the grid all the same.
+		// Starting mid-pixel of level 2 (554.5 level pixels to 554): cut
+		// on the grid all the same.
 		{"pyramid/mag5-mid-pixel-after-tiles", level2Tiles, mag5At(2), true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
