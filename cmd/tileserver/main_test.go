@@ -358,6 +358,23 @@ func slideRoot(t *testing.T, dir, src, name string) string {
 	return slides
 }
 
+// importedItem waits (bounded) for the background import to list the one
+// item whose name contains text, and returns its id.
+func importedItem(t *testing.T, base, text string) string {
+	t.Helper()
+	var items []map[string]any
+	for i := 0; i < 200 && len(items) == 0; i++ {
+		getJSON(t, base+"/api/v1/item?text="+text, &items)
+		if len(items) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if len(items) != 1 {
+		t.Fatalf("%s not imported: %v", text, items)
+	}
+	return items[0]["_id"].(string)
+}
+
 type server struct {
 	base   string
 	cancel context.CancelFunc
@@ -414,17 +431,7 @@ func TestRunWithDiskCache(t *testing.T) {
 
 	tile := func(sv *server) string {
 		t.Helper()
-		var items []map[string]any
-		for i := 0; i < 200 && len(items) == 0; i++ {
-			getJSON(t, sv.base+"/api/v1/item?text=boxes", &items)
-			if len(items) == 0 {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		if len(items) != 1 {
-			t.Fatalf("boxes.tiff not imported: %v", items)
-		}
-		res, err := http.Get(sv.base + "/api/v1/item/" + items[0]["_id"].(string) + "/tiles/zxy/3/1/1")
+		res, err := http.Get(sv.base + "/api/v1/item/" + importedItem(t, sv.base, "boxes") + "/tiles/zxy/3/1/1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,17 +516,7 @@ func TestRunRegionsFromPyramid(t *testing.T) {
 	}{{"--regions-from-pyramid", "hit-memory"}, {"--regions-from-pyramid=false", "miss"}} {
 		sv := startServer(t, []string{"--data", filepath.Join(dir, "data"+c.flag), "--slides", slides,
 			"--warm-on-import=false", "--prefetch=false", c.flag}, nil)
-		var items []map[string]any
-		for i := 0; i < 200 && len(items) == 0; i++ {
-			getJSON(t, sv.base+"/api/v1/item?text=cmu", &items)
-			if len(items) == 0 {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		if len(items) != 1 {
-			t.Fatalf("cmu.svs not imported: %v", items)
-		}
-		item := sv.base + "/api/v1/item/" + items[0]["_id"].(string)
+		item := sv.base + "/api/v1/item/" + importedItem(t, sv.base, "cmu")
 		get(item + "/tiles/region?magnification=5&encoding=PNG")
 		if got := get(item + "/tiles/zxy/2/1/1").Header.Get("X-Tile-Cache"); got != c.want {
 			t.Errorf("%s: tile 2/1/1 after the region at 5×: %s, want %s", c.flag, got, c.want)
