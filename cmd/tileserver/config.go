@@ -123,15 +123,24 @@ var options = []option{
 // are joined with commas, as in the environment.
 var listOptions = map[string]bool{"dicomweb": true}
 
-// listFlag is a flag.Value that appends each use to a comma-separated list.
-type listFlag struct{ p *string }
+// textFlag is a flag.Value keeping the text it is given, checked with the
+// other sources' values once they are merged.
+type textFlag struct{ p *string }
 
-func (f listFlag) String() string {
+func (f textFlag) String() string {
 	if f.p == nil {
 		return ""
 	}
 	return *f.p
 }
+
+func (f textFlag) Set(v string) error {
+	*f.p = v
+	return nil
+}
+
+// listFlag is a textFlag that appends each use to a comma-separated list.
+type listFlag struct{ textFlag }
 
 func (f listFlag) Set(v string) error {
 	if *f.p != "" {
@@ -142,21 +151,8 @@ func (f listFlag) Set(v string) error {
 }
 
 // boolFlag is a switch: given alone (--prefetch) it is "true"; with a
-// value (--prefetch=false) it keeps the text, checked with the other
-// sources' values once they are merged.
-type boolFlag struct{ p *string }
-
-func (f boolFlag) String() string {
-	if f.p == nil {
-		return ""
-	}
-	return *f.p
-}
-
-func (f boolFlag) Set(v string) error {
-	*f.p = v
-	return nil
-}
+// value (--prefetch=false) it keeps the text.
+type boolFlag struct{ textFlag }
 
 // IsBoolFlag lets the flag package accept the flag without a value.
 func (f boolFlag) IsBoolFlag() bool { return true }
@@ -178,14 +174,14 @@ func loadSettings(args []string, lookupEnv func(string) (string, bool), stderr i
 	for _, o := range options {
 		if listOptions[o.name] {
 			p := new(string)
-			fs.Var(listFlag{p}, o.name, o.usage+" (env "+envName(o.name)+")")
+			fs.Var(listFlag{textFlag{p}}, o.name, o.usage+" (env "+envName(o.name)+")")
 			flagVals[o.name] = p
 			continue
 		}
 		if o.def == "true" || o.def == "false" {
 			p := new(string)
 			*p = o.def
-			fs.Var(boolFlag{p}, o.name, o.usage+" (env "+envName(o.name)+")")
+			fs.Var(boolFlag{textFlag{p}}, o.name, o.usage+" (env "+envName(o.name)+")")
 			flagVals[o.name] = p
 			continue
 		}

@@ -44,7 +44,7 @@ func runImportDICOMweb(ctx context.Context, args []string, lookupEnv func(string
 	for _, o := range options {
 		if listOptions[o.name] {
 			p := new(string)
-			fs.Var(listFlag{p}, o.name, o.usage)
+			fs.Var(listFlag{textFlag{p}}, o.name, o.usage)
 			server[o.name] = p
 			continue
 		}
